@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+)
+
+func inventoryCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "inventory",
+		Usage:     "show an inventory as metalk8s (and Ansible) reads it",
+		ArgsUsage: "[hosts.ini]",
+		Description: "--list prints the same JSON document as `ansible-inventory -i FILE --list`;\n" +
+			"--host prints one host's merged variables; --check validates the cluster the\n" +
+			"inventory describes and prints its roles and storage.",
+		Flags: []cli.Flag{
+			inventoryFlag,
+			&cli.BoolFlag{Name: "list", Usage: "print all groups and host variables as JSON, like ansible-inventory --list"},
+			&cli.StringFlag{Name: "host", Usage: "print the merged variables of `HOST` as JSON"},
+			&cli.BoolFlag{Name: "check", Usage: "validate the inventory as a metalk8s cluster"},
+		},
+		Action: func(c *cli.Context) error {
+			modes := 0
+			for _, f := range []string{"list", "host", "check"} {
+				if c.IsSet(f) {
+					modes++
+				}
+			}
+			if modes != 1 {
+				return usageError{"inventory: give exactly one of --list, --host HOST, --check"}
+			}
+			p, err := inventoryPath(c)
+			if err != nil {
+				return err
+			}
+			inv, err := inventory.Load(p)
+			if err != nil {
+				return err
+			}
+			out := c.App.Writer
+			switch {
+			case c.Bool("list"):
+				_, err = out.Write(inventory.MarshalPython(inv.List()))
+				return err
+			case c.IsSet("host"):
+				h, ok := inv.Hosts[c.String("host")]
+				if !ok {
+					return usageError{fmt.Sprintf("inventory: no host %q in %s", c.String("host"), p)}
+				}
+				_, err = out.Write(inventory.MarshalPython(h.Vars))
+				return err
+			}
+			cl, err := inventory.NewCluster(inv)
+			if err != nil {
+				return err
+			}
+			printCluster(out, cl)
+			return nil
+		},
+	}
+}
+
+func printCluster(w io.Writer, cl *inventory.Cluster) {
+	names := func(ns []*inventory.Node) string {
+		var s []string
+		for _, n := range ns {
+			s = append(s, n.Name)
+		}
+		return strings.Join(s, ", ")
+	}
+	fmt.Fprintf(w, "%s: valid\n", cl.Inventory.Path)
+	fmt.Fprintf(w, "  control plane: %s\n", names(cl.ControlPlane))
+	fmt.Fprintf(w, "  etcd:          %s\n", names(cl.Etcd))
+	fmt.Fprintf(w, "  workers:       %s\n", names(cl.Workers))
+	for _, n := range cl.Nodes {
+		ssh := n.SSH
+		target := fmt.Sprintf("%s:%d", ssh.Host, ssh.Port)
+		if ssh.User != "" {
+			target = ssh.User + "@" + target
+		}
+		for _, j := range ssh.Jumps {
+			target += " via " + j.String()
+		}
+		if ssh.Become {
+			target += " (sudo)"
+		}
+		fmt.Fprintf(w, "  %s: ssh %s, address %s\n", n.Name, target, n.Address())
+		for _, vg := range n.Storage {
+			var lvs []string
+			for _, lv := range vg.LVs {
+				lvs = append(lvs, lv.Name+" "+lv.Size)
+			}
+			fmt.Fprintf(w, "    vg %s on %s: %s\n", vg.Name, strings.Join(vg.Drives, ", "), strings.Join(lvs, ", "))
+		}
+	}
+}

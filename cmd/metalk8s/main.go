@@ -1,0 +1,139 @@
+// Command metalk8s provisions an on-premises Kubernetes cluster over SSH
+// from an Ansible-style inventory.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+)
+
+// Set by the build (-ldflags "-X main.version=...").
+var version = "dev"
+
+// Exit codes.
+const (
+	exitOK      = 0
+	exitFailure = 1
+	exitUsage   = 2 // bad usage or bad input
+)
+
+// usageError marks mistakes in how metalk8s was called.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func main() {
+	os.Exit(run(os.Args, os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	app := newApp(stdout, stderr)
+	err := app.Run(args)
+	if err == nil {
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "metalk8s: %v\n", err)
+	return exitCode(err)
+}
+
+func exitCode(err error) int {
+	var ue usageError
+	var ie *inventory.Error
+	var ec cli.ExitCoder
+	switch {
+	case errors.As(err, &ue), errors.As(err, &ie):
+		return exitUsage
+	case errors.As(err, &ec):
+		return ec.ExitCode()
+	}
+	return exitFailure
+}
+
+func newApp(stdout, stderr io.Writer) *cli.App {
+	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+	app := &cli.App{
+		Name:    "metalk8s",
+		Usage:   "provision an on-premises Kubernetes cluster over SSH, from an Ansible inventory",
+		Version: version,
+		Description: "metalk8s reads the hosts.ini you use with Ansible and, over SSH, prepares every node,\n" +
+			"builds LVM storage, an etcd cluster, a kubeadm control plane and the addon stack.\n\n" +
+			"Exit codes: 0 success, 1 failure, 2 bad usage or bad input.",
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		HideHelpCommand: true,
+		ExitErrHandler:  func(*cli.Context, error) {}, // main prints errors and picks the code
+		OnUsageError:    onUsage,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return usageError{fmt.Sprintf("unknown command %q; see metalk8s --help", c.Args().First())}
+			}
+			return cli.ShowAppHelp(c)
+		},
+		Commands: []*cli.Command{
+			upCommand(),
+			planCommand(),
+			addNodeCommand(),
+			inventoryCommand(),
+			versionCommand(),
+		},
+	}
+	for _, c := range app.Commands {
+		c.OnUsageError = onUsage
+		c.HideHelpCommand = true
+	}
+	return app
+}
+
+// inventoryFlag is the inventory path, as -i like Ansible or as the first argument.
+var inventoryFlag = &cli.StringFlag{
+	Name:    "inventory",
+	Aliases: []string{"i"},
+	Usage:   "Ansible INI inventory `FILE` (or give it as the first argument)",
+}
+
+func inventoryPath(c *cli.Context) (string, error) {
+	p := c.String("inventory")
+	if c.NArg() > 0 {
+		if p != "" {
+			return "", usageError{fmt.Sprintf("%s: give the inventory once, as -i or as an argument", c.Command.Name)}
+		}
+		if c.NArg() > 1 {
+			return "", usageError{fmt.Sprintf("%s: unexpected arguments after the inventory: %v", c.Command.Name, c.Args().Slice()[1:])}
+		}
+		p = c.Args().First()
+	}
+	if p == "" {
+		return "", usageError{fmt.Sprintf("%s: no inventory given: metalk8s %s hosts.ini", c.Command.Name, c.Command.Name)}
+	}
+	return p, nil
+}
+
+// loadCluster reads and validates the inventory.
+func loadCluster(c *cli.Context) (*inventory.Cluster, error) {
+	p, err := inventoryPath(c)
+	if err != nil {
+		return nil, err
+	}
+	inv, err := inventory.Load(p)
+	if err != nil {
+		return nil, err
+	}
+	return inventory.NewCluster(inv)
+}
+
+func versionCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "version",
+		Usage: "print the version of metalk8s",
+		Action: func(c *cli.Context) error {
+			fmt.Fprintf(c.App.Writer, "metalk8s %s\n", version)
+			return nil
+		},
+	}
+}
