@@ -80,6 +80,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			planCommand(),
 			addNodeCommand(),
 			inventoryCommand(),
+			execCommand(),
 			versionCommand(),
 		},
 	}

@@ -1,0 +1,224 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+)
+
+// sshFlags are the connection settings shared by every command that
+// reaches hosts.
+func sshFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "known-hosts", Usage: "known_hosts `FILE` to verify host keys with (default ~/.ssh/known_hosts)"},
+		&cli.BoolFlag{Name: "trust-new-hosts", Usage: "record the key of a host seen for the first time, then verify it from then on (OpenSSH's accept-new); a changed key is always refused"},
+		&cli.StringFlag{Name: "bastion", Usage: "reach hosts that name no ProxyJump through `[USER@]HOST[:PORT]`"},
+		&cli.BoolFlag{Name: "ask-become-pass", Aliases: []string{"K"}, Usage: "ask once for the sudo password of become hosts"},
+		&cli.IntFlag{Name: "forks", Value: 50, Usage: "how many hosts to work on at once"},
+		&cli.DurationFlag{Name: "connect-timeout", Value: 0, Usage: "SSH connect timeout (default 15s)"},
+		&cli.DurationFlag{Name: "timeout", Usage: "per-command timeout (default none)"},
+	}
+}
+
+// askTTY reads a secret from the terminal, or fails when there is none.
+func askTTY(prompt string) ([]byte, error) {
+	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
+	if err != nil || !term.IsTerminal(int(tty.Fd())) {
+		if tty != nil {
+			tty.Close()
+		}
+		return nil, ssh.ErrNoTerminal
+	}
+	defer tty.Close()
+	fmt.Fprint(tty, prompt)
+	b, err := term.ReadPassword(int(tty.Fd()))
+	fmt.Fprintln(tty)
+	return b, err
+}
+
+func newPool(c *cli.Context) (*ssh.Pool, error) {
+	opts := ssh.Options{
+		KnownHosts:     c.String("known-hosts"),
+		TrustNewHosts:  c.Bool("trust-new-hosts"),
+		Bastion:        c.String("bastion"),
+		ConnectTimeout: c.Duration("connect-timeout"),
+		CommandTimeout: c.Duration("timeout"),
+	}
+	var once sync.Mutex
+	asked := map[string]bool{}
+	opts.Passphrase = func(file string) ([]byte, error) {
+		once.Lock()
+		defer once.Unlock()
+		asked[file] = true
+		return askTTY(fmt.Sprintf("Passphrase for %s: ", file))
+	}
+	if c.Bool("ask-become-pass") {
+		pw, err := askTTY("BECOME password: ")
+		if err != nil {
+			return nil, usageError{fmt.Sprintf("--ask-become-pass: %v", err)}
+		}
+		opts.BecomePassword = string(pw)
+	}
+	if c.Int("forks") < 1 {
+		return nil, usageError{"--forks must be at least 1"}
+	}
+	return ssh.NewPool(opts)
+}
+
+// selectHosts picks the inventory hosts named by --limit: group or host
+// names, comma-separated; all hosts when empty.
+func selectHosts(inv *inventory.Inventory, limit string) ([]*inventory.Host, error) {
+	if limit == "" {
+		limit = "all"
+	}
+	in := map[*inventory.Host]bool{}
+	for _, pat := range strings.Split(limit, ",") {
+		pat = strings.TrimSpace(pat)
+		if g, ok := inv.Groups[pat]; ok {
+			for _, h := range inv.AllHosts(g) {
+				in[h] = true
+			}
+			continue
+		}
+		if h, ok := inv.Hosts[pat]; ok {
+			in[h] = true
+			continue
+		}
+		return nil, usageError{fmt.Sprintf("--limit: %q is neither a group nor a host of %s", pat, inv.Path)}
+	}
+	var out []*inventory.Host
+	for _, name := range inv.HostNames() {
+		if h := inv.Hosts[name]; in[h] {
+			out = append(out, h)
+		}
+	}
+	return out, nil
+}
+
+func execCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "exec",
+		Usage:     "run a shell command on inventory hosts, in parallel",
+		ArgsUsage: "-- COMMAND [ARGS...]",
+		Description: "Runs COMMAND on every selected host (through sudo where ansible_become is set)\n" +
+			"and prints each host's output together. Exits 1 if any host failed.",
+		Flags: append([]cli.Flag{
+			inventoryFlag,
+			&cli.StringFlag{Name: "limit", Aliases: []string{"l"}, Usage: "only these `GROUPS|HOSTS` (comma-separated)"},
+		}, sshFlags()...),
+		Action: runExec,
+	}
+}
+
+type hostOutput struct {
+	name string
+	res  *ssh.Result
+	err  error
+}
+
+func runExec(c *cli.Context) error {
+	if c.String("inventory") == "" {
+		return usageError{"exec: give the inventory with -i FILE"}
+	}
+	if c.NArg() == 0 {
+		return usageError{"exec: no command: metalk8s exec -i hosts.ini -- COMMAND"}
+	}
+	command := strings.Join(c.Args().Slice(), " ")
+	inv, err := inventory.Load(c.String("inventory"))
+	if err != nil {
+		return err
+	}
+	hosts, err := selectHosts(inv, c.String("limit"))
+	if err != nil {
+		return err
+	}
+	pool, err := newPool(c)
+	if err != nil {
+		return err
+	}
+	var clients []*ssh.Client
+	for _, h := range hosts {
+		cfg, err := inventory.SSHFor(h)
+		if err != nil {
+			return err
+		}
+		cl, err := pool.Client(h.Name, cfg)
+		if err != nil {
+			return usageError{err.Error()}
+		}
+		clients = append(clients, cl)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	results := runAll(ctx, clients, c.Int("forks"), command)
+	failed := printResults(c.App.Writer, results)
+	if failed > 0 {
+		return cli.Exit(fmt.Sprintf("metalk8s: exec: %d of %d hosts failed", failed, len(results)), exitFailure)
+	}
+	return nil
+}
+
+func runAll(ctx context.Context, clients []*ssh.Client, forks int, command string) []hostOutput {
+	out := make([]hostOutput, len(clients))
+	sem := make(chan struct{}, forks)
+	var wg sync.WaitGroup
+	for i, cl := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			res, err := cl.Run(ctx, command)
+			cl.Close()
+			out[i] = hostOutput{name: cl.Name, res: res, err: err}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func printResults(w io.Writer, results []hostOutput) int {
+	sort.SliceStable(results, func(i, j int) bool { return results[i].name < results[j].name })
+	failed := 0
+	for _, r := range results {
+		status := "ok"
+		if r.err != nil {
+			failed++
+			status = "FAILED"
+			if code, ok := ssh.ExitCode(r.err); ok {
+				status = fmt.Sprintf("FAILED rc=%d", code)
+			}
+		}
+		fmt.Fprintf(w, "== %s: %s\n", r.name, status)
+		if r.res != nil {
+			w.Write(r.res.Stdout)
+			if len(r.res.Stdout) > 0 && r.res.Stdout[len(r.res.Stdout)-1] != '\n' {
+				fmt.Fprintln(w)
+			}
+			if len(r.res.Stderr) > 0 {
+				fmt.Fprintf(w, "-- stderr:\n%s", r.res.Stderr)
+				if r.res.Stderr[len(r.res.Stderr)-1] != '\n' {
+					fmt.Fprintln(w)
+				}
+			}
+		}
+		if r.err != nil {
+			if _, ok := ssh.ExitCode(r.err); !ok {
+				fmt.Fprintf(w, "-- error: %v\n", r.err)
+			}
+		}
+	}
+	return failed
+}

@@ -1,0 +1,288 @@
+package ssh
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"time"
+
+	gossh "golang.org/x/crypto/ssh"
+)
+
+// ErrConnectionLost: the connection dropped while a command ran; the
+// command may or may not have finished.
+var ErrConnectionLost = errors.New("connection lost")
+
+var errCommandTimeout = errors.New("command timed out")
+
+// Result is what a command did on a host.
+type Result struct {
+	Host     string
+	Cmd      string
+	ExitCode int
+	Stdout   []byte
+	Stderr   []byte
+}
+
+// CommandError is a command that failed on a host: a non-zero exit, or
+// Err when it could not run to the end.
+type CommandError struct {
+	Result
+	Err error
+}
+
+func (e *CommandError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "host %s: command %q", e.Host, e.Cmd)
+	if e.Err != nil {
+		fmt.Fprintf(&b, ": %v", e.Err)
+	} else {
+		fmt.Fprintf(&b, " exited %d", e.ExitCode)
+	}
+	if s := tail(e.Stderr, 600); s != "" {
+		fmt.Fprintf(&b, "; stderr: %s", s)
+	} else if s := tail(e.Stdout, 300); s != "" && e.Err == nil {
+		fmt.Fprintf(&b, "; stdout: %s", s)
+	}
+	return b.String()
+}
+
+func (e *CommandError) Unwrap() error { return e.Err }
+
+func tail(b []byte, n int) string {
+	s := strings.TrimSpace(string(b))
+	if len(s) > n {
+		s = "…" + s[len(s)-n:]
+	}
+	return s
+}
+
+// RunOption changes how one command runs.
+type RunOption func(*runOpts)
+
+type runOpts struct {
+	stdin   []byte
+	timeout time.Duration
+	noSudo  bool
+}
+
+// WithStdin feeds data to the command's standard input.
+func WithStdin(data []byte) RunOption { return func(o *runOpts) { o.stdin = data } }
+
+// WithTimeout bounds the command's run time.
+func WithTimeout(d time.Duration) RunOption { return func(o *runOpts) { o.timeout = d } }
+
+// AsLoginUser runs the command as the SSH user even on a become host.
+func AsLoginUser() RunOption { return func(o *runOpts) { o.noSudo = true } }
+
+// Run runs a shell command on the host (through sudo on become hosts). A
+// non-zero exit is a *CommandError that still carries the output.
+func (c *Client) Run(ctx context.Context, cmd string, options ...RunOption) (*Result, error) {
+	o := runOpts{timeout: c.pool.opts.CommandTimeout}
+	for _, opt := range options {
+		opt(&o)
+	}
+	if o.timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, o.timeout, errCommandTimeout)
+		defer cancel()
+	}
+	res := &Result{Host: c.Name, Cmd: cmd, ExitCode: -1}
+	sess, err := c.session(ctx)
+	if err != nil {
+		return res, err
+	}
+	defer sess.Close()
+
+	become := c.cfg.Become && !o.noSudo
+	var stdout, stderr bytes.Buffer
+	sess.Stdout = &stdout
+	stdin, err := sess.StdinPipe()
+	if err != nil {
+		return res, &CommandError{Result: *res, Err: err}
+	}
+	var sudo *sudoFilter
+	remote := cmd
+	if become {
+		sudo = newSudoFilter(&stderr, stdin, c.cfg.BecomePassword, o.stdin)
+		sess.Stderr = sudo
+		remote = sudo.wrap(cmd, c.cfg.BecomeUser)
+	} else {
+		sess.Stderr = &stderr
+	}
+	if err := sess.Start(remote); err != nil {
+		return res, &CommandError{Result: *res, Err: fmt.Errorf("%w: %v", ErrConnectionLost, err)}
+	}
+	if !become {
+		go func() {
+			if len(o.stdin) > 0 {
+				stdin.Write(o.stdin)
+			}
+			stdin.Close()
+		}()
+	}
+	done := make(chan error, 1)
+	go func() { done <- sess.Wait() }()
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		sess.Signal(gossh.SIGKILL)
+		sess.Close()
+		<-done
+		err = context.Cause(ctx)
+	}
+	if sudo != nil {
+		sudo.flush()
+	}
+	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
+	if sudo != nil && sudo.failure() != nil {
+		return res, &CommandError{Result: *res, Err: sudo.failure()}
+	}
+	var exit *gossh.ExitError
+	var missing *gossh.ExitMissingError
+	switch {
+	case err == nil:
+		res.ExitCode = 0
+		return res, nil
+	case errors.As(err, &exit):
+		res.ExitCode = exit.ExitStatus()
+		return res, &CommandError{Result: *res}
+	case errors.As(err, &missing), errors.Is(err, io.EOF):
+		return res, &CommandError{Result: *res, Err: ErrConnectionLost}
+	}
+	return res, &CommandError{Result: *res, Err: err}
+}
+
+// session opens a session, reconnecting once if the connection is stale.
+func (c *Client) session(ctx context.Context) (*gossh.Session, error) {
+	for attempt := 0; ; attempt++ {
+		conn, err := c.connection(ctx)
+		if err != nil {
+			return nil, err
+		}
+		sess, err := conn.NewSession()
+		if err == nil {
+			return sess, nil
+		}
+		c.mu.Lock()
+		if c.conn == conn {
+			c.closeLocked()
+		}
+		c.mu.Unlock()
+		if attempt > 0 {
+			return nil, &ConnectError{Host: c.Name, Addr: c.Addr(), Err: fmt.Errorf("%w: open session: %v", ErrConnectionLost, err)}
+		}
+	}
+}
+
+// ExitCode returns the exit status carried by err, if it is one.
+func ExitCode(err error) (int, bool) {
+	var ce *CommandError
+	if errors.As(err, &ce) && ce.Err == nil {
+		return ce.ExitCode, true
+	}
+	return 0, false
+}
+
+// sudoFilter watches sudo's stderr: it answers the password prompt once,
+// and feeds the command's stdin only once sudo has let the command start,
+// so the password can never reach the command and input never reaches sudo.
+type sudoFilter struct {
+	out      io.Writer
+	stdin    io.WriteCloser
+	password string
+	input    []byte
+	prompt   string
+	ready    string
+
+	mu       sync.Mutex
+	buf      []byte
+	started  bool
+	answered bool
+	err      error
+}
+
+func newSudoFilter(out io.Writer, stdin io.WriteCloser, password string, input []byte) *sudoFilter {
+	tag := make([]byte, 8)
+	rand.Read(tag)
+	id := hex.EncodeToString(tag)
+	return &sudoFilter{out: out, stdin: stdin, password: password, input: input,
+		prompt: "[metalk8s-sudo-" + id + "]", ready: "[metalk8s-ready-" + id + "]"}
+}
+
+func (f *sudoFilter) wrap(cmd, user string) string {
+	inner := "printf '%s\\n' " + Quote(f.ready) + ` >&2; exec /bin/sh -c "$1"`
+	return "sudo -H -S -p " + Quote(f.prompt) + " -u " + Quote(user) + " -- /bin/sh -c " + Quote(inner) + " metalk8s " + Quote(cmd)
+}
+
+func (f *sudoFilter) failure() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// flush passes on what sudo said when it never started the command.
+func (f *sudoFilter) flush() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.started && len(f.buf) > 0 {
+		f.out.Write(f.buf)
+		f.buf = nil
+	}
+}
+
+func (f *sudoFilter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.started {
+		return f.out.Write(p)
+	}
+	f.buf = append(f.buf, p...)
+	for {
+		if i := bytes.Index(f.buf, []byte(f.prompt)); i >= 0 {
+			f.buf = append(f.buf[:i:i], f.buf[i+len(f.prompt):]...)
+			if f.password == "" || f.answered {
+				if f.password == "" {
+					f.err = errors.New("sudo asks for a password: set ansible_become_password or use --ask-become-pass")
+				} else {
+					f.err = errors.New("sudo rejected the become password")
+				}
+				f.stdin.Close()
+				continue
+			}
+			f.answered = true
+			io.WriteString(f.stdin, f.password+"\n")
+			continue
+		}
+		if i := bytes.Index(f.buf, []byte(f.ready+"\n")); i >= 0 {
+			f.started = true
+			rest := f.buf[i+len(f.ready)+1:]
+			// What sudo printed before is not the command's; drop its
+			// "[sudo] password" noise but keep real messages.
+			f.out.Write(bytes.TrimSpace(f.buf[:i]))
+			f.out.Write(rest)
+			f.buf = nil
+			go func() {
+				if len(f.input) > 0 {
+					f.stdin.Write(f.input)
+				}
+				f.stdin.Close()
+			}()
+		}
+		return len(p), nil
+	}
+}
+
+// Quote quotes s for a POSIX shell.
+func Quote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789@%+=:,./-_") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
+}

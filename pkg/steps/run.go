@@ -1,0 +1,281 @@
+package steps
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Status is how a step ended.
+type Status string
+
+const (
+	StatusOK       Status = "ok"        // checked: nothing to do
+	StatusChanged  Status = "changed"   // applied
+	StatusPending  Status = "pending"   // plan: would change
+	StatusFailed   Status = "failed"    // check or apply failed
+	StatusBlocked  Status = "blocked"   // a dependency failed
+	StatusSkipped  Status = "skipped"   // its phase was not selected
+	StatusCanceled Status = "cancelled" // the run was interrupted
+)
+
+// Outcome is what happened to one step.
+type Outcome struct {
+	Step     *Step
+	Status   Status
+	Change   Change
+	Err      error
+	Attempts int
+	Took     time.Duration
+	// AfterDeps: plan only; a dependency would change first, so this
+	// check saw the host as it is now, not as it will be.
+	AfterDeps bool
+}
+
+// Options control one walk of the graph.
+type Options struct {
+	Apply bool // false: plan (checks only)
+	Forks int  // steps running at once; default 50
+	Only  map[string]bool
+	Skip  map[string]bool
+	// Done reports whether a step recorded in the journal is done with
+	// these inputs: needed when a skipped phase holds a dependency.
+	Done      func(s *Step) bool
+	Transient func(error) bool // errors worth a retry
+	Events    Events
+	Sleep     func(context.Context, time.Duration) error // for tests
+}
+
+// Events hear about the walk as it goes.
+type Events interface {
+	Started(s *Step)
+	Finished(o *Outcome)
+}
+
+type noEvents struct{}
+
+func (noEvents) Started(*Step)     {}
+func (noEvents) Finished(*Outcome) {}
+
+// Report is the result of a walk.
+type Report struct {
+	Graph    *Graph
+	Outcomes map[string]*Outcome
+}
+
+// Selected reports whether a phase runs under --only/--skip.
+func (o *Options) Selected(phase string) bool {
+	if len(o.Only) > 0 && !o.Only[phase] {
+		return false
+	}
+	return !o.Skip[phase]
+}
+
+// MissingDeps lists the steps the selected phases need from skipped
+// phases that are not recorded as done.
+func MissingDeps(g *Graph, o *Options) []string {
+	var missing []string
+	seen := map[string]bool{}
+	for _, s := range g.Steps {
+		if !o.Selected(s.Phase) {
+			continue
+		}
+		for _, d := range s.Deps {
+			dep := g.byID[d]
+			if o.Selected(dep.Phase) || seen[d] {
+				continue
+			}
+			if o.Done == nil || !o.Done(dep) {
+				seen[d] = true
+				missing = append(missing, fmt.Sprintf("%s (phase %s, needed by %s)", d, dep.Phase, s.ID))
+			}
+		}
+	}
+	sort.Strings(missing)
+	return missing
+}
+
+// Run walks the graph: a step starts as soon as its own dependencies are
+// done, one step at a time per host, at most Forks at once.
+func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Report {
+	if o.Forks <= 0 {
+		o.Forks = 50
+	}
+	if o.Events == nil {
+		o.Events = noEvents{}
+	}
+	if o.Sleep == nil {
+		o.Sleep = sleepCtx
+	}
+	r := &Report{Graph: g, Outcomes: make(map[string]*Outcome, len(g.Steps))}
+	done := make(map[string]chan struct{}, len(g.Steps))
+	for _, s := range g.Steps {
+		done[s.ID] = make(chan struct{})
+		r.Outcomes[s.ID] = &Outcome{Step: s}
+	}
+	hostLocks := map[string]*sync.Mutex{}
+	for _, h := range g.Hosts() {
+		hostLocks[h] = &sync.Mutex{}
+	}
+	forks := make(chan struct{}, o.Forks)
+	var wg sync.WaitGroup
+	for _, s := range g.Steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(done[s.ID])
+			out := r.Outcomes[s.ID]
+			for _, d := range s.Deps {
+				<-done[d]
+			}
+			if !o.Selected(s.Phase) {
+				out.Status = StatusSkipped
+				return
+			}
+			for _, d := range s.Deps {
+				dep := r.Outcomes[d]
+				switch dep.Status {
+				case StatusFailed, StatusBlocked, StatusCanceled:
+					out.Status, out.Err = StatusBlocked, fmt.Errorf("%s did not finish", d)
+					o.Events.Finished(out)
+					return
+				case StatusPending:
+					out.AfterDeps = true
+				}
+				if dep.AfterDeps {
+					out.AfterDeps = true
+				}
+			}
+			lock := hostLocks[s.Host]
+			lock.Lock()
+			defer lock.Unlock()
+			select {
+			case forks <- struct{}{}:
+			case <-ctx.Done():
+				out.Status, out.Err = StatusCanceled, ctx.Err()
+				o.Events.Finished(out)
+				return
+			}
+			defer func() { <-forks }()
+			o.Events.Started(s)
+			start := time.Now()
+			runStep(ctx, s, hosts[s.Host], &o, out)
+			out.Took = time.Since(start)
+			o.Events.Finished(out)
+		}()
+	}
+	wg.Wait()
+	return r
+}
+
+func runStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) {
+	if h == nil {
+		out.Status, out.Err = StatusFailed, fmt.Errorf("no connection to host %s", s.Host)
+		return
+	}
+	var err error
+	for attempt := 1; ; attempt++ {
+		out.Attempts = attempt
+		err = tryStep(ctx, s, h, o, out)
+		if err == nil || ctx.Err() != nil || attempt >= s.Retry.attempts() || o.Transient == nil || !o.Transient(err) {
+			break
+		}
+		if serr := o.Sleep(ctx, s.Retry.delay(attempt)); serr != nil {
+			break
+		}
+	}
+	switch {
+	case err == nil:
+	case ctx.Err() != nil:
+		out.Status, out.Err = StatusCanceled, err
+	default:
+		out.Status, out.Err = StatusFailed, err
+	}
+}
+
+// tryStep is one attempt: check, and under up, apply then check again.
+func tryStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) error {
+	ch, err := s.Check(ctx, h)
+	if err != nil {
+		if out.AfterDeps && !o.Apply {
+			// The host is not ready for this check yet; say so, not fail.
+			out.Status, out.Change = StatusPending, Changes("(checked after the steps it depends on are applied)")
+			return nil
+		}
+		return fmt.Errorf("check: %w", err)
+	}
+	out.Change = ch
+	if !ch.Needed {
+		out.Status = StatusOK
+		return nil
+	}
+	if !o.Apply {
+		out.Status = StatusPending
+		return nil
+	}
+	if s.Apply == nil {
+		return fmt.Errorf("check-only step reports a change: %s", strings.Join(ch.Diff, "; "))
+	}
+	if err := s.Apply(ctx, h); err != nil {
+		return fmt.Errorf("apply: %w", err)
+	}
+	again, err := s.Check(ctx, h)
+	if err != nil {
+		return fmt.Errorf("check after apply: %w", err)
+	}
+	if again.Needed {
+		return fmt.Errorf("apply did not converge, still: %s", strings.Join(again.Diff, "; "))
+	}
+	out.Status = StatusChanged
+	return nil
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Failed lists the outcomes that failed, in graph order.
+func (r *Report) Failed() []*Outcome {
+	var out []*Outcome
+	for _, s := range r.Graph.Steps {
+		if o := r.Outcomes[s.ID]; o.Status == StatusFailed || o.Status == StatusCanceled {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Count returns how many steps ended with each status.
+func (r *Report) Count(st Status) int {
+	n := 0
+	for _, o := range r.Outcomes {
+		if o.Status == st {
+			n++
+		}
+	}
+	return n
+}
+
+// Err summarizes a failed walk, or is nil.
+func (r *Report) Err() error {
+	failed := r.Failed()
+	if len(failed) == 0 {
+		return nil
+	}
+	var msgs []string
+	for _, o := range failed {
+		msgs = append(msgs, fmt.Sprintf("%s: %v", o.Step.ID, o.Err))
+	}
+	return errors.New(strings.Join(msgs, "\n"))
+}
