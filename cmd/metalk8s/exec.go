@@ -33,7 +33,10 @@ func sshFlags() []cli.Flag {
 }
 
 // askTTY reads a secret from the terminal, or fails when there is none.
-func askTTY(prompt string) ([]byte, error) {
+// Tests replace it.
+var askTTY = readTTY
+
+func readTTY(prompt string) ([]byte, error) {
 	tty, err := os.OpenFile("/dev/tty", os.O_RDWR, 0)
 	if err != nil || !term.IsTerminal(int(tty.Fd())) {
 		if tty != nil {
@@ -56,12 +59,7 @@ func newPool(c *cli.Context) (*ssh.Pool, error) {
 		ConnectTimeout: c.Duration("connect-timeout"),
 		CommandTimeout: c.Duration("timeout"),
 	}
-	var once sync.Mutex
-	asked := map[string]bool{}
 	opts.Passphrase = func(file string) ([]byte, error) {
-		once.Lock()
-		defer once.Unlock()
-		asked[file] = true
 		return askTTY(fmt.Sprintf("Passphrase for %s: ", file))
 	}
 	if c.Bool("ask-become-pass") {
@@ -165,7 +163,7 @@ func runExec(c *cli.Context) error {
 	results := runAll(ctx, clients, c.Int("forks"), command)
 	failed := printResults(c.App.Writer, results)
 	if failed > 0 {
-		return cli.Exit(fmt.Sprintf("metalk8s: exec: %d of %d hosts failed", failed, len(results)), exitFailure)
+		return cli.Exit(fmt.Sprintf("exec: %d of %d hosts failed", failed, len(results)), exitFailure)
 	}
 	return nil
 }

@@ -269,6 +269,13 @@ type ConnectError struct {
 }
 
 func (e *ConnectError) Error() string {
+	var hk *HostKeyError
+	if errors.As(e.Err, &hk) {
+		if e.Via != "" && e.Via != hk.Host {
+			return fmt.Sprintf("host %s: through %s (%s): %s", e.Via, hk.Host, hk.Addr, hk.reason())
+		}
+		return hk.Error()
+	}
 	msg := fmt.Sprintf("host %s (%s): connect: %v", e.Host, e.Addr, e.Err)
 	if e.Via != "" && e.Via != e.Host {
 		msg = fmt.Sprintf("host %s: through %s (%s): %v", e.Via, e.Host, e.Addr, e.Err)

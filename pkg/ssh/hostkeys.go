@@ -23,12 +23,16 @@ type HostKeyError struct {
 }
 
 func (e *HostKeyError) Error() string {
+	return fmt.Sprintf("host %s (%s): %s", e.Host, e.Addr, e.reason())
+}
+
+func (e *HostKeyError) reason() string {
 	if e.Changed {
-		return fmt.Sprintf("host %s (%s): HOST KEY CHANGED: it now presents %s, which differs from %s:%d; "+
-			"if the change is expected, remove the old line and connect again", e.Host, e.Addr, e.Fingerprint, e.KnownHosts, e.Line)
+		return fmt.Sprintf("HOST KEY CHANGED: it now presents %s, which differs from %s:%d; "+
+			"if the change is expected, remove the old line and connect again", e.Fingerprint, e.KnownHosts, e.Line)
 	}
-	return fmt.Sprintf("host %s (%s): unknown host key %s, not in %s; check the fingerprint and "+
-		"add it, or run again with --trust-new-hosts to record new hosts", e.Host, e.Addr, e.Fingerprint, e.KnownHosts)
+	return fmt.Sprintf("unknown host key %s, not in %s; check the fingerprint and "+
+		"add it, or run again with --trust-new-hosts to record new hosts", e.Fingerprint, e.KnownHosts)
 }
 
 // hostKeys verifies server keys against one known_hosts file, and records
@@ -145,8 +149,8 @@ func algorithmsFor(keyType string) []string {
 // probeKey matches no real key; checking it reveals the keys on file.
 type probeKey struct{}
 
-func (probeKey) Type() string                           { return "metalk8s-probe" }
-func (probeKey) Marshal() []byte                        { return []byte("metalk8s-probe") }
+func (probeKey) Type() string                          { return "metalk8s-probe" }
+func (probeKey) Marshal() []byte                       { return []byte("metalk8s-probe") }
 func (probeKey) Verify([]byte, *gossh.Signature) error { return errors.New("probe") }
 
 type probeAddr struct{ s string }

@@ -107,42 +107,34 @@ func (c *Client) Run(ctx context.Context, cmd string, options ...RunOption) (*Re
 	if err != nil {
 		return res, &CommandError{Result: *res, Err: err}
 	}
-	var sudo *sudoFilter
-	remote := cmd
-	if become {
-		sudo = newSudoFilter(&stderr, stdin, c.cfg.BecomePassword, o.stdin)
-		sess.Stderr = sudo
-		remote = sudo.wrap(cmd, c.cfg.BecomeUser)
-	} else {
-		sess.Stderr = &stderr
-	}
-	if err := sess.Start(remote); err != nil {
+	filter := newStderrFilter(&stderr, stdin, o.stdin, become, c.cfg.BecomePassword)
+	sess.Stderr = filter
+	if err := sess.Start(filter.wrap(cmd, c.cfg.BecomeUser)); err != nil {
 		return res, &CommandError{Result: *res, Err: fmt.Errorf("%w: %v", ErrConnectionLost, err)}
-	}
-	if !become {
-		go func() {
-			if len(o.stdin) > 0 {
-				stdin.Write(o.stdin)
-			}
-			stdin.Close()
-		}()
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		sess.Signal(gossh.SIGKILL)
+		// sshd ignores signal requests on root sessions: kill the
+		// command's process group from a second session instead.
+		if pgid := filter.pgid(); pgid > 0 {
+			kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+			c.Run(kctx, fmt.Sprintf("kill -9 -%d 2>/dev/null || true", pgid))
+			cancel()
+		}
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+		}
 		sess.Close()
-		<-done
 		err = context.Cause(ctx)
 	}
-	if sudo != nil {
-		sudo.flush()
-	}
+	filter.flush()
 	res.Stdout, res.Stderr = stdout.Bytes(), stderr.Bytes()
-	if sudo != nil && sudo.failure() != nil {
-		return res, &CommandError{Result: *res, Err: sudo.failure()}
+	if ferr := filter.failure(); ferr != nil {
+		return res, &CommandError{Result: *res, Err: ferr}
 	}
 	var exit *gossh.ExitError
 	var missing *gossh.ExitMissingError
@@ -190,60 +182,108 @@ func ExitCode(err error) (int, bool) {
 	return 0, false
 }
 
-// sudoFilter watches sudo's stderr: it answers the password prompt once,
-// and feeds the command's stdin only once sudo has let the command start,
-// so the password can never reach the command and input never reaches sudo.
-type sudoFilter struct {
+// stderrFilter reads the markers our wrapper prints on stderr: the
+// process group of the command (to kill it on timeout), and under sudo the
+// password prompt (answered once) and the start of the command. Stdin is
+// fed only once the command runs, so the password can never reach the
+// command and the command's input never reaches sudo.
+type stderrFilter struct {
 	out      io.Writer
 	stdin    io.WriteCloser
-	password string
 	input    []byte
+	become   bool
+	password string
+	pidMark  string
 	prompt   string
 	ready    string
 
 	mu       sync.Mutex
 	buf      []byte
+	pid      int
 	started  bool
 	answered bool
 	err      error
 }
 
-func newSudoFilter(out io.Writer, stdin io.WriteCloser, password string, input []byte) *sudoFilter {
+func newStderrFilter(out io.Writer, stdin io.WriteCloser, input []byte, become bool, password string) *stderrFilter {
 	tag := make([]byte, 8)
 	rand.Read(tag)
 	id := hex.EncodeToString(tag)
-	return &sudoFilter{out: out, stdin: stdin, password: password, input: input,
-		prompt: "[metalk8s-sudo-" + id + "]", ready: "[metalk8s-ready-" + id + "]"}
+	return &stderrFilter{out: out, stdin: stdin, input: input, become: become, password: password,
+		pidMark: "[metalk8s-pid-" + id + "] ", prompt: "[metalk8s-sudo-" + id + "]", ready: "[metalk8s-ready-" + id + "]"}
 }
 
-func (f *sudoFilter) wrap(cmd, user string) string {
+// wrap builds the remote command line. The login shell is the session
+// leader, so its PID is the process group of everything the command starts.
+func (f *stderrFilter) wrap(cmd, user string) string {
+	head := "printf '%s%s\\n' " + Quote(f.pidMark) + ` "$$" >&2; `
+	if !f.become {
+		return head + "exec /bin/sh -c " + Quote(cmd)
+	}
 	inner := "printf '%s\\n' " + Quote(f.ready) + ` >&2; exec /bin/sh -c "$1"`
-	return "sudo -H -S -p " + Quote(f.prompt) + " -u " + Quote(user) + " -- /bin/sh -c " + Quote(inner) + " metalk8s " + Quote(cmd)
+	return head + "exec sudo -H -S -p " + Quote(f.prompt) + " -u " + Quote(user) + " -- /bin/sh -c " + Quote(inner) + " metalk8s " + Quote(cmd)
 }
 
-func (f *sudoFilter) failure() error {
+func (f *stderrFilter) pgid() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.pid
+}
+
+func (f *stderrFilter) failure() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.err
 }
 
-// flush passes on what sudo said when it never started the command.
-func (f *sudoFilter) flush() {
+// flush passes on what was held back when the command never started.
+func (f *stderrFilter) flush() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.started && len(f.buf) > 0 {
+	if len(f.buf) > 0 {
 		f.out.Write(f.buf)
 		f.buf = nil
 	}
 }
 
-func (f *sudoFilter) Write(p []byte) (int, error) {
+func (f *stderrFilter) start() {
+	f.started = true
+	go func() {
+		if len(f.input) > 0 {
+			f.stdin.Write(f.input)
+		}
+		f.stdin.Close()
+	}()
+}
+
+func (f *stderrFilter) Write(p []byte) (int, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.started {
 		return f.out.Write(p)
 	}
 	f.buf = append(f.buf, p...)
+	if f.pid == 0 {
+		i := bytes.Index(f.buf, []byte(f.pidMark))
+		if i < 0 {
+			return len(p), nil
+		}
+		end := bytes.IndexByte(f.buf[i:], '\n')
+		if end < 0 {
+			return len(p), nil
+		}
+		fmt.Sscan(string(f.buf[i+len(f.pidMark):i+end]), &f.pid)
+		if f.pid == 0 {
+			f.pid = -1
+		}
+		f.buf = append(f.buf[:i:i], f.buf[i+end+1:]...)
+		if !f.become {
+			f.out.Write(f.buf)
+			f.buf = nil
+			f.start()
+			return len(p), nil
+		}
+	}
 	for {
 		if i := bytes.Index(f.buf, []byte(f.prompt)); i >= 0 {
 			f.buf = append(f.buf[:i:i], f.buf[i+len(f.prompt):]...)
@@ -261,19 +301,12 @@ func (f *sudoFilter) Write(p []byte) (int, error) {
 			continue
 		}
 		if i := bytes.Index(f.buf, []byte(f.ready+"\n")); i >= 0 {
-			f.started = true
 			rest := f.buf[i+len(f.ready)+1:]
-			// What sudo printed before is not the command's; drop its
-			// "[sudo] password" noise but keep real messages.
+			// Keep what sudo said (a lecture, a warning) but not blank noise.
 			f.out.Write(bytes.TrimSpace(f.buf[:i]))
 			f.out.Write(rest)
 			f.buf = nil
-			go func() {
-				if len(f.input) > 0 {
-					f.stdin.Write(f.input)
-				}
-				f.stdin.Close()
-			}()
+			f.start()
 		}
 		return len(p), nil
 	}

@@ -1,0 +1,150 @@
+package ssh
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/test/fleet"
+)
+
+// Transport behaviours against the real sshd fleet: uploads, reconnects,
+// timeouts. The fleet shares this machine's filesystem, so uploads go to
+// a directory of the test's own.
+
+func TestTransportFleet(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet tests are not short")
+	}
+	f := fleet.Start(t, 1)
+	t.Setenv("SSH_AUTH_SOCK", "")
+	pool, err := NewPool(Options{KnownHosts: f.KnownHosts, KeepAlive: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := func(t *testing.T, name, user string, become bool) *Client {
+		h := f.Host(name)
+		cfg := inventory.SSHConfig{Host: h.Addr, Port: h.Port, User: user, KeyFile: f.Key, Become: become, BecomeUser: "root"}
+		if name == "sudopw" {
+			cfg.BecomePassword = f.SudoPassword
+		}
+		c, err := pool.Client(name, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		return c
+	}
+	ctx := context.Background()
+
+	t.Run("upload", func(t *testing.T) {
+		for _, tc := range []struct {
+			host, user string
+			become     bool
+		}{{"node-001", "root", false}, {"sudopw", fleet.SudoUser, true}} {
+			c := client(t, tc.host, tc.user, tc.become)
+			dir := t.TempDir()
+			os.Chmod(dir, 0o755)
+			dst := filepath.Join(dir, "sub", "file.conf")
+			file := File{Path: dst, Data: []byte("hello\n"), Mode: 0o640, Owner: "root:root"}
+			if tc.become {
+				os.MkdirAll(filepath.Dir(dst), 0o700) // only root may write there
+			}
+			changed, err := c.Upload(ctx, file)
+			if err != nil || !changed {
+				t.Fatalf("%s: first upload: changed=%v err=%v", tc.host, changed, err)
+			}
+			st, err := os.Stat(dst)
+			if err != nil || st.Mode().Perm() != 0o640 {
+				t.Fatalf("%s: %v %v", tc.host, st.Mode(), err)
+			}
+			if data, _ := os.ReadFile(dst); string(data) != "hello\n" {
+				t.Fatalf("%s: content %q", tc.host, data)
+			}
+			changed, err = c.Upload(ctx, file)
+			if err != nil || changed {
+				t.Errorf("%s: same content uploaded again: changed=%v err=%v", tc.host, changed, err)
+			}
+			file.Data = []byte("hello again\n")
+			if changed, err = c.Upload(ctx, file); err != nil || !changed {
+				t.Errorf("%s: new content: changed=%v err=%v", tc.host, changed, err)
+			}
+			left, _ := filepath.Glob(filepath.Join(filepath.Dir(dst), ".metalk8s-*"))
+			tmpLeft, _ := filepath.Glob("/tmp/.metalk8s-*")
+			if len(left) > 0 || len(tmpLeft) > 0 {
+				t.Errorf("%s: temporary files left: %v %v", tc.host, left, tmpLeft)
+			}
+		}
+	})
+
+	t.Run("reconnect", func(t *testing.T) {
+		c := client(t, "node-001", "root", false)
+		if _, err := c.Run(ctx, "true"); err != nil {
+			t.Fatal(err)
+		}
+		// Kill this connection's sshd session process: the link drops.
+		_, err := c.Run(ctx, "kill -9 $PPID")
+		if err == nil {
+			t.Fatal("the connection survived its sshd")
+		}
+		if !errors.Is(err, ErrConnectionLost) || !Transient(err) {
+			t.Errorf("drop: %v (transient=%v)", err, Transient(err))
+		}
+		res, err := c.Run(ctx, "hostname")
+		if err != nil || strings.TrimSpace(string(res.Stdout)) != "node-001" {
+			t.Fatalf("after the drop: %v %q", err, res.Stdout)
+		}
+	})
+
+	t.Run("timeout", func(t *testing.T) {
+		c := client(t, "node-001", "root", false)
+		start := time.Now()
+		_, err := c.Run(ctx, "sleep 4242; true", WithTimeout(time.Second))
+		if err == nil || !strings.Contains(err.Error(), "timed out") || time.Since(start) > 10*time.Second {
+			t.Fatalf("timeout: %v after %v", err, time.Since(start))
+		}
+		// The command is gone from the host, not left running.
+		if out, err := exec.Command("pgrep", "-f", "sleep 4242").Output(); err == nil {
+			t.Errorf("the timed-out command still runs: pid %s", out)
+		}
+		if Transient(err) {
+			t.Errorf("a command timeout is not a transient transport error")
+		}
+		if _, err := c.Run(ctx, "true"); err != nil {
+			t.Errorf("connection unusable after a timeout: %v", err)
+		}
+	})
+
+	t.Run("result", func(t *testing.T) {
+		c := client(t, "node-001", "root", false)
+		res, err := c.Run(ctx, "echo out; echo err >&2; exit 7")
+		code, ok := ExitCode(err)
+		if !ok || code != 7 || res.ExitCode != 7 || string(res.Stdout) != "out\n" || string(res.Stderr) != "err\n" {
+			t.Fatalf("result %+v err %v", res, err)
+		}
+		msg := err.Error()
+		for _, want := range []string{"host node-001", `"echo out; echo err >&2; exit 7"`, "exited 7", "err"} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("error %q lacks %q", msg, want)
+			}
+		}
+		res, err = c.Run(ctx, "cat", WithStdin([]byte("fed")))
+		if err != nil || string(res.Stdout) != "fed" {
+			t.Errorf("stdin: %q %v", res.Stdout, err)
+		}
+	})
+}
+
+func TestQuote(t *testing.T) {
+	for in, want := range map[string]string{"abc": "abc", "a b": "'a b'", "it's": `'it'"'"'s'`, "": "''", "/dev/vdb": "/dev/vdb"} {
+		if got := Quote(in); got != want {
+			t.Errorf("Quote(%q) = %s, want %s", in, got, want)
+		}
+	}
+}
