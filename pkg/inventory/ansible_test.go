@@ -27,7 +27,9 @@ func ansibleInventory(t *testing.T, path string) ([]byte, error) {
 		}
 		t.Skip("ansible-inventory is not installed")
 	}
-	cmd := exec.Command(bin, "-i", path, "--list")
+	abs, _ := filepath.Abs(path)
+	cmd := exec.Command(bin, "-i", abs, "--list")
+	cmd.Dir = t.TempDir() // ansible also reads group_vars/ from the working directory
 	cmd.Env = append(os.Environ(),
 		"ANSIBLE_INVENTORY_ENABLED=ini",
 		"ANSIBLE_INVENTORY_UNPARSED_FAILED=true",

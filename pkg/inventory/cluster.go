@@ -59,6 +59,18 @@ func NewCluster(inv *Inventory) (*Cluster, error) {
 	if len(etcd)%2 == 0 {
 		return nil, &Error{File: inv.Path, Line: inv.groupLine(EtcdGroups), Msg: fmt.Sprintf("the etcd group has %d hosts (%s); etcd needs an odd number (1, 3, 5) to keep quorum", len(etcd), hostList(etcd))}
 	}
+	// When the inventory names a cluster group, the control plane and the
+	// workers must be in it.
+	if cluster := inv.hostsIn(ClusterGroups); inv.hasGroup(ClusterGroups) {
+		for _, h := range append(append([]*Host{}, cp...), workers...) {
+			if !containsHost(cluster, h) {
+				return nil, &Error{File: inv.Path, Line: h.Line, Msg: fmt.Sprintf("host %s is a control-plane or worker host but not in [k8s-cluster]/[k8s_cluster]; add its group to [k8s-cluster:children]", h.Name)}
+			}
+		}
+	}
+	for _, h := range inv.Groups["ungrouped"].Hosts {
+		return nil, &Error{File: inv.Path, Line: h.Line, Msg: fmt.Sprintf("host %s is in no group, so it has no role in the cluster; put it in a group or remove it", h.Name)}
+	}
 	for _, name := range inv.hostOrder {
 		h := inv.Hosts[name]
 		isCP, isEtcd, isWorker := containsHost(cp, h), containsHost(etcd, h), containsHost(workers, h)
@@ -110,6 +122,15 @@ func (inv *Inventory) hostsIn(groups []string) []*Host {
 		}
 	}
 	return out
+}
+
+func (inv *Inventory) hasGroup(names []string) bool {
+	for _, n := range names {
+		if _, ok := inv.Groups[n]; ok {
+			return true
+		}
+	}
+	return false
 }
 
 func (inv *Inventory) groupLine(names []string) int {

@@ -34,6 +34,9 @@ func (inv *Inventory) parseINI(file string, data []byte) error {
 		if line == "" || line[0] == '#' || line[0] == ';' {
 			continue
 		}
+		if !utf8.ValidString(line) {
+			return lineErr(n, "the line is not valid UTF-8")
+		}
 		if m := reSection.FindStringSubmatch(line); m != nil {
 			name, st := m[1], m[2]
 			if st == "" {
@@ -77,7 +80,10 @@ func (inv *Inventory) parseINI(file string, data []byte) error {
 				return lineErr(n, "Expected key=value, got: %s", line)
 			}
 			k = strings.TrimFunc(k, unicode.IsSpace)
-			val := parseValue(strings.TrimFunc(v, unicode.IsSpace))
+			val, err := parseValue(strings.TrimFunc(v, unicode.IsSpace))
+			if err != nil {
+				return lineErr(n, "%s: %v", k, err)
+			}
 			if k == "ansible_group_priority" {
 				p, err := pyInt(fmt.Sprint(val))
 				if err != nil {
@@ -162,7 +168,11 @@ func (inv *Inventory) parseHostLine(file string, n int, line string, g *Group) e
 		if !ok {
 			return lineErr("Expected key=value host variable assignment, got: %s", t)
 		}
-		vars = append(vars, kv{k, parseValue(v)})
+		val, err := parseValue(v)
+		if err != nil {
+			return lineErr("%s: %v", k, err)
+		}
+		vars = append(vars, kv{k, val})
 	}
 	for _, name := range names {
 		if name == "" {
@@ -171,7 +181,7 @@ func (inv *Inventory) parseHostLine(file string, n int, line string, g *Group) e
 		_, existed := inv.Hosts[name]
 		h := inv.addHost(name, g, n)
 		at := fmt.Sprintf("%s:%d", file, n)
-		if hasPort && !existed {
+		if hasPort && port != 0 && !existed {
 			h.inline["ansible_port"] = int64(port)
 			h.inlineAt["ansible_port"] = at
 		}

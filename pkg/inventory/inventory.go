@@ -222,7 +222,7 @@ func sortGroups(gs []*Group) {
 
 // reconcile mirrors Ansible's last pass: orphan groups go under "all",
 // hosts in no group go to "ungrouped", and depths are computed.
-func (inv *Inventory) reconcile() {
+func (inv *Inventory) reconcile() error {
 	all, ungrouped := inv.Groups["all"], inv.Groups["ungrouped"]
 	for _, name := range inv.groupOrder {
 		g := inv.Groups[name]
@@ -239,6 +239,14 @@ func (inv *Inventory) reconcile() {
 			continue
 		}
 		if len(h.groups) == 0 || len(h.groups) == 1 && h.groups[0] == all {
+			// Ansible adds the name to "ungrouped", and a group of the
+			// same name wins over the host.
+			if g, ok := inv.Groups[h.Name]; ok {
+				if err := inv.addChild(ungrouped, g); err != nil {
+					return &Error{File: inv.Path, Line: h.Line, Msg: fmt.Sprintf("host %s: %v", h.Name, err)}
+				}
+				continue
+			}
 			ungrouped.Hosts = append(ungrouped.Hosts, h)
 			h.groups = append(h.groups, ungrouped)
 		}
@@ -261,6 +269,7 @@ func (inv *Inventory) reconcile() {
 	for _, g := range inv.Groups {
 		g.Depth = visit(g)
 	}
+	return nil
 }
 
 func removeHost(g *Group, h *Host) {

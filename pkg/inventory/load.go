@@ -22,7 +22,9 @@ func Load(path string) (*Inventory, error) {
 	if err := inv.parseINI(path, data); err != nil {
 		return nil, err
 	}
-	inv.reconcile()
+	if err := inv.reconcile(); err != nil {
+		return nil, err
+	}
 	dir := filepath.Dir(path)
 	if real, err := filepath.EvalSymlinks(dir); err == nil {
 		dir = real
@@ -90,7 +92,8 @@ type varsFiles struct {
 
 var extensions = []string{"", ".yml", ".yaml", ".json"}
 
-var reUnsafeName = regexp.MustCompile(`[/\\]|^\.\.?$`)
+// A name may hold '/' (Ansible joins it as a path) but may not climb out.
+var reUnsafeName = regexp.MustCompile(`^/|(^|/)\.\.?(/|$)`)
 
 func (vf *varsFiles) load(kind, name string) (map[string]any, func(string) string, error) {
 	key := kind + "/" + name

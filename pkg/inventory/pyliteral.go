@@ -2,6 +2,7 @@ package inventory
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/big"
 	"strconv"
@@ -14,20 +15,98 @@ import (
 // raw text when that fails. parseValue does the same for the literals an
 // inventory can hold: strings, numbers, True/False/None, lists, tuples,
 // dicts and sets. Complex numbers and f-strings are left as text.
-func parseValue(s string) any {
+//
+// Literals that Python accepts but JSON cannot hold (sets, complex numbers,
+// Ellipsis, floats that overflow) are errors: ansible-inventory crashes on
+// them, and no variable of ours can use them.
+func parseValue(s string) (any, error) {
 	v, err := literalEval(s)
-	if err != nil {
-		return s
+	var ve *valueError
+	if errors.As(err, &ve) {
+		return nil, err
 	}
-	return v
+	if err != nil {
+		return s, nil
+	}
+	return finish(v)
 }
 
 var errNotLiteral = errors.New("not a literal")
+
+// valueError is a literal Python accepts but that has no JSON form, or
+// that Python itself refuses (an unhashable key).
+type valueError struct{ msg string }
+
+func (e *valueError) Error() string { return e.msg }
+
+// Python values with no JSON form, kept until the whole literal is read:
+// a later part may still make it plain text.
+type (
+	pySet      []any
+	pyTuple    []any
+	pyComplex  string
+	pyEllipsis struct{}
+)
+
+// finish turns tuples into lists and refuses what JSON cannot hold.
+func finish(v any) (any, error) {
+	switch x := v.(type) {
+	case pySet:
+		return nil, &valueError{"a Python set has no JSON form; write a list [a, b]"}
+	case pyComplex:
+		return nil, &valueError{fmt.Sprintf("%s is a complex number, which has no JSON form", string(x))}
+	case pyEllipsis:
+		return nil, &valueError{"Ellipsis (...) has no JSON form"}
+	case float64:
+		if math.IsInf(x, 0) || math.IsNaN(x) {
+			return nil, &valueError{"the number overflows a float (1e400 is infinite)"}
+		}
+	case pyTuple:
+		return finish([]any(x))
+	case []any:
+		for i := range x {
+			var err error
+			if x[i], err = finish(x[i]); err != nil {
+				return nil, err
+			}
+		}
+	case map[string]any:
+		for k := range x {
+			var err error
+			if x[k], err = finish(x[k]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return v, nil
+}
+
+// hashable is Python's rule for set members and dict keys.
+func hashable(v any) error {
+	switch x := v.(type) {
+	case []any:
+		return &valueError{"unhashable type: 'list'"}
+	case map[string]any:
+		return &valueError{"unhashable type: 'dict'"}
+	case pySet:
+		return &valueError{"unhashable type: 'set'"}
+	case pyTuple:
+		for _, e := range x {
+			if err := hashable(e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
 
 func literalEval(s string) (any, error) {
 	p := &pyParser{src: strings.TrimLeft(s, " \t")}
 	p.next()
 	v, err := p.exprList(true)
+	if p.hard != nil {
+		return nil, p.hard
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -54,10 +133,11 @@ type pyTok struct {
 }
 
 type pyParser struct {
-	src string
-	pos int
-	tok pyTok
-	err error
+	src  string
+	pos  int
+	tok  pyTok
+	err  error
+	hard error // a TypeError: Python fails rather than keep the text
 }
 
 func (p *pyParser) fail() {
@@ -91,8 +171,16 @@ func (p *pyParser) next() {
 	rest := p.src[p.pos:]
 	c := rest[0]
 	switch {
+	case strings.HasPrefix(rest, "..."):
+		p.tok = pyTok{kind: tName, text: "..."}
+		p.pos += 3
 	case c >= '0' && c <= '9' || c == '.' && len(rest) > 1 && rest[1] >= '0' && rest[1] <= '9':
 		n := scanNumber(rest)
+		if n < 0 { // a complex literal: 2j
+			p.tok = pyTok{kind: tNum, text: rest[:-n], val: pyComplex(rest[:-n])}
+			p.pos += -n
+			return
+		}
 		if n == 0 {
 			p.fail()
 			return
@@ -176,7 +264,7 @@ func (p *pyParser) exprList(top bool) (any, error) {
 		}
 		items = append(items, v)
 	}
-	return items, p.err
+	return pyTuple(items), p.err
 }
 
 func (p *pyParser) isOp(op string) bool { return p.tok.kind == tOp && p.tok.text == op }
@@ -189,7 +277,7 @@ func (p *pyParser) expr() (any, error) {
 	switch t.kind {
 	case tNum:
 		p.next()
-		return t.val, p.binop()
+		return p.binop(t.val)
 	case tStr:
 		s := t.val.(string)
 		p.next()
@@ -207,12 +295,14 @@ func (p *pyParser) expr() (any, error) {
 			return false, p.err
 		case "None":
 			return nil, p.err
+		case "...":
+			return pyEllipsis{}, p.err
 		case "set":
 			if p.isOp("(") {
 				p.next()
 				if p.isOp(")") {
 					p.next()
-					return []any{}, p.err
+					return pySet{}, p.err
 				}
 			}
 		}
@@ -241,7 +331,7 @@ func (p *pyParser) expr() (any, error) {
 			if t.text == "-" {
 				v = negate(v)
 			}
-			return v, p.binop()
+			return p.binop(v)
 		case "[":
 			p.next()
 			return p.seq("]")
@@ -249,7 +339,7 @@ func (p *pyParser) expr() (any, error) {
 			p.next()
 			if p.isOp(")") {
 				p.next()
-				return []any{}, p.err
+				return pyTuple{}, p.err
 			}
 			v, err := p.expr()
 			if err != nil {
@@ -267,7 +357,7 @@ func (p *pyParser) expr() (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			return append([]any{v}, rest.([]any)...), nil
+			return pyTuple(append([]any{v}, rest.([]any)...)), nil
 		case "{":
 			p.next()
 			return p.dictOrSet()
@@ -276,12 +366,20 @@ func (p *pyParser) expr() (any, error) {
 	return nil, errNotLiteral
 }
 
-// binop rejects "1 + 2": literal_eval only allows adding complex numbers.
-func (p *pyParser) binop() error {
-	if p.isOp("+") || p.isOp("-") {
-		return errNotLiteral
+// binop handles "1 + 2j", the one sum literal_eval allows (a complex
+// number); "1 + 2" is not a literal.
+func (p *pyParser) binop(left any) (any, error) {
+	if !p.isOp("+") && !p.isOp("-") {
+		return left, p.err
 	}
-	return p.err
+	p.next()
+	if c, ok := p.tok.val.(pyComplex); ok && p.tok.kind == tNum {
+		if _, leftComplex := left.(pyComplex); !leftComplex {
+			p.next()
+			return pyComplex(fmt.Sprint(left) + "+" + string(c)), p.err
+		}
+	}
+	return nil, errNotLiteral
 }
 
 func (p *pyParser) seq(end string) (any, error) {
@@ -313,7 +411,7 @@ func (p *pyParser) dictOrSet() (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !p.isOp(":") { // a set: JSON has no sets, Ansible prints it as a list
+	if !p.isOp(":") { // a set
 		items := []any{first}
 		if p.isOp(",") {
 			p.next()
@@ -327,7 +425,13 @@ func (p *pyParser) dictOrSet() (any, error) {
 		} else {
 			return nil, errNotLiteral
 		}
-		return dedupe(items), p.err
+		for _, it := range items {
+			if err := hashable(it); err != nil {
+				p.hard = err
+				return nil, err
+			}
+		}
+		return pySet(items), p.err
 	}
 	var m pyDict
 	key := first
@@ -337,8 +441,13 @@ func (p *pyParser) dictOrSet() (any, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := hashable(key); err != nil {
+			p.hard = err
+			return nil, err
+		}
 		if !m.set(key, v) {
-			return nil, errNotLiteral
+			p.hard = &valueError{fmt.Sprintf("dict key %v has no JSON form", key)}
+			return nil, p.hard
 		}
 		if p.isOp(",") {
 			p.next()
@@ -409,20 +518,6 @@ func canonKey(k any) string {
 	return "n:" + j
 }
 
-func dedupe(items []any) []any {
-	var out []any
-	seen := map[string]bool{}
-	for _, it := range items {
-		k, ok := jsonKey(it)
-		if ok && seen[k] {
-			continue
-		}
-		seen[k] = true
-		out = append(out, it)
-	}
-	return out
-}
-
 // jsonKey is the key Python's json module writes for a dict key.
 func jsonKey(k any) (string, bool) {
 	switch k := k.(type) {
@@ -491,7 +586,10 @@ func scanNumber(s string) int {
 		}
 	}
 	if i < len(s) && (s[i] == 'j' || s[i] == 'J') {
-		return 0 // complex numbers are not JSON values
+		if _, err := numberValue(s[:i]); err != nil {
+			return 0
+		}
+		return -(i + 1) // a complex literal
 	}
 	// A number glued to a name ("1abc") is a syntax error.
 	if i < len(s) {
@@ -526,6 +624,10 @@ func numberValue(t string) (any, error) {
 	}
 	// Decimal ints may not have leading zeros, except zero itself.
 	if len(clean) > 1 && clean[0] == '0' && strings.Trim(clean, "0") != "" {
+		return nil, errNotLiteral
+	}
+	// Python 3.11 refuses decimal literals of more than 4300 digits.
+	if len(strings.TrimLeft(clean, "0")) > 4300 {
 		return nil, errNotLiteral
 	}
 	n, ok := new(big.Int).SetString(clean, 10)

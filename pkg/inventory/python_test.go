@@ -76,7 +76,7 @@ func TestParseValueMatchesPython(t *testing.T) {
 		`'\d'`, `b'bytes'`, `u'text'`, `f'x'`, `'''tri'ple'''`, `'unterminated`, `'\N{DASH}'`, `'é'`,
 		"[]", "[1, 2]", "[1, 'a', [2]]", "[1,]", "[,]", "[1 2]", "()", "(1)", "(1,)", "(1, 2)",
 		"1, 2", "1,", "{}", "{'a': 1}", "{'a': {'b': [1, 2]}}", "{1: 'x', True: 'y', None: 'z'}",
-		"{'a': 1,}", "{'a'}", "{1, 2, 1}", "{'a': 1, 'a': 2}", "{**a}", "set()", "set([1])",
+		"{'a': 1,}", "{'a': 1, 'a': 2}", "{**a}", "set([1])", "[{1}, x]", "{{ name }}",
 		"1 + 2", "1 - 2", "-(1)", "-((2.5))", "-(1,)", "(-1)", "[-(1)]", "--1", "not 1", "a", "hello world", "a=b",
 		"1 # comment", "hello # comment", "'x' # c", "#only", "", "   ", " 1", "1 ", "\t2",
 		"/dev/vdb", "10.0.0.1", "52G", "-o ProxyJump=bastion", "{{ var }}", "[1, 2", "{'a':}",
@@ -85,7 +85,12 @@ func TestParseValueMatchesPython(t *testing.T) {
 	}
 	want := python(t, literalScript, inputs)
 	for i, in := range inputs {
-		got := MarshalPython(parseValue(in))
+		v, err := parseValue(in)
+		if err != nil {
+			t.Errorf("parseValue(%q): %v", in, err)
+			continue
+		}
+		got := MarshalPython(v)
 		if !sameJSON(t, want[i], got) {
 			t.Errorf("parseValue(%q) = %s, python %s", in, bytes.TrimSpace(got), want[i])
 		}
@@ -152,26 +157,29 @@ func TestVarsFileTypingMatchesPyYAML(t *testing.T) {
 	}
 }
 
-// Python has no JSON for complex numbers (ansible-inventory fails on
-// them); we keep them as text. Infinities print as Python's json does.
+// Literals Python accepts but JSON cannot hold, and those Python itself
+// fails on (TypeError), are errors, not text.
 func TestValuesWithoutJSON(t *testing.T) {
-	for _, s := range []string{"1+2j", "2j", "0.5j"} {
-		if v := parseValue(s); v != s {
-			t.Errorf("parseValue(%q) = %#v, want the text", s, v)
+	for in, want := range map[string]string{
+		"1+2j": "complex", "2j": "complex", "-0.5j": "complex", "{1, 2}": "set", "set()": "set",
+		"...": "Ellipsis", "1e400": "overflows", "[-1e400]": "overflows", "{[1]: 2}": "unhashable type: 'list'",
+		"{{ 6443 }}": "unhashable type: 'set'", "{(1, [2]): 3}": "unhashable type: 'list'",
+	} {
+		if v, err := parseValue(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("parseValue(%q) = %#v, %v; want an error about %s", in, v, err, want)
 		}
 	}
-	if got := string(MarshalPython(parseValue("-1e400"))); got != "-Infinity\n" {
-		t.Errorf("-1e400 printed as %q", got)
+	for _, in := range []string{"a: .inf\n", "a: -.Inf\n", "a: .NaN\n", "a: !!binary aGk=\n", "2001-12-14: x\n", "a: !!python/tuple [1]\n", "a: =\n"} {
+		if v, err := decodeVarsFile([]byte(in)); err == nil {
+			t.Errorf("decodeVarsFile(%q) = %#v, want an error", in, v)
+		}
 	}
-	v, err := decodeVarsFile([]byte("a: -.inf\nb: .NaN\nc: 1e999\n"))
+	v, err := decodeVarsFile([]byte("a: !!omap [{x: 1}, {y: 2}]\nd: 2001-12-14\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := string(MarshalPython(v))
-	for _, want := range []string{`"a": -Infinity`, `"b": NaN`, `"c": "1e999"`} {
-		if !strings.Contains(got, want) {
-			t.Errorf("%s lacks %s", got, want)
-		}
+	if got := strings.Join(strings.Fields(string(MarshalPython(v))), ""); got != `{"a":[["x",1],["y",2]],"d":"2001-12-14"}` {
+		t.Errorf("omap and date: %s", got)
 	}
 }
 

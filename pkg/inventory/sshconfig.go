@@ -105,9 +105,9 @@ func jumpsFromArgs(args string) ([]Hop, error) {
 		var opt string
 		switch {
 		case w == "-J" && i+1 < len(words):
-			return parseJumps(words[i+1])
+			return ParseJumps(words[i+1])
 		case strings.HasPrefix(w, "-J"):
-			return parseJumps(w[2:])
+			return ParseJumps(w[2:])
 		case w == "-o" && i+1 < len(words):
 			opt = words[i+1]
 			i++
@@ -122,7 +122,7 @@ func jumpsFromArgs(args string) ([]Hop, error) {
 			if strings.EqualFold(val, "none") {
 				return nil, nil
 			}
-			return parseJumps(val)
+			return ParseJumps(val)
 		case "proxycommand":
 			return proxyCommandJump(val)
 		}
@@ -141,7 +141,8 @@ func splitOption(opt string) (string, string) {
 	return opt, ""
 }
 
-func parseJumps(spec string) ([]Hop, error) {
+// ParseJumps reads a ProxyJump list: "[user@]host[:port],...".
+func ParseJumps(spec string) ([]Hop, error) {
 	var hops []Hop
 	for _, part := range strings.Split(spec, ",") {
 		hop, err := parseHop(strings.TrimSpace(part))
@@ -238,3 +239,6 @@ func proxyCommandJump(cmd string) ([]Hop, error) {
 	}
 	return []Hop{hop}, nil
 }
+
+// SSHFor returns how to reach any inventory host, in the cluster or not.
+func SSHFor(h *Host) (SSHConfig, error) { return sshConfig(h) }

@@ -83,14 +83,49 @@ func yamlValue(n *yaml.Node) (any, error) {
 		return yamlValue(n.Alias)
 	case yaml.SequenceNode, yaml.MappingNode:
 		v, err := yamlCollection(n)
-		if err == nil && n.Style&yaml.TaggedStyle != 0 && n.Tag == "!unsafe" {
-			v = wrapUnsafe(v)
+		if err != nil || n.Style&yaml.TaggedStyle == 0 {
+			return v, err
 		}
-		return v, err
+		switch n.ShortTag() {
+		case "!unsafe":
+			return wrapUnsafe(v), nil
+		case "!!omap", "!!pairs":
+			return pairs(n, v)
+		case "!!seq", "!!map", "!!set":
+			return v, nil
+		}
+		return nil, unknownTag(n)
 	case yaml.ScalarNode:
 		return yamlScalar(n)
 	}
 	return nil, fmt.Errorf("line %d: unsupported YAML node", n.Line)
+}
+
+// pairs turns [{a: 1}, {b: 2}] into [[a, 1], [b, 2]], as PyYAML does.
+func pairs(n *yaml.Node, v any) (any, error) {
+	list, ok := v.([]any)
+	if !ok {
+		return nil, fmt.Errorf("line %d: %s needs a list of one-key mappings", n.Line, n.ShortTag())
+	}
+	out := make([]any, 0, len(list))
+	for _, it := range list {
+		m, ok := it.(map[string]any)
+		if !ok || len(m) != 1 {
+			return nil, fmt.Errorf("line %d: %s needs a list of one-key mappings", n.Line, n.ShortTag())
+		}
+		for k, x := range m {
+			out = append(out, []any{k, x})
+		}
+	}
+	return out, nil
+}
+
+func unknownTag(n *yaml.Node) error {
+	tag := n.ShortTag()
+	if strings.HasPrefix(tag, "!!") {
+		tag = "tag:yaml.org,2002:" + tag[2:]
+	}
+	return fmt.Errorf("line %d: could not determine a constructor for the tag '%s'", n.Line, tag)
 }
 
 // Unsafe is a string Ansible must not template (YAML's !unsafe tag).
@@ -122,6 +157,9 @@ func yamlCollection(n *yaml.Node) (any, error) {
 			if err != nil {
 				return nil, err
 			}
+			if t, ok := v.(timestamp); ok {
+				v = string(t)
+			}
 			out = append(out, v)
 		}
 		return out, nil
@@ -145,6 +183,12 @@ func yamlMapping(n *yaml.Node) (map[string]any, error) {
 		v, err := yamlValue(vn)
 		if err != nil {
 			return nil, err
+		}
+		if t, ok := kv.(timestamp); ok {
+			return nil, fmt.Errorf("line %d: the date %s as a mapping key has no JSON form; quote it", kn.Line, string(t))
+		}
+		if t, ok := v.(timestamp); ok {
+			v = string(t)
 		}
 		if !d.set(kv, v) {
 			return nil, fmt.Errorf("line %d: unsupported mapping key", kn.Line)
@@ -211,9 +255,19 @@ func yamlScalar(n *yaml.Node) (any, error) {
 		return yamlBool(s), nil
 	case "!!null":
 		return nil, nil
+	case "!!binary":
+		return nil, fmt.Errorf("line %d: !!binary values are bytes, which have no JSON form", n.Line)
+	case "!!timestamp":
+		return yamlTime(s), nil
+	case "":
+	default:
+		return nil, unknownTag(n)
 	}
 	if quoted {
 		return s, nil
+	}
+	if s == "=" { // YAML 1.1's value tag, which the safe loader refuses
+		return nil, fmt.Errorf("line %d: could not determine a constructor for the tag 'tag:yaml.org,2002:value'", n.Line)
 	}
 	switch {
 	case yBool.MatchString(s):
@@ -221,14 +275,21 @@ func yamlScalar(n *yaml.Node) (any, error) {
 	case yInt.MatchString(s):
 		return yamlInt(s), nil
 	case yFlt.MatchString(s):
-		return yamlFloat(s), nil
+		f := yamlFloat(s)
+		if math.IsInf(f, 0) || math.IsNaN(f) {
+			return nil, fmt.Errorf("line %d: %s (infinity or NaN) has no JSON form", n.Line, s)
+		}
+		return f, nil
 	case yNull.MatchString(s):
 		return nil, nil
 	case yTime.MatchString(s):
-		return yamlTime(s), nil
+		return timestamp(yamlTime(s)), nil
 	}
 	return s, nil
 }
+
+// timestamp is a YAML date: a string in JSON, but no mapping key.
+type timestamp string
 
 func yamlBool(s string) bool {
 	switch strings.ToLower(s) {

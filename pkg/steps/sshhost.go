@@ -1,0 +1,38 @@
+package steps
+
+import (
+	"context"
+	"io/fs"
+	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+)
+
+// SSHHost is a Host reached over SSH, with every command written to the
+// run log.
+type SSHHost struct {
+	Client *ssh.Client
+	Log    *RunLog
+}
+
+// Name is the inventory name.
+func (h *SSHHost) Name() string { return h.Client.Name }
+
+// Run runs a command and returns its stdout; a failure carries the host,
+// the command, the exit code and stderr.
+func (h *SSHHost) Run(ctx context.Context, cmd string) ([]byte, error) {
+	start := time.Now()
+	res, err := h.Client.Run(ctx, cmd)
+	h.Log.Command(h.Name(), cmd, res, err, time.Since(start))
+	if res == nil {
+		return nil, err
+	}
+	return res.Stdout, err
+}
+
+// Upload writes a file if its content differs.
+func (h *SSHHost) Upload(ctx context.Context, path string, data []byte, mode uint32) (bool, error) {
+	changed, err := h.Client.Upload(ctx, ssh.File{Path: path, Data: data, Mode: fs.FileMode(mode)})
+	h.Log.Upload(h.Name(), path, len(data), changed, err)
+	return changed, err
+}
