@@ -1,17 +1,37 @@
 package main
 
 import (
+	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/term"
+
+	"github.com/metalk8s/metalk8s/pkg/cluster"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/steps"
 )
 
-// notBuilt answers for a command whose engine does not exist yet.
-func notBuilt(c *cli.Context, what string) error {
-	if _, err := loadCluster(c); err != nil {
-		return err
+func phaseHelp() string {
+	var b strings.Builder
+	b.WriteString("Phases, in order (for --only and --skip):\n")
+	for _, p := range steps.Phases {
+		fmt.Fprintf(&b, "  %-14s %s\n", p, steps.PhaseHelp[p])
 	}
-	return cli.Exit(fmt.Sprintf("metalk8s %s: not built yet (%s); the inventory is valid", c.Command.Name, what), exitFailure)
+	return b.String()
+}
+
+func phaseFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "only", Usage: "run only these `PHASES` (comma-separated)"},
+		&cli.StringFlag{Name: "skip", Usage: "skip these `PHASES` (comma-separated); what they hold must already be done"},
+	}
 }
 
 func upCommand() *cli.Command {
@@ -19,10 +39,13 @@ func upCommand() *cli.Command {
 		Name:      "up",
 		Usage:     "bring the cluster described by the inventory up to date",
 		ArgsUsage: "hosts.ini",
-		Flags:     []cli.Flag{inventoryFlag},
-		Action: func(c *cli.Context) error {
-			return notBuilt(c, "the step-graph executor comes next")
-		},
+		Description: "Checks every step and applies those that would change, hosts in parallel; a\n" +
+			"re-run changes nothing and resumes after a failure. Takes a lock on the first\n" +
+			"control-plane host. Logs every command to <inventory dir>/artifacts/logs/RUN.log.\n\n" + phaseHelp(),
+		Flags: append(append([]cli.Flag{inventoryFlag,
+			&cli.BoolFlag{Name: "force-unlock", Usage: "remove a lock left by a dead run before taking it"},
+		}, phaseFlags()...), sshFlags()...),
+		Action: func(c *cli.Context) error { return runCluster(c, true) },
 	}
 }
 
@@ -31,9 +54,21 @@ func planCommand() *cli.Command {
 		Name:      "plan",
 		Usage:     "show what up would change, without changing anything",
 		ArgsUsage: "hosts.ini",
-		Flags:     []cli.Flag{inventoryFlag},
+		Description: "Runs every check that up runs, changes nothing, and prints per host the steps\n" +
+			"that would change. Exit codes (like terraform plan -detailed-exitcode):\n" +
+			"  0 nothing would change, 2 changes are pending, 1 failure or bad input.\n\n" + phaseHelp(),
+		Flags: append(append([]cli.Flag{inventoryFlag,
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`text` or json"},
+		}, phaseFlags()...), sshFlags()...),
 		Action: func(c *cli.Context) error {
-			return notBuilt(c, "the step-graph executor comes next")
+			err := runCluster(c, false)
+			// For plan, 2 means "changes pending": bad input is 1.
+			var ue usageError
+			var ie *inventory.Error
+			if errors.As(err, &ue) || errors.As(err, &ie) {
+				return cli.Exit(err.Error(), exitFailure)
+			}
+			return err
 		},
 	}
 }
@@ -45,7 +80,80 @@ func addNodeCommand() *cli.Command {
 		ArgsUsage: "hosts.ini",
 		Flags:     []cli.Flag{inventoryFlag},
 		Action: func(c *cli.Context) error {
-			return notBuilt(c, "joining nodes needs the control plane")
+			if _, err := loadCluster(c); err != nil {
+				return err
+			}
+			return cli.Exit("add-node: not built yet (joining nodes needs the control plane); the inventory is valid", exitFailure)
 		},
 	}
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+func runCluster(c *cli.Context, apply bool) error {
+	cl, err := loadCluster(c)
+	if err != nil {
+		return err
+	}
+	only, err := steps.ParsePhases(c.String("only"))
+	if err != nil {
+		return usageError{"--only: " + err.Error()}
+	}
+	skip, err := steps.ParsePhases(c.String("skip"))
+	if err != nil {
+		return usageError{"--skip: " + err.Error()}
+	}
+	jsonOut := !apply && c.String("output") == "json"
+	if !apply && !jsonOut && c.String("output") != "text" {
+		return usageError{"--output must be text or json"}
+	}
+	pool, err := poolOptions(c)
+	if err != nil {
+		return err
+	}
+	out := c.App.Writer
+	progress := out
+	if jsonOut {
+		progress = c.App.ErrWriter
+	}
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	res, err := cluster.Run(ctx, cl, cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
+		Only: only, Skip: skip, ForceUnlock: apply && c.Bool("force-unlock"), Out: progress, Live: isTerminal(progress)})
+	if err != nil {
+		var se *cluster.SelectionError
+		if errors.As(err, &se) {
+			return usageError{err.Error()}
+		}
+		return err
+	}
+	r := res.Report
+	if jsonOut {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		enc.Encode(cluster.Plan(res.Run, r))
+	} else {
+		steps.Summary(progress, r)
+		if !apply {
+			fmt.Fprintln(out)
+			cluster.PlanText(out, r)
+		}
+	}
+	fmt.Fprintf(c.App.ErrWriter, "log: %s\n", res.Log)
+	for _, d := range res.Diag {
+		fmt.Fprintf(c.App.ErrWriter, "diagnostics: %s\n", d)
+	}
+	if err := r.Err(); err != nil {
+		return cli.Exit(fmt.Sprintf("%s failed:\n%v", c.Command.Name, err), exitFailure)
+	}
+	if !apply && r.Count(steps.StatusPending) > 0 {
+		return cli.Exit("", 2)
+	}
+	if apply {
+		fmt.Fprintf(out, "up: %d steps changed, %d unchanged.\n", r.Count(steps.StatusChanged), r.Count(steps.StatusOK))
+	}
+	return nil
 }

@@ -51,7 +51,7 @@ func readTTY(prompt string) ([]byte, error) {
 	return b, err
 }
 
-func newPool(c *cli.Context) (*ssh.Pool, error) {
+func poolOptions(c *cli.Context) (ssh.Options, error) {
 	opts := ssh.Options{
 		KnownHosts:     c.String("known-hosts"),
 		TrustNewHosts:  c.Bool("trust-new-hosts"),
@@ -65,12 +65,20 @@ func newPool(c *cli.Context) (*ssh.Pool, error) {
 	if c.Bool("ask-become-pass") {
 		pw, err := askTTY("BECOME password: ")
 		if err != nil {
-			return nil, usageError{fmt.Sprintf("--ask-become-pass: %v", err)}
+			return opts, usageError{fmt.Sprintf("--ask-become-pass: %v", err)}
 		}
 		opts.BecomePassword = string(pw)
 	}
 	if c.Int("forks") < 1 {
-		return nil, usageError{"--forks must be at least 1"}
+		return opts, usageError{"--forks must be at least 1"}
+	}
+	return opts, nil
+}
+
+func newPool(c *cli.Context) (*ssh.Pool, error) {
+	opts, err := poolOptions(c)
+	if err != nil {
+		return nil, err
 	}
 	return ssh.NewPool(opts)
 }

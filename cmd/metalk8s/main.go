@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -34,11 +35,13 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.Run(args)
+	err := app.Run(flagsFirst(app, args))
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(stderr, "metalk8s: %v\n", err)
+	if msg := err.Error(); msg != "" {
+		fmt.Fprintf(stderr, "metalk8s: %s\n", msg)
+	}
 	return exitCode(err)
 }
 
@@ -89,6 +92,46 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		c.HideHelpCommand = true
 	}
 	return app
+}
+
+// flagsFirst moves a command's flags before its arguments, so that
+// "metalk8s plan hosts.ini --forks 10" works as operators type it.
+func flagsFirst(app *cli.App, args []string) []string {
+	if len(args) < 3 {
+		return args
+	}
+	cmd := app.Command(args[1])
+	if cmd == nil {
+		return args
+	}
+	takesValue := map[string]bool{}
+	for _, f := range cmd.Flags {
+		_, isBool := f.(*cli.BoolFlag)
+		for _, n := range f.Names() {
+			takesValue[n] = !isBool
+		}
+	}
+	var flags, rest []string
+	i := 2
+	for ; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			break
+		}
+		if strings.HasPrefix(a, "-") && len(a) > 1 {
+			flags = append(flags, a)
+			name := strings.TrimLeft(a, "-")
+			if takesValue[name] && !strings.Contains(a, "=") && i+1 < len(args) {
+				i++
+				flags = append(flags, args[i])
+			}
+			continue
+		}
+		rest = append(rest, a)
+	}
+	out := append([]string{args[0], args[1]}, flags...)
+	out = append(out, rest...)
+	return append(out, args[i:]...)
 }
 
 // inventoryFlag is the inventory path, as -i like Ansible or as the first argument.

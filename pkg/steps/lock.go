@@ -35,7 +35,9 @@ func (e *LockedError) Error() string {
 		e.Info.Owner, e.Info.PID, e.Info.Run, e.Info.Since.Format(time.RFC3339), e.Host)
 }
 
-func lockPath(host string) string { return StateDir(host) + "/up.lock" }
+// lockPath sits beside the host's state directory, not in it, so that
+// taking the lock changes nothing that a step checks.
+func lockPath(host string) string { return "/var/lib/metalk8s/" + host + ".up.lock" }
 
 // Lock takes the cluster lock on host (the first control-plane host) and
 // returns the function that releases it. force removes a stale lock first.
@@ -52,8 +54,8 @@ func Lock(ctx context.Context, h Host, run string, force bool) (func(), error) {
 		script = "rm -f " + ssh.Quote(p) + "; "
 	}
 	// noclobber makes the create atomic: one of two racing runs wins.
-	script += fmt.Sprintf("mkdir -p %s && chmod 700 %s && if (set -C; printf '%%s\\n' %s > %s) 2>/dev/null; then echo taken; else cat %s; fi",
-		ssh.Quote(StateDir(h.Name())), ssh.Quote(StateDir(h.Name())), ssh.Quote(string(info)), ssh.Quote(p), ssh.Quote(p))
+	script += fmt.Sprintf("mkdir -p /var/lib/metalk8s && if (set -C; umask 077; printf '%%s\\n' %s > %s) 2>/dev/null; then echo taken; else cat %s; fi",
+		ssh.Quote(string(info)), ssh.Quote(p), ssh.Quote(p))
 	out, err := h.Run(ctx, script)
 	if err != nil {
 		return nil, fmt.Errorf("take the cluster lock on %s: %w", h.Name(), err)

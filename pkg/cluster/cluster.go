@@ -1,0 +1,259 @@
+// Package cluster builds the one step graph of a cluster from its
+// inventory, and walks it for plan and up.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/node"
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+	"github.com/metalk8s/metalk8s/pkg/steps"
+)
+
+// Options for one plan or up.
+type Options struct {
+	Apply       bool // up; false is plan
+	SSH         ssh.Options
+	Forks       int
+	Only, Skip  map[string]bool
+	ForceUnlock bool
+	Out         io.Writer    // progress and summary
+	Live        bool         // redraw a per-host view (a terminal)
+	Observe     steps.Events // also told of every step (for embedding and tests)
+}
+
+// Graph builds the steps for a cluster.
+func Graph(cl *inventory.Cluster) (*steps.Graph, error) {
+	store := node.NewFactStore()
+	var all []*steps.Step
+	all = append(all, node.Preflight(cl, store)...)
+	all = append(all, node.StateDir(cl)...)
+	return steps.NewGraph(all)
+}
+
+// ArtifactsDir is <inventory dir>/artifacts.
+func ArtifactsDir(cl *inventory.Cluster) string {
+	return filepath.Join(filepath.Dir(cl.Inventory.Path), "artifacts")
+}
+
+// Result is a finished plan or up.
+type Result struct {
+	Run    string
+	Report *steps.Report
+	Log    string   // the run log
+	Diag   []string // diagnostics bundles of failed hosts
+}
+
+// Run walks the cluster's graph: checks only for plan; check, apply and
+// check again for up, under the cluster lock.
+func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error) {
+	g, err := Graph(cl)
+	if err != nil {
+		return nil, err
+	}
+	run := time.Now().UTC().Format("20060102-150405")
+	if !o.Apply {
+		run += "-plan"
+	}
+	art := ArtifactsDir(cl)
+	journal, err := steps.OpenJournal(filepath.Join(art, "journal.json"))
+	if err != nil {
+		return nil, err
+	}
+	secrets := []string{o.SSH.BecomePassword}
+	for _, n := range cl.Nodes {
+		secrets = append(secrets, n.SSH.BecomePassword)
+	}
+	log, err := steps.OpenRunLog(filepath.Join(art, "logs"), run, secrets)
+	if err != nil {
+		return nil, err
+	}
+	defer log.Close()
+	res := &Result{Run: run, Log: log.Path}
+
+	wo := steps.Options{Apply: o.Apply, Forks: o.Forks, Only: o.Only, Skip: o.Skip,
+		Done: journal.Done, Transient: ssh.Transient}
+	if missing := steps.MissingDeps(g, &wo); len(missing) > 0 {
+		return nil, &SelectionError{Missing: missing}
+	}
+
+	pool, err := ssh.NewPool(o.SSH)
+	if err != nil {
+		return nil, err
+	}
+	hosts := map[string]steps.Host{}
+	for _, n := range cl.Nodes {
+		c, err := pool.Client(n.Name, n.SSH)
+		if err != nil {
+			return nil, err
+		}
+		defer c.Close()
+		hosts[n.Name] = &steps.SSHHost{Client: c, Log: log}
+	}
+	log.Printf("%s run %s on %s: %d steps, %d hosts", map[bool]string{true: "up", false: "plan"}[o.Apply], run, cl.Inventory.Path, len(g.Steps), len(hosts))
+
+	if o.Apply {
+		first := cl.ControlPlane[0].Name
+		release, err := steps.Lock(ctx, hosts[first], run, o.ForceUnlock)
+		if err != nil {
+			return nil, err
+		}
+		defer release()
+	}
+
+	var ev steps.Events = &steps.Lines{W: o.Out, Apply: o.Apply}
+	var live *steps.Live
+	if o.Live {
+		live = &steps.Live{W: o.Out, Total: len(g.Steps)}
+		live.Start()
+		ev = live
+	}
+	wo.Events = &recorder{next: ev, observe: o.Observe, journal: journal, hosts: hosts, run: run, log: log}
+	res.Report = steps.Run(ctx, g, hosts, wo)
+	if live != nil {
+		live.Stop()
+	}
+
+	for _, f := range res.Report.Failed() {
+		if !o.Apply && f.Status == steps.StatusCanceled {
+			continue
+		}
+		p, err := steps.CollectDiag(ctx, hosts[f.Step.Host], f, filepath.Join(art, "diag"), run, log.Mask)
+		if err != nil {
+			log.Printf("diagnostics for %s: %v", f.Step.Host, err)
+			continue
+		}
+		res.Diag = append(res.Diag, p)
+	}
+	return res, nil
+}
+
+// recorder keeps the journal as steps finish, then passes events on.
+type recorder struct {
+	next    steps.Events
+	observe steps.Events
+	journal *steps.Journal
+	hosts   map[string]steps.Host
+	run     string
+	log     *steps.RunLog
+}
+
+func (r *recorder) Started(s *steps.Step) {
+	r.log.Printf("%s step %s: start", s.Host, s.ID)
+	if r.observe != nil {
+		r.observe.Started(s)
+	}
+	r.next.Started(s)
+}
+
+func (r *recorder) Finished(o *steps.Outcome) {
+	r.log.Printf("%s step %s: %s %v", o.Step.Host, o.Step.ID, o.Status, errOrDiff(o))
+	if err := r.journal.Record(o, r.run); err != nil {
+		r.log.Printf("journal: %v", err)
+	}
+	if o.Status == steps.StatusChanged {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		if err := steps.RecordOnHost(ctx, r.hosts[o.Step.Host], o, r.run); err != nil {
+			r.log.Printf("%s journal on host: %v", o.Step.Host, err)
+		}
+		cancel()
+	}
+	if r.observe != nil {
+		r.observe.Finished(o)
+	}
+	r.next.Finished(o)
+}
+
+func errOrDiff(o *steps.Outcome) string {
+	if o.Err != nil {
+		return o.Err.Error()
+	}
+	return strings.Join(o.Change.Diff, "; ")
+}
+
+// SelectionError: --only/--skip leave out steps that are not done yet.
+type SelectionError struct{ Missing []string }
+
+func (e *SelectionError) Error() string {
+	return "the selected phases need steps of skipped phases that are not done yet; run those phases first:\n  " +
+		strings.Join(e.Missing, "\n  ")
+}
+
+// IsLocked reports whether err is a held cluster lock.
+func IsLocked(err error) bool {
+	var le *steps.LockedError
+	return errors.As(err, &le)
+}
+
+// PlanText prints, per host, the steps that would change and their diffs.
+func PlanText(w io.Writer, r *steps.Report) int {
+	changes := 0
+	for _, h := range r.Graph.Hosts() {
+		var lines []string
+		for _, s := range r.Graph.Steps {
+			o := r.Outcomes[s.ID]
+			if s.Host != h || o.Status != steps.StatusPending {
+				continue
+			}
+			changes++
+			note := ""
+			if o.AfterDeps {
+				note = "  (after the steps it depends on)"
+			}
+			lines = append(lines, fmt.Sprintf("  %s%s", s.Name(), note))
+			for _, d := range o.Change.Diff {
+				lines = append(lines, "      "+d)
+			}
+		}
+		if len(lines) > 0 {
+			fmt.Fprintf(w, "%s:\n%s\n", h, strings.Join(lines, "\n"))
+		}
+	}
+	if changes == 0 {
+		fmt.Fprintln(w, "No changes: the cluster matches the inventory.")
+	} else {
+		fmt.Fprintf(w, "%d steps would change.\n", changes)
+	}
+	return changes
+}
+
+// PlanJSON is the machine form of a plan.
+type PlanJSON struct {
+	Run     string       `json:"run"`
+	Changes []PlanChange `json:"changes"`
+	Failed  []PlanChange `json:"failed"`
+}
+
+// PlanChange is one step that would change (or failed to check).
+type PlanChange struct {
+	Host      string   `json:"host"`
+	Step      string   `json:"step"`
+	Phase     string   `json:"phase"`
+	Diff      []string `json:"diff,omitempty"`
+	AfterDeps bool     `json:"after_deps,omitempty"`
+	Error     string   `json:"error,omitempty"`
+}
+
+// Plan turns a report into PlanJSON.
+func Plan(run string, r *steps.Report) PlanJSON {
+	p := PlanJSON{Run: run, Changes: []PlanChange{}, Failed: []PlanChange{}}
+	for _, s := range r.Graph.Steps {
+		o := r.Outcomes[s.ID]
+		c := PlanChange{Host: s.Host, Step: s.Name(), Phase: s.Phase, Diff: o.Change.Diff, AfterDeps: o.AfterDeps}
+		switch o.Status {
+		case steps.StatusPending:
+			p.Changes = append(p.Changes, c)
+		case steps.StatusFailed, steps.StatusBlocked, steps.StatusCanceled:
+			c.Error = fmt.Sprint(o.Err)
+			p.Failed = append(p.Failed, c)
+		}
+	}
+	return p
+}
