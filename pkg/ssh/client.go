@@ -52,7 +52,7 @@ func NewPool(opts Options) (*Pool, error) {
 		opts.ConnectTimeout = 15 * time.Second
 	}
 	if opts.KeepAlive == 0 {
-		opts.KeepAlive = 15 * time.Second
+		opts.KeepAlive = 5 * time.Second // a dead link is found within two of these
 	}
 	if opts.AgentSocket == "" {
 		opts.AgentSocket = os.Getenv("SSH_AUTH_SOCK")

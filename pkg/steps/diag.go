@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/ssh"
 )
 
 // diagCommands gather what helps explain a failure on a host.
@@ -62,6 +64,13 @@ func CollectDiag(ctx context.Context, h Host, o *Outcome, dir, run string, mask 
 		}
 		if err := add(c.file, content); err != nil {
 			return "", err
+		}
+		if err != nil && ssh.Transient(err) {
+			// The host is unreachable: the other commands would fail too.
+			if err := add("unreachable.txt", fmt.Sprintf("the host did not answer: %v\n", err)); err != nil {
+				return "", err
+			}
+			break
 		}
 	}
 	if err := tw.Close(); err != nil {
