@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -32,6 +33,7 @@ func TestExecFleet(t *testing.T) {
 		{"host-keys", testExecHostKeys},
 		{"become-password", testExecBecomePassword},
 		{"agent-and-keys", testExecAgentAndKeys},
+		{"plan-and-up", testPlanAndUp},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
 	}
@@ -280,5 +282,53 @@ func TestExecUsage(t *testing.T) {
 	code, _, errOut = metalk8s(t, "exec", "-i", inv, "--limit", "nope", "--", "true")
 	if code != 2 || !strings.Contains(errOut, `"nope" is neither a group nor a host`) {
 		t.Errorf("bad limit: exit %d: %s", code, errOut)
+	}
+}
+
+// testPlanAndUp checks the exit codes and outputs of plan and up. Hosts are
+// renamed (cli-NNN) so their state directories are this test's own.
+func testPlanAndUp(t *testing.T, f *fleet.Fleet) {
+	isolate(t)
+	data, err := os.ReadFile(f.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inv := writeInventory(t, strings.ReplaceAll(string(data), "node-", "cli-"))
+	defer func() {
+		for _, h := range []string{"cli-001", "cli-002", "cli-003"} {
+			os.RemoveAll("/var/lib/metalk8s/" + h)
+		}
+	}()
+	kh := "--known-hosts=" + f.KnownHosts
+	code, out, errOut := metalk8s(t, "plan", inv, kh)
+	if code != 2 || !strings.Contains(out, "cli-002:\n  prepare/state-dir\n      + create /var/lib/metalk8s/cli-002") || !strings.Contains(out, "3 steps would change") {
+		t.Fatalf("plan: exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	code, out, _ = metalk8s(t, "plan", inv, kh, "--output", "json")
+	var plan struct {
+		Changes []struct{ Host, Step string }
+	}
+	if code != 2 || json.Unmarshal([]byte(out), &plan) != nil || len(plan.Changes) != 3 {
+		t.Fatalf("plan json: exit %d\n%s", code, out)
+	}
+	code, out, errOut = metalk8s(t, "up", inv, kh)
+	if code != 0 || !strings.Contains(out, "up: 3 steps changed") || !strings.Contains(errOut, "log: ") {
+		t.Fatalf("up: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, _ = metalk8s(t, "up", inv, kh)
+	if code != 0 || !strings.Contains(out, "up: 0 steps changed") {
+		t.Fatalf("second up: exit %d\n%s", code, out)
+	}
+	code, out, _ = metalk8s(t, "plan", inv, kh)
+	if code != 0 || !strings.Contains(out, "No changes") {
+		t.Fatalf("plan after up: exit %d\n%s", code, out)
+	}
+	code, _, errOut = metalk8s(t, "up", inv, kh, "--only", "nonsense")
+	if code != 2 || !strings.Contains(errOut, `unknown phase "nonsense"`) {
+		t.Errorf("bad phase: exit %d %s", code, errOut)
+	}
+	code, _, errOut = metalk8s(t, "plan", inv, kh, "--only", "nonsense")
+	if code != 1 {
+		t.Errorf("plan with bad input must exit 1 (2 means changes): exit %d %s", code, errOut)
 	}
 }

@@ -1,0 +1,117 @@
+package inventory
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func loadCluster(t *testing.T, ini string, files map[string]string) (*Cluster, error) {
+	t.Helper()
+	dir := t.TempDir()
+	for name, content := range files {
+		p := filepath.Join(dir, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		os.WriteFile(p, []byte(content), 0o644)
+	}
+	p := filepath.Join(dir, "hosts.ini")
+	os.WriteFile(p, []byte(ini), 0o644)
+	inv, err := Load(p)
+	if err != nil {
+		return nil, err
+	}
+	return NewCluster(inv)
+}
+
+const base = "[kube-master]\nm1 ansible_host=10.0.0.1\n[etcd]\nm1\n[kube-node]\nw1\n[k8s-cluster:children]\nkube-master\nkube-node\n"
+
+func TestSSHSettings(t *testing.T) {
+	cl, err := loadCluster(t, base+`[all:vars]
+ansible_user=admin
+ansible_become=yes
+ansible_become_password=s3cret
+ansible_ssh_private_key_file=~/.ssh/lab
+[kube-node:vars]
+ansible_port=2222
+ansible_ssh_common_args='-o StrictHostKeyChecking=no -o ProxyJump=jump@bastion:2200,ops@inner'
+`, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m1, w1 := cl.Nodes[0].SSH, cl.Nodes[1].SSH
+	if m1.Host != "10.0.0.1" || m1.Port != 22 || m1.User != "admin" || !m1.Become || m1.BecomePassword != "s3cret" || m1.KeyFile != "~/.ssh/lab" || len(m1.Jumps) != 0 {
+		t.Errorf("m1: %+v", m1)
+	}
+	want := []Hop{{User: "jump", Host: "bastion", Port: 2200}, {User: "ops", Host: "inner"}}
+	if w1.Host != "w1" || w1.Port != 2222 || !reflect.DeepEqual(w1.Jumps, want) {
+		t.Errorf("w1: %+v", w1)
+	}
+}
+
+func TestJumpsFromArgs(t *testing.T) {
+	for args, want := range map[string][]Hop{
+		"-J root@b1":                         {{User: "root", Host: "b1"}},
+		"-o ProxyJump=b1:2022":               {{Host: "b1", Port: 2022}},
+		"-oProxyJump=ssh://u@[fd00::1]:2200": {{User: "u", Host: "fd00::1", Port: 2200}},
+		`-o ProxyCommand="ssh -W %h:%p -p 2201 -i key ops@bastion"`: {{User: "ops", Host: "bastion", Port: 2201}},
+		"-o ProxyJump=none":         nil,
+		"-o ServerAliveInterval=30": nil,
+	} {
+		got, err := jumpsFromArgs(args)
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: %+v %v, want %+v", args, got, err, want)
+		}
+	}
+	if _, err := jumpsFromArgs(`-o ProxyCommand="nc -X 5 -x proxy %h %p"`); err == nil {
+		t.Error("a non-ssh ProxyCommand must be refused")
+	}
+}
+
+func TestBadSSHVariable(t *testing.T) {
+	_, err := loadCluster(t, strings.Replace(base, "m1 ansible_host=10.0.0.1", "m1 ansible_host=10.0.0.1 ansible_port=seventy", 1), nil)
+	if err == nil || !strings.Contains(err.Error(), "host m1: variable ansible_port") || !strings.Contains(err.Error(), "hosts.ini:2") {
+		t.Errorf("bad port: %v", err)
+	}
+}
+
+func TestStorageBothStyles(t *testing.T) {
+	cl, err := loadCluster(t, base+"[kube-node]\nw2\n", map[string]string{
+		"host_vars/w1.yml": "metal_k8s_lvm: {vgs: {kubevg: {drives: ['/dev/vdb']}}}\nmetalk8s_lvm_default_vg: false\n",
+		"host_vars/w2.yml": "metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb', '/dev/vdc']\n" +
+			"metalk8s_lvm_drives_vg_data: ['/dev/vdd']\n" +
+			"metalk8s_lvm_lvs_vg_data: {data1: {size: 100G, fstype: xfs, labels: {tier: fast}, force: true}}\n",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w1, w2 := cl.Workers[0], cl.Workers[1]
+	if len(w1.Storage) != 1 || w1.Storage[0].Name != "kubevg" || w1.Storage[0].Drives[0] != "/dev/vdb" || len(w1.Storage[0].LVs) != 3 {
+		t.Errorf("0.1 style: %+v", w1.Storage)
+	}
+	if len(w2.Storage) != 2 || w2.Storage[0].Name != "vg_metalk8s" || len(w2.Storage[0].Drives) != 2 || w2.Storage[0].LVs[0].Size != "52G" {
+		t.Fatalf("1.x default VG: %+v", w2.Storage)
+	}
+	lv := w2.Storage[1].LVs[0]
+	if w2.Storage[1].Name != "vg_data" || lv.Name != "data1" || lv.FSType != "xfs" || lv.Labels["tier"] != "fast" || !lv.Force || lv.MountOpts != "defaults,noatime" || lv.FSOpts != "-m 0" {
+		t.Errorf("1.x extra VG: %+v", w2.Storage[1])
+	}
+	if len(cl.ControlPlane[0].Storage) != 0 {
+		t.Errorf("storage on a non-worker: %+v", cl.ControlPlane[0].Storage)
+	}
+}
+
+func TestBadStorage(t *testing.T) {
+	for vars, want := range map[string]string{
+		"metalk8s_lvm_drives_vg_metalk8s: /dev/vdb\n":                                                                 "must be a list",
+		"metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb']\nmetalk8s_lvm_lvs_vg_metalk8s: {a: {size: big}}\n":             "not a size",
+		"metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb']\nmetalk8s_lvm_lvs_vg_metalk8s: {a: {size: 1G, colour: red}}\n": "unknown field",
+		"metal_k8s_lvm: [1]\n": "must be a mapping",
+	} {
+		_, err := loadCluster(t, base, map[string]string{"host_vars/w1.yml": vars})
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "host w1") || !strings.Contains(err.Error(), "host_vars/w1.yml") {
+			t.Errorf("%q: %v, want %q naming the host and file", vars, err, want)
+		}
+	}
+}
