@@ -208,13 +208,7 @@ func (p *pyParser) next() {
 			}
 			name := rest[:n]
 			if q := n; q < len(rest) && (rest[q] == '\'' || rest[q] == '"') && isStrPrefix(name) {
-				s, size, err := scanString(rest, n)
-				if err != nil {
-					p.fail()
-					return
-				}
-				p.tok = pyTok{kind: tStr, val: s}
-				p.pos += size
+				p.stringToken(rest, n)
 				return
 			}
 			p.tok = pyTok{kind: tName, text: name}
@@ -222,17 +216,22 @@ func (p *pyParser) next() {
 			return
 		}
 		if c == '\'' || c == '"' {
-			s, size, err := scanString(rest, 0)
-			if err != nil {
-				p.fail()
-				return
-			}
-			p.tok = pyTok{kind: tStr, val: s}
-			p.pos += size
+			p.stringToken(rest, 0)
 			return
 		}
 		p.fail()
 	}
+}
+
+// stringToken reads the string literal at rest[prefix:].
+func (p *pyParser) stringToken(rest string, prefix int) {
+	s, size, err := scanString(rest, prefix)
+	if err != nil {
+		p.fail()
+		return
+	}
+	p.tok = pyTok{kind: tStr, val: s}
+	p.pos += size
 }
 
 func isStrPrefix(s string) bool {

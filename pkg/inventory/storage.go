@@ -2,7 +2,9 @@ package inventory
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -155,13 +157,8 @@ func storage01(h *Host, raw any) ([]VG, error) {
 	if !ok {
 		return nil, varError(h, key, "must hold 'vgs: {NAME: {drives: [...]}}'")
 	}
-	var names []string
-	for n := range vgsRaw {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var vgs []VG
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(vgsRaw)) {
 		if !reVGName.MatchString(n) {
 			return nil, varError(h, key, "%q is not a valid volume group name", n)
 		}
@@ -217,13 +214,8 @@ func lvList(h *Host, key string, raw any) ([]LV, error) {
 	if !ok {
 		return nil, varError(h, key, "must be a mapping of volume name to {size: ...}, found %s", typeName(raw))
 	}
-	var names []string
-	for n := range m {
-		names = append(names, n)
-	}
-	sort.Strings(names)
 	var lvs []LV
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(m)) {
 		spec, ok := m[n].(map[string]any)
 		if !ok {
 			return nil, varError(h, key, "volume %s must be a mapping with a size", n)
