@@ -84,6 +84,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			addNodeCommand(),
 			inventoryCommand(),
 			execCommand(),
+			bundleCommand(),
 			versionCommand(),
 		},
 	}
@@ -104,6 +105,14 @@ func flagsFirst(app *cli.App, args []string) []string {
 	if cmd == nil {
 		return args
 	}
+	start := 2
+	for start < len(args) && len(cmd.Subcommands) > 0 {
+		sub := cmd.Command(args[start])
+		if sub == nil {
+			break
+		}
+		cmd, start = sub, start+1
+	}
 	takesValue := map[string]bool{}
 	for _, f := range cmd.Flags {
 		_, isBool := f.(*cli.BoolFlag)
@@ -112,7 +121,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 		}
 	}
 	var flags, rest []string
-	i := 2
+	i := start
 	for ; i < len(args); i++ {
 		a := args[i]
 		if a == "--" {
@@ -129,7 +138,7 @@ func flagsFirst(app *cli.App, args []string) []string {
 		}
 		rest = append(rest, a)
 	}
-	out := append([]string{args[0], args[1]}, flags...)
+	out := append(append([]string{}, args[:start]...), flags...)
 	out = append(out, rest...)
 	return append(out, args[i:]...)
 }

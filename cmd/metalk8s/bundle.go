@@ -1,0 +1,109 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/metalk8s/metalk8s/pkg/bundle"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+)
+
+func bundleCommand() *cli.Command {
+	kube := &cli.StringFlag{Name: "kube-version", Usage: "Kubernetes `VERSION` (default: the inventory's kube_version, else " + bundle.DefaultKubeVersion + ")"}
+	return &cli.Command{
+		Name:  "bundle",
+		Usage: "gather the binaries and images nodes need, for air-gapped sites",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "build",
+				Usage:     "download, check and store a release's binaries and images in a directory",
+				ArgsUsage: " ",
+				Description: "Sources default to the real release sites and registries. --mirror is a web\n" +
+					"server laid out as <mirror>/<site>/<path> (dl.k8s.io/release/v1.34.4/bin/linux/amd64/\n" +
+					"kubeadm, github.com/etcd-io/etcd/releases/download/...), checksums beside each file;\n" +
+					"--registry holds the images under their upstream paths (HOST/pause:3.10.1).\n" +
+					"Every file is checked against its published SHA-256; DIR/manifest.json lists all.",
+				Flags: []cli.Flag{
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "bundle `DIR`"},
+					inventoryFlag, kube,
+					&cli.StringFlag{Name: "mirror", Usage: "release mirror base `URL`"},
+					&cli.StringFlag{Name: "registry", Usage: "image registry `HOST[:PORT]`"},
+					&cli.BoolFlag{Name: "insecure-registry", Usage: "talk plain HTTP to --registry (a registry on loopback)"},
+					&cli.BoolFlag{Name: "no-images", Usage: "binaries only"},
+				},
+				Action: func(c *cli.Context) error {
+					v, err := bundleVersions(c)
+					if err != nil {
+						return err
+					}
+					ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+					defer stop()
+					m, err := bundle.Build(ctx, bundle.BuildOptions{Out: c.String("output"), Versions: v,
+						Source:   bundle.Source{Mirror: c.String("mirror")},
+						Registry: bundle.Registry{Host: c.String("registry"), Insecure: c.Bool("insecure-registry")},
+						NoImages: c.Bool("no-images"), Log: c.App.Writer})
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(c.App.Writer, "bundle %s: %d files, %d images for Kubernetes %s\n", c.String("output"), len(m.Files), len(m.Images), v.Kube)
+					return nil
+				},
+			},
+			{
+				Name:      "verify",
+				Usage:     "recheck every hash of a bundle and list what the versions need that it lacks",
+				ArgsUsage: "DIR",
+				Flags:     []cli.Flag{inventoryFlag, kube},
+				Action: func(c *cli.Context) error {
+					if c.NArg() != 1 {
+						return usageError{"bundle verify: give the bundle directory: metalk8s bundle verify DIR"}
+					}
+					v, err := bundleVersions(c)
+					if err != nil {
+						return err
+					}
+					problems, err := bundle.Verify(c.Args().First(), v)
+					if err != nil {
+						return usageError{err.Error()}
+					}
+					if len(problems) > 0 {
+						return cli.Exit(fmt.Sprintf("bundle %s is not usable for Kubernetes %s:\n  %s", c.Args().First(), v.Kube, strings.Join(problems, "\n  ")), exitFailure)
+					}
+					fmt.Fprintf(c.App.Writer, "bundle %s: every hash checks out, complete for Kubernetes %s\n", c.Args().First(), v.Kube)
+					return nil
+				},
+			},
+		},
+	}
+}
+
+// bundleVersions takes --kube-version, else the inventory's kube_version.
+func bundleVersions(c *cli.Context) (bundle.Versions, error) {
+	kv := c.String("kube-version")
+	if kv == "" && c.String("inventory") != "" {
+		inv, err := inventory.Load(c.String("inventory"))
+		if err != nil {
+			return bundle.Versions{}, err
+		}
+		cl, err := inventory.NewCluster(inv)
+		if err != nil {
+			return bundle.Versions{}, err
+		}
+		if s, ok := cl.ControlPlane[0].Vars["kube_version"].(string); ok {
+			kv = s
+		}
+	}
+	if kv == "" {
+		kv = bundle.DefaultKubeVersion
+	}
+	v, err := bundle.VersionsFor(kv)
+	if err != nil {
+		return v, usageError{err.Error()}
+	}
+	return v, nil
+}

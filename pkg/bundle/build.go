@@ -1,0 +1,136 @@
+package bundle
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// BuildOptions say what to gather and from where.
+type BuildOptions struct {
+	Out      string
+	Versions Versions
+	Source   Source
+	Registry Registry
+	NoImages bool
+	Log      io.Writer
+}
+
+// Build gathers a release into Out. It works in a temporary directory
+// beside Out and renames it into place at the end, so Out is either the
+// old bundle or the new one, never half of one. Files the old bundle
+// already holds with the right hash are reused, not downloaded again.
+func Build(ctx context.Context, o BuildOptions) (*Manifest, error) {
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	out, err := filepath.Abs(o.Out)
+	if err != nil {
+		return nil, err
+	}
+	if st, err := os.Stat(out); err == nil {
+		if !st.IsDir() {
+			return nil, fmt.Errorf("%s exists and is not a directory", out)
+		}
+		if _, err := ReadManifest(out); err != nil {
+			if entries, _ := os.ReadDir(out); len(entries) > 0 {
+				return nil, fmt.Errorf("%s is not empty and holds no bundle; refusing to replace it", out)
+			}
+		}
+	}
+	if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(filepath.Dir(out), "."+filepath.Base(out)+".build-*")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(tmp)
+	old, _ := ReadManifest(out)
+
+	m := &Manifest{Versions: o.Versions}
+	for _, a := range Artifacts(o.Versions) {
+		sum, err := o.Source.Checksum(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		dst := filepath.Join(tmp, a.Dest)
+		var size int64
+		if reused(old, out, a, sum, dst) {
+			_, size, _ = fileSHA256(dst)
+			fmt.Fprintf(o.Log, "%-12s %s (unchanged)\n", a.Name, a.Dest)
+		} else {
+			if size, err = o.Source.Fetch(ctx, a, sum, dst); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(o.Log, "%-12s %s (%d bytes, sha256 %s)\n", a.Name, a.Dest, size, sum[:12])
+		}
+		m.Files = append(m.Files, File{Name: a.Name, Path: a.Dest, SHA256: sum, Size: size, Source: o.Source.URL(a, "")})
+	}
+	if !o.NoImages {
+		m.ImageArchive = "images/images.tar"
+		if err := os.MkdirAll(filepath.Join(tmp, "images"), 0o755); err != nil {
+			return nil, err
+		}
+		imgs, err := pullImages(ctx, o.Registry, Images(o.Versions), filepath.Join(tmp, m.ImageArchive))
+		if err != nil {
+			return nil, err
+		}
+		m.Images = imgs
+		for _, img := range imgs {
+			fmt.Fprintf(o.Log, "%-12s %s (%s)\n", "image", img.Name, img.Digest[:19])
+		}
+	}
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(tmp, ManifestName), append(data, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return nil, err
+	}
+	return m, swapDir(tmp, out)
+}
+
+// reused links a file of the old bundle into the new one when its hash is
+// still the published one.
+func reused(old *Manifest, oldDir string, a Artifact, sum, dst string) bool {
+	if old == nil {
+		return false
+	}
+	f, ok := old.file(a.Name)
+	if !ok || f.SHA256 != sum {
+		return false
+	}
+	src := filepath.Join(oldDir, f.Path)
+	if got, _, err := fileSHA256(src); err != nil || got != sum {
+		return false
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return false
+	}
+	return os.Link(src, dst) == nil
+}
+
+// swapDir puts dir in place of out: out is renamed away, dir renamed in,
+// and the old one removed.
+func swapDir(dir, out string) error {
+	if _, err := os.Stat(out); errors.Is(err, os.ErrNotExist) {
+		return os.Rename(dir, out)
+	}
+	aside := dir + ".old"
+	if err := os.Rename(out, aside); err != nil {
+		return err
+	}
+	if err := os.Rename(dir, out); err != nil {
+		os.Rename(aside, out)
+		return err
+	}
+	return os.RemoveAll(aside)
+}

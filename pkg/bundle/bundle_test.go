@@ -1,0 +1,210 @@
+package bundle
+
+import (
+	"bytes"
+	"io"
+	"log"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/registry"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+)
+
+// The sources here are real servers on loopback: an HTTP mirror laid out
+// like the release sites, and an OCI registry (go-containerregistry's).
+
+type lab struct {
+	mirror   *httptest.Server
+	files    map[string][]byte // URL path -> content
+	registry Registry
+	v        Versions
+}
+
+func newLab(t *testing.T) *lab {
+	t.Helper()
+	v, err := VersionsFor(DefaultKubeVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &lab{files: map[string][]byte{}, v: v}
+	for _, a := range Artifacts(v) {
+		data := []byte("content of " + a.Name + " " + a.Path)
+		sum := sha256.Sum256(data)
+		p := "/" + a.Host + "/" + a.Path
+		l.files[p] = data
+		// Like the real sites, some publish "HASH  file", some "HASH".
+		if a.Name == "containerd" {
+			l.files[p+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(a.Path) + "\n")
+		} else {
+			l.files[p+".sha256"] = []byte(hex.EncodeToString(sum[:]) + "\n")
+		}
+	}
+	l.mirror = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, ok := l.files[r.URL.Path]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		w.Write(data)
+	}))
+	t.Cleanup(l.mirror.Close)
+	reg := httptest.NewServer(quietRegistry())
+	t.Cleanup(reg.Close)
+	host := strings.TrimPrefix(reg.URL, "http://")
+	l.registry = Registry{Host: host, Insecure: true}
+	for _, up := range Images(v) {
+		img, err := random.Image(512, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref, err := l.registry.Ref(up)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := remote.Write(ref, img); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return l
+}
+
+func quietRegistry() http.Handler {
+	return registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+}
+
+func (l *lab) options(out string) BuildOptions {
+	return BuildOptions{Out: out, Versions: l.v, Source: Source{Mirror: l.mirror.URL}, Registry: l.registry}
+}
+
+func TestBuildAndVerify(t *testing.T) {
+	l := newLab(t)
+	out := filepath.Join(t.TempDir(), "bundle")
+	ctx := context.Background()
+	m, err := Build(ctx, l.options(out))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != 7 {
+		t.Fatalf("manifest: %d files, %d images", len(m.Files), len(m.Images))
+	}
+	kubeadm, _ := m.file("kubeadm")
+	if st, err := os.Stat(filepath.Join(out, "bin/kubeadm")); err != nil || st.Mode().Perm() != 0o755 || kubeadm.Source != l.mirror.URL+"/dl.k8s.io/release/v1.34.4/bin/linux/amd64/kubeadm" {
+		t.Errorf("kubeadm: %v %v %+v", st.Mode(), err, kubeadm)
+	}
+	if problems, err := Verify(out, l.v); err != nil || len(problems) != 0 {
+		t.Fatalf("verify a fresh bundle: %v %v", problems, err)
+	}
+	// The archive holds the images under their upstream names.
+	digests, err := archiveDigests(filepath.Join(out, m.ImageArchive))
+	if err != nil || digests["registry.k8s.io/pause:3.10.1"] == "" {
+		t.Fatalf("archive: %v %v", digests, err)
+	}
+
+	// A second build reuses what is there.
+	var log bytes.Buffer
+	o := l.options(out)
+	o.Log = &log
+	if _, err := Build(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(log.String(), "(unchanged)") != len(Artifacts(l.v)) {
+		t.Errorf("rebuild downloaded again:\n%s", log.String())
+	}
+
+	// Damage, loss and other versions are all reported.
+	os.WriteFile(filepath.Join(out, "bin/kubelet"), []byte("tampered"), 0o755)
+	os.Remove(filepath.Join(out, "bin/kubectl"))
+	other := l.v
+	other.Kube = "v1.34.5"
+	problems, err := Verify(out, other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(problems, "\n")
+	for _, want := range []string{"kubelet: bin/kubelet is damaged", "kubectl: missing", "kubeadm: the bundle holds", "image registry.k8s.io/kube-apiserver:v1.34.5: not in the bundle"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("verify lacks %q:\n%s", want, all)
+		}
+	}
+}
+
+func TestBuildFailuresLeaveNothing(t *testing.T) {
+	l := newLab(t)
+	ctx := context.Background()
+	out := filepath.Join(t.TempDir(), "bundle")
+	if _, err := Build(ctx, l.options(out)); err != nil {
+		t.Fatal(err)
+	}
+	before, _ := os.ReadFile(filepath.Join(out, ManifestName))
+
+	// A missing artifact names itself and its URL; the old bundle stays.
+	etcd := "/github.com/etcd-io/etcd/releases/download/v3.6.5/etcd-v3.6.5-linux-amd64.tar.gz"
+	sum := l.files[etcd+".sha256"]
+	delete(l.files, etcd)
+	delete(l.files, etcd+".sha256")
+	_, err := Build(ctx, l.options(out))
+	if err == nil || !IsMissing(err) || !strings.Contains(err.Error(), "artifact etcd") || !strings.Contains(err.Error(), etcd) {
+		t.Fatalf("missing etcd: %v", err)
+	}
+	after, _ := os.ReadFile(filepath.Join(out, ManifestName))
+	if !bytes.Equal(before, after) {
+		t.Error("a failed build changed the bundle")
+	}
+	// A file that does not match its published checksum is refused.
+	l.files[etcd] = []byte("not what was published")
+	l.files[etcd+".sha256"] = sum
+	fresh := filepath.Join(t.TempDir(), "fresh")
+	_, err = Build(ctx, l.options(fresh))
+	if err == nil || !strings.Contains(err.Error(), "SHA-256 mismatch") {
+		t.Fatalf("bad checksum: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(fresh)); len(entries) != 0 {
+		t.Errorf("a failed build left files: %v", entries)
+	}
+	// A missing image names itself.
+	l.files[etcd] = []byte("content of etcd " + strings.TrimPrefix(etcd, "/github.com/"))
+	o := l.options(out)
+	o.Registry = Registry{Host: strings.TrimPrefix(httptest.NewServer(quietRegistry()).URL, "http://"), Insecure: true}
+	if _, err := Build(ctx, o); err == nil || !strings.Contains(err.Error(), "image registry.k8s.io/") {
+		t.Fatalf("missing image: %v", err)
+	}
+	// An unrelated directory is never replaced.
+	junk := t.TempDir()
+	os.WriteFile(filepath.Join(junk, "precious"), []byte("x"), 0o600)
+	if _, err := Build(ctx, l.options(junk)); err == nil || !strings.Contains(err.Error(), "refusing") {
+		t.Fatalf("non-bundle directory: %v", err)
+	}
+}
+
+func TestVersionsAndNames(t *testing.T) {
+	if _, err := VersionsFor("v1.20.0"); err == nil || !strings.Contains(err.Error(), "v1.34") {
+		t.Errorf("unknown minor: %v", err)
+	}
+	v, _ := VersionsFor("1.34.4")
+	if v.Kube != "v1.34.4" || PauseImage(v) != "registry.k8s.io/pause:3.10.1" {
+		t.Errorf("versions: %+v", v)
+	}
+	r := Registry{Host: "127.0.0.1:5000", Insecure: true}
+	ref, err := r.Ref("registry.k8s.io/coredns/coredns:v1.12.1")
+	if err != nil || ref.String() != "127.0.0.1:5000/coredns/coredns:v1.12.1" || ref.Context().Registry.Scheme() != "http" {
+		t.Errorf("ref: %v %v", ref, err)
+	}
+	up, _ := Registry{}.Ref("registry.k8s.io/pause:3.10.1")
+	if up.Context().RegistryStr() != "registry.k8s.io" {
+		t.Errorf("upstream ref: %v", up)
+	}
+	_ = name.Insecure
+	if s := (Source{}).URL(Artifacts(v)[0], ".sha256"); s != "https://dl.k8s.io/release/v1.34.4/bin/linux/amd64/kubeadm.sha256" {
+		t.Errorf("real site URL: %s", s)
+	}
+}
