@@ -29,6 +29,7 @@ func phaseHelp() string {
 
 func phaseFlags() []cli.Flag {
 	return []cli.Flag{
+		&cli.StringFlag{Name: "bundle", Usage: "install binaries and images from bundle `DIR` (default: the inventory's metalk8s_bundle)"},
 		&cli.StringFlag{Name: "only", Usage: "run only these `PHASES` (comma-separated)"},
 		&cli.StringFlag{Name: "skip", Usage: "skip these `PHASES` (comma-separated); what they hold must already be done"},
 	}
@@ -122,7 +123,7 @@ func runCluster(c *cli.Context, apply bool) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := cluster.Run(ctx, cl, cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
-		Only: only, Skip: skip, ForceUnlock: apply && c.Bool("force-unlock"), Out: progress, Live: isTerminal(progress)})
+		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress, Live: isTerminal(progress)})
 	if err != nil {
 		var se *cluster.SelectionError
 		if errors.As(err, &se) {

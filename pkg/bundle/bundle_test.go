@@ -2,11 +2,11 @@ package bundle
 
 import (
 	"bytes"
-	"io"
-	"log"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"io"
+	"log"
 	"net/http"
 	"net/http/httptest"
 	"os"

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/node"
 	"github.com/metalk8s/metalk8s/pkg/ssh"
@@ -27,15 +28,39 @@ type Options struct {
 	Out         io.Writer    // progress and summary
 	Live        bool         // redraw a per-host view (a terminal)
 	Observe     steps.Events // also told of every step (for embedding and tests)
+	Bundle      string       // bundle directory (else the inventory's metalk8s_bundle)
 }
 
-// Graph builds the steps for a cluster.
-func Graph(cl *inventory.Cluster) (*steps.Graph, error) {
+// Graph builds the steps for a cluster; bundleDir may be empty.
+func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 	store := node.NewFactStore()
 	var all []*steps.Step
 	all = append(all, node.Preflight(cl, store)...)
 	all = append(all, node.StateDir(cl)...)
+	if bundleDir != "" {
+		m, err := bundle.ReadManifest(bundleDir)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, node.Bundle(cl, bundleDir, m)...)
+	}
 	return steps.NewGraph(all)
+}
+
+// BundleDir is --bundle, else the inventory's metalk8s_bundle (relative to
+// the inventory's directory), else none.
+func BundleDir(cl *inventory.Cluster, flag string) string {
+	if flag != "" {
+		return flag
+	}
+	s, ok := cl.ControlPlane[0].Vars["metalk8s_bundle"].(string)
+	if !ok || s == "" {
+		return ""
+	}
+	if !filepath.IsAbs(s) {
+		s = filepath.Join(filepath.Dir(cl.Inventory.Path), s)
+	}
+	return s
 }
 
 // ArtifactsDir is <inventory dir>/artifacts.
@@ -54,7 +79,7 @@ type Result struct {
 // Run walks the cluster's graph: checks only for plan; check, apply and
 // check again for up, under the cluster lock.
 func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error) {
-	g, err := Graph(cl)
+	g, err := Graph(cl, BundleDir(cl, o.Bundle))
 	if err != nil {
 		return nil, err
 	}

@@ -1,11 +1,13 @@
 package ssh
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -16,10 +18,50 @@ import (
 
 // File is what Upload puts on a host.
 type File struct {
-	Path  string      // absolute destination
-	Data  []byte      // content
-	Mode  fs.FileMode // permission bits
-	Owner string      // user[:group]; empty leaves the default
+	Path   string      // absolute destination
+	Data   []byte      // content, or:
+	Local  string      // a local file to stream (large files)
+	SHA256 string      // the content's hash, when already known
+	Mode   fs.FileMode // permission bits
+	Owner  string      // user[:group]; empty leaves the default
+}
+
+func (f File) open() (io.ReadCloser, error) {
+	if f.Local != "" {
+		return os.Open(f.Local)
+	}
+	return io.NopCloser(bytes.NewReader(f.Data)), nil
+}
+
+func (f File) sum() (string, error) {
+	if f.SHA256 != "" {
+		return f.SHA256, nil
+	}
+	if f.Local == "" {
+		h := sha256.Sum256(f.Data)
+		return hex.EncodeToString(h[:]), nil
+	}
+	r, err := f.open()
+	if err != nil {
+		return "", err
+	}
+	defer r.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, r); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// write copies the content into w.
+func (f File) write(w io.Writer) error {
+	r, err := f.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	_, err = io.Copy(w, r)
+	return err
 }
 
 type sftpClient struct{ c *sftp.Client }
@@ -36,7 +78,7 @@ func (c *Client) sftp(ctx context.Context) (*sftp.Client, error) {
 	if c.sftpc != nil && c.conn == conn {
 		return c.sftpc.c, nil
 	}
-	sc, err := sftp.NewClient(conn)
+	sc, err := sftp.NewClient(conn, sftp.UseConcurrentWrites(true))
 	if err != nil {
 		return nil, &ConnectError{Host: c.Name, Addr: c.Addr(), Err: fmt.Errorf("start sftp: %w", err)}
 	}
@@ -62,12 +104,15 @@ func (c *Client) Upload(ctx context.Context, f File) (bool, error) {
 	if !path.IsAbs(f.Path) {
 		return false, fmt.Errorf("host %s: upload: %q is not an absolute path", c.Name, f.Path)
 	}
-	want := sha256.Sum256(f.Data)
+	want, err := f.sum()
+	if err != nil {
+		return false, fmt.Errorf("host %s: upload %s: %w", c.Name, f.Path, err)
+	}
 	have, err := c.RemoteSHA256(ctx, f.Path)
 	if err != nil {
 		return false, err
 	}
-	if have == hex.EncodeToString(want[:]) {
+	if have == want {
 		return false, c.ensureAttrs(ctx, f)
 	}
 	if c.cfg.Become {
@@ -104,7 +149,7 @@ func (c *Client) uploadDirect(ctx context.Context, f File) error {
 		w.Close()
 		return fail("chmod", err)
 	}
-	if _, err := w.Write(f.Data); err != nil {
+	if err := f.write(w); err != nil {
 		w.Close()
 		return fail("write", err)
 	}
@@ -136,7 +181,7 @@ func (c *Client) uploadBecome(ctx context.Context, f File) error {
 	}
 	defer c.Run(context.WithoutCancel(ctx), "rm -f "+Quote(tmp), AsLoginUser())
 	w.Chmod(0o600)
-	if _, err := w.Write(f.Data); err != nil {
+	if err := f.write(w); err != nil {
 		w.Close()
 		return fmt.Errorf("host %s: upload %s: write: %w", c.Name, f.Path, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/ssh"
 )
 
 // Entry is what the journal remembers of a step.
@@ -117,6 +119,6 @@ func RecordOnHost(ctx context.Context, h Host, o *Outcome, run string) error {
 	e := Entry{Host: o.Step.Host, Step: o.Step.Name(), Fingerprint: o.Step.Fingerprint(),
 		Status: o.Status, Run: run, At: time.Now().UTC(), Diff: o.Change.Diff}
 	name := strings.NewReplacer("/", "_", "@", "_").Replace(o.Step.Name()) + ".json"
-	_, err := h.Upload(ctx, StateDir(h.Name())+"/journal/"+name, mustJSON(e), 0o600)
+	_, err := h.Put(ctx, ssh.File{Path: StateDir(h.Name()) + "/journal/" + name, Data: mustJSON(e), Mode: 0o600})
 	return err
 }

@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/ssh"
 )
 
 // These tests use an in-memory host: they check the executor's own logic
@@ -15,9 +17,9 @@ import (
 
 type memHost struct{ name string }
 
-func (h memHost) Name() string                                                 { return h.name }
-func (h memHost) Run(context.Context, string) ([]byte, error)                  { return nil, nil }
-func (h memHost) Upload(context.Context, string, []byte, uint32) (bool, error) { return false, nil }
+func (h memHost) Name() string                                { return h.name }
+func (h memHost) Run(context.Context, string) ([]byte, error) { return nil, nil }
+func (h memHost) Put(context.Context, ssh.File) (bool, error) { return false, nil }
 
 func hostsFor(names ...string) map[string]Host {
 	m := map[string]Host{}

@@ -81,14 +81,14 @@ func (l *RunLog) Command(host, cmd string, res *ssh.Result, err error, took time
 }
 
 // Upload records a file copy.
-func (l *RunLog) Upload(host, path string, size int, changed bool, err error) {
+func (l *RunLog) Upload(host, path, src string, changed bool, err error) {
 	switch {
 	case err != nil:
-		l.Printf("%s upload %s (%d bytes): %v", host, path, size, err)
+		l.Printf("%s upload %s (from %s): %v", host, path, src, err)
 	case changed:
-		l.Printf("%s upload %s (%d bytes): written", host, path, size)
+		l.Printf("%s upload %s (from %s): written", host, path, src)
 	default:
-		l.Printf("%s upload %s (%d bytes): unchanged", host, path, size)
+		l.Printf("%s upload %s (from %s): unchanged", host, path, src)
 	}
 }
 

@@ -2,7 +2,7 @@ package steps
 
 import (
 	"context"
-	"io/fs"
+	"fmt"
 	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/ssh"
@@ -30,9 +30,13 @@ func (h *SSHHost) Run(ctx context.Context, cmd string) ([]byte, error) {
 	return res.Stdout, err
 }
 
-// Upload writes a file if its content differs.
-func (h *SSHHost) Upload(ctx context.Context, path string, data []byte, mode uint32) (bool, error) {
-	changed, err := h.Client.Upload(ctx, ssh.File{Path: path, Data: data, Mode: fs.FileMode(mode)})
-	h.Log.Upload(h.Name(), path, len(data), changed, err)
+// Put writes a file if its content differs.
+func (h *SSHHost) Put(ctx context.Context, f ssh.File) (bool, error) {
+	changed, err := h.Client.Upload(ctx, f)
+	src := f.Local
+	if src == "" {
+		src = fmt.Sprintf("%d bytes", len(f.Data))
+	}
+	h.Log.Upload(h.Name(), f.Path, src, changed, err)
 	return changed, err
 }

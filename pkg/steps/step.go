@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/ssh"
 )
 
 // Phases, in the order up runs them.
@@ -32,7 +34,8 @@ var PhaseHelp = map[string]string{
 type Host interface {
 	Name() string
 	Run(ctx context.Context, cmd string) (stdout []byte, err error)
-	Upload(ctx context.Context, path string, data []byte, mode uint32) (changed bool, err error)
+	// Put writes a file atomically unless its content is already there.
+	Put(ctx context.Context, f ssh.File) (changed bool, err error)
 }
 
 // Change is what Check found: nothing to do, or a short human diff.

@@ -1,0 +1,200 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/metalk8s/metalk8s/pkg/bundle"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+	"github.com/metalk8s/metalk8s/pkg/steps"
+)
+
+// install says how a bundle file lands on a node: a binary copied to
+// Target, or an archive unpacked by Unpack (its stamp records the hash).
+type install struct {
+	File   bundle.File
+	Target string // binaries
+	Unpack string // archives: shell command, "$A" is the staged archive
+}
+
+// installs lists what a node's roles need from the bundle.
+func installs(n *inventory.Node, m *bundle.Manifest) []install {
+	kube := n.ControlPlane || n.Worker
+	var out []install
+	for _, f := range m.Files {
+		switch {
+		case kube && (f.Name == "kubeadm" || f.Name == "kubelet" || f.Name == "kubectl"):
+			out = append(out, install{File: f, Target: "/usr/local/bin/" + f.Name})
+		case kube && f.Name == "runc":
+			out = append(out, install{File: f, Target: "/usr/local/sbin/runc"})
+		case kube && f.Name == "containerd":
+			out = append(out, install{File: f, Unpack: `tar -xzf "$A" -C /usr/local`})
+		case kube && f.Name == "crictl":
+			out = append(out, install{File: f, Unpack: `tar -xzf "$A" -C /usr/local/bin crictl`})
+		case kube && f.Name == "cni-plugins":
+			out = append(out, install{File: f, Unpack: `mkdir -p /opt/cni/bin && tar -xzf "$A" -C /opt/cni/bin`})
+		case n.Etcd && f.Name == "etcd":
+			out = append(out, install{File: f, Unpack: `tar -xzf "$A" -C /usr/local/bin --strip-components=1 --wildcards '*/etcd' '*/etcdctl' '*/etcdutl'`})
+		}
+	}
+	return out
+}
+
+func staged(host string, f bundle.File) string { return steps.StateDir(host) + "/bundle/" + f.Path }
+
+// remoteSums reads the SHA-256 of files on a host in one command; missing
+// files are absent from the result. Stamps (*.installed) hold a hash.
+func remoteSums(ctx context.Context, h steps.Host, files []string) (map[string]string, error) {
+	var q []string
+	for _, f := range files {
+		q = append(q, ssh.Quote(f))
+	}
+	script := `for f in ` + strings.Join(q, " ") + `; do [ -f "$f" ] || continue; ` +
+		`case "$f" in *.installed) echo "$(cat "$f") $f";; *) sha256sum "$f";; esac; done`
+	out, err := h.Run(ctx, script)
+	if err != nil {
+		return nil, err
+	}
+	sums := map[string]string{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			sums[f[1]] = f[0]
+		}
+	}
+	return sums, nil
+}
+
+// Bundle returns the steps that copy a bundle's files to each node and
+// install them. Files already there with the right hash are not sent.
+func Bundle(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.Step {
+	var out []*steps.Step
+	for _, n := range cl.Nodes {
+		list := installs(n, m)
+		if len(list) == 0 {
+			continue
+		}
+		host := n.Name
+		upload := steps.ID("prepare/bundle-upload", host)
+		var names []string
+		for _, in := range list {
+			names = append(names, in.File.Name+"="+in.File.SHA256)
+		}
+		sort.Strings(names)
+		out = append(out,
+			&steps.Step{ID: upload, Host: host, Phase: "prepare", Deps: []string{steps.ID("prepare/state-dir", host)}, Inputs: names,
+				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+					missing, err := missingUploads(ctx, h, list)
+					var diff []string
+					for _, in := range missing {
+						diff = append(diff, fmt.Sprintf("+ upload %s (%s, %s)", in.File.Path, humanSize(in.File.Size), in.File.SHA256[:12]))
+					}
+					return steps.Changes(diff...), err
+				},
+				Apply: func(ctx context.Context, h steps.Host) error {
+					missing, err := missingUploads(ctx, h, list)
+					if err != nil {
+						return err
+					}
+					for _, in := range missing {
+						f := ssh.File{Path: staged(host, in.File), Local: filepath.Join(dir, in.File.Path), SHA256: in.File.SHA256, Mode: 0o600}
+						if _, err := h.Put(ctx, f); err != nil {
+							return err
+						}
+					}
+					return nil
+				}},
+			&steps.Step{ID: steps.ID("prepare/binaries", host), Host: host, Phase: "prepare", Deps: []string{upload}, Inputs: names,
+				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+					todo, err := pendingInstalls(ctx, h, host, list)
+					var diff []string
+					for _, in := range todo {
+						if in.Target != "" {
+							diff = append(diff, fmt.Sprintf("~ install %s (%s)", in.Target, in.File.SHA256[:12]))
+						} else {
+							diff = append(diff, fmt.Sprintf("~ unpack %s", path.Base(in.File.Path)))
+						}
+					}
+					return steps.Changes(diff...), err
+				},
+				Apply: func(ctx context.Context, h steps.Host) error {
+					todo, err := pendingInstalls(ctx, h, host, list)
+					if err != nil {
+						return err
+					}
+					for _, in := range todo {
+						a := staged(host, in.File)
+						var script string
+						if in.Target != "" {
+							tmp := in.Target + ".metalk8s-new"
+							script = fmt.Sprintf("mkdir -p %s && install -m 0755 %s %s && mv -f %s %s",
+								ssh.Quote(path.Dir(in.Target)), ssh.Quote(a), ssh.Quote(tmp), ssh.Quote(tmp), ssh.Quote(in.Target))
+						} else {
+							script = fmt.Sprintf("A=%s; %s && printf '%%s\\n' %s > %s.installed", ssh.Quote(a), in.Unpack, in.File.SHA256, ssh.Quote(a))
+						}
+						if _, err := h.Run(ctx, script); err != nil {
+							return err
+						}
+					}
+					return nil
+				}},
+		)
+	}
+	return out
+}
+
+func missingUploads(ctx context.Context, h steps.Host, list []install) ([]install, error) {
+	var paths []string
+	for _, in := range list {
+		paths = append(paths, staged(h.Name(), in.File))
+	}
+	sums, err := remoteSums(ctx, h, paths)
+	if err != nil {
+		return nil, err
+	}
+	var out []install
+	for _, in := range list {
+		if sums[staged(h.Name(), in.File)] != in.File.SHA256 {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+func pendingInstalls(ctx context.Context, h steps.Host, host string, list []install) ([]install, error) {
+	var paths []string
+	where := func(in install) string {
+		if in.Target != "" {
+			return in.Target
+		}
+		return staged(host, in.File) + ".installed"
+	}
+	for _, in := range list {
+		paths = append(paths, where(in))
+	}
+	sums, err := remoteSums(ctx, h, paths)
+	if err != nil {
+		return nil, err
+	}
+	var out []install
+	for _, in := range list {
+		if sums[where(in)] != in.File.SHA256 {
+			out = append(out, in)
+		}
+	}
+	return out, nil
+}
+
+func humanSize(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
