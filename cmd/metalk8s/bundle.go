@@ -34,23 +34,34 @@ func bundleCommand() *cli.Command {
 					&cli.StringFlag{Name: "mirror", Usage: "release mirror base `URL`"},
 					&cli.StringFlag{Name: "registry", Usage: "image registry `HOST[:PORT]`"},
 					&cli.BoolFlag{Name: "insecure-registry", Usage: "talk plain HTTP to --registry (a registry on loopback)"},
-					&cli.BoolFlag{Name: "no-images", Usage: "binaries only"},
+					&cli.BoolFlag{Name: "no-images", Usage: "leave the images out"},
+					&cli.StringFlag{Name: "packages-from", Value: "http://deb.debian.org/debian", Usage: "Debian archive `URL` for the nodes' OS packages"},
+					&cli.StringFlag{Name: "os", Value: "debian-12", Usage: "the nodes' OS `FAMILY` for packages (debian-12, debian-11)"},
+					&cli.BoolFlag{Name: "no-packages", Usage: "leave the OS packages out"},
 				},
 				Action: func(c *cli.Context) error {
 					v, err := bundleVersions(c)
 					if err != nil {
 						return err
 					}
+					var debs *bundle.DebSource
+					if !c.Bool("no-packages") {
+						d, err := bundle.DebSourceFor(c.String("os"), c.String("packages-from"))
+						if err != nil {
+							return usageError{"--os: " + err.Error()}
+						}
+						debs = &d
+					}
 					ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 					defer stop()
 					m, err := bundle.Build(ctx, bundle.BuildOptions{Out: c.String("output"), Versions: v,
 						Source:   bundle.Source{Mirror: c.String("mirror")},
 						Registry: bundle.Registry{Host: c.String("registry"), Insecure: c.Bool("insecure-registry")},
-						NoImages: c.Bool("no-images"), Log: c.App.Writer})
+						NoImages: c.Bool("no-images"), Debs: debs, Log: c.App.Writer})
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "bundle %s: %d files, %d images for Kubernetes %s\n", c.String("output"), len(m.Files), len(m.Images), v.Kube)
+					fmt.Fprintf(c.App.Writer, "bundle %s: %d files, %d images, %d packages for Kubernetes %s\n", c.String("output"), len(m.Files), len(m.Images), len(m.Packages), v.Kube)
 					return nil
 				},
 			},

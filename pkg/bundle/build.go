@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // BuildOptions say what to gather and from where.
@@ -17,6 +18,7 @@ type BuildOptions struct {
 	Source   Source
 	Registry Registry
 	NoImages bool
+	Debs     *DebSource // OS packages for Debian nodes; nil: none
 	Log      io.Writer
 }
 
@@ -85,6 +87,14 @@ func Build(ctx context.Context, o BuildOptions) (*Manifest, error) {
 			fmt.Fprintf(o.Log, "%-12s %s (%s)\n", "image", img.Name, img.Digest[:19])
 		}
 	}
+	if o.Debs != nil {
+		pkgs, err := fetchDebs(ctx, o.Source, *o.Debs, NodePackages, tmp, out)
+		if err != nil {
+			return nil, err
+		}
+		m.Packages = pkgs
+		fmt.Fprintf(o.Log, "%-12s %d .deb files for %s (%s)\n", "packages", len(pkgs), o.Debs.Family, strings.Join(NodePackages, ", "))
+	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return nil, err
@@ -108,7 +118,11 @@ func reused(old *Manifest, oldDir string, a Artifact, sum, dst string) bool {
 	if !ok || f.SHA256 != sum {
 		return false
 	}
-	src := filepath.Join(oldDir, f.Path)
+	return linkIfSame(filepath.Join(oldDir, f.Path), sum, dst)
+}
+
+// linkIfSame hard-links src to dst when src holds the content sum.
+func linkIfSame(src, sum, dst string) bool {
 	if got, _, err := fileSHA256(src); err != nil || got != sum {
 		return false
 	}

@@ -103,7 +103,10 @@ func (s Source) Checksum(ctx context.Context, a Artifact) (string, error) {
 // Fetch downloads an artifact to path, checking it against want; nothing
 // is left at path unless the hash matches.
 func (s Source) Fetch(ctx context.Context, a Artifact, want, path string) (int64, error) {
-	url := s.URL(a, "")
+	return s.fetchURL(ctx, a, s.URL(a, ""), want, path)
+}
+
+func (s Source) fetchURL(ctx context.Context, a Artifact, url, want, path string) (int64, error) {
 	body, err := s.get(ctx, a.Name, url)
 	if err != nil {
 		return 0, err

@@ -16,10 +16,11 @@ const ManifestName = "manifest.json"
 // Manifest lists every file of a bundle with its hash, and every image
 // with its digest.
 type Manifest struct {
-	Versions     Versions `json:"versions"`
-	Files        []File   `json:"files"`
-	Images       []Image  `json:"images"`
-	ImageArchive string   `json:"image_archive,omitempty"` // one archive for all images
+	Versions     Versions  `json:"versions"`
+	Files        []File    `json:"files"`
+	Images       []Image   `json:"images"`
+	Packages     []Package `json:"packages,omitempty"`
+	ImageArchive string    `json:"image_archive,omitempty"` // one archive for all images
 }
 
 // File is a binary or archive of the bundle.
@@ -79,6 +80,14 @@ func Verify(dir string, want Versions) ([]string, error) {
 			problems = append(problems, fmt.Sprintf("%s: %v", f.Name, err))
 		case sum != f.SHA256 || size != f.Size:
 			problems = append(problems, fmt.Sprintf("%s: %s is damaged: SHA-256 %s, the manifest says %s", f.Name, f.Path, sum, f.SHA256))
+		}
+	}
+	for _, p := range m.Packages {
+		sum, _, err := fileSHA256(filepath.Join(dir, p.Path))
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("package %s: %v", p.Name, err))
+		} else if sum != p.SHA256 {
+			problems = append(problems, fmt.Sprintf("package %s: %s is damaged", p.Name, p.Path))
 		}
 	}
 	for _, a := range Artifacts(want) {

@@ -43,6 +43,9 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 			return nil, err
 		}
 		all = append(all, node.Bundle(cl, bundleDir, m)...)
+		if len(m.Packages) > 0 {
+			all = append(all, node.BundlePackages(cl, bundleDir, m, store)...)
+		}
 	}
 	return steps.NewGraph(all)
 }

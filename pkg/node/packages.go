@@ -1,0 +1,158 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/metalk8s/metalk8s/pkg/bundle"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+	"github.com/metalk8s/metalk8s/pkg/steps"
+)
+
+// OSFamily names a node's release as bundles do: "debian-12".
+func (f *Facts) OSFamily() string {
+	major, _, _ := strings.Cut(f.OSVersion, ".")
+	return f.OSID + "-" + major
+}
+
+// BundlePackages returns the steps that copy the bundle's packages for
+// each node's OS to it and install the node packages from them, through
+// apt reading only that local repository: nothing is downloaded on nodes.
+func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store *FactStore) []*steps.Step {
+	byFamily := map[string][]bundle.Package{}
+	for _, p := range m.Packages {
+		byFamily[p.Family] = append(byFamily[p.Family], p)
+	}
+	var families []string
+	for f := range byFamily {
+		families = append(families, f)
+	}
+	sort.Strings(families)
+	var out []*steps.Step
+	for _, n := range cl.Nodes {
+		host := n.Name
+		facts := steps.ID("preflight/facts", host)
+		upload := steps.ID("prepare/packages-upload", host)
+		repo := steps.StateDir(host) + "/bundle/packages"
+		pkgsFor := func() ([]bundle.Package, string, error) {
+			fam := store.Get(host).OSFamily()
+			pk, ok := byFamily[fam]
+			if !ok {
+				return nil, fam, fmt.Errorf("the bundle has no packages for %s (it holds: %s); build it with --os %s", fam, strings.Join(families, ", "), fam)
+			}
+			return pk, fam, nil
+		}
+		out = append(out,
+			&steps.Step{ID: upload, Host: host, Phase: "prepare", Deps: []string{facts, steps.ID("prepare/state-dir", host)}, Inputs: m.Packages,
+				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+					pk, _, err := pkgsFor()
+					if err != nil {
+						return steps.NoChange, err
+					}
+					missing, err := missingPackages(ctx, h, repo, pk)
+					var diff []string
+					for _, p := range missing {
+						diff = append(diff, "+ upload "+p.Path)
+					}
+					return steps.Changes(diff...), err
+				},
+				Apply: func(ctx context.Context, h steps.Host) error {
+					pk, fam, err := pkgsFor()
+					if err != nil {
+						return err
+					}
+					missing, err := missingPackages(ctx, h, repo, pk)
+					if err != nil {
+						return err
+					}
+					for _, p := range missing {
+						f := ssh.File{Path: repo + "/" + strings.TrimPrefix(p.Path, "packages/"), Local: filepath.Join(dir, p.Path), SHA256: p.SHA256, Mode: 0o644}
+						if _, err := h.Put(ctx, f); err != nil {
+							return err
+						}
+					}
+					// The index goes last: it names only files that are there.
+					idx := path.Join("packages", fam, "Packages")
+					_, err = h.Put(ctx, ssh.File{Path: repo + "/" + fam + "/Packages", Local: filepath.Join(dir, idx), Mode: 0o644})
+					return err
+				}},
+			&steps.Step{ID: steps.ID("prepare/packages", host), Host: host, Phase: "prepare", Deps: []string{upload}, Inputs: bundle.NodePackages,
+				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+					absent, err := absentPackages(ctx, h)
+					var diff []string
+					for _, p := range absent {
+						diff = append(diff, "+ install "+p)
+					}
+					return steps.Changes(diff...), err
+				},
+				Apply: func(ctx context.Context, h steps.Host) error {
+					absent, err := absentPackages(ctx, h)
+					if err != nil || len(absent) == 0 {
+						return err
+					}
+					_, fam, err := pkgsFor()
+					if err != nil {
+						return err
+					}
+					_, err = h.Run(ctx, aptFromRepo(repo+"/"+fam, absent))
+					return err
+				}},
+		)
+	}
+	return out
+}
+
+// aptFromRepo installs packages with apt reading only a local flat
+// repository, leaving the node's own sources and lists untouched.
+func aptFromRepo(repo string, pkgs []string) string {
+	list := repo + ".list"
+	opts := fmt.Sprintf("-o Dir::Etc::SourceList=%s -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=%s.lists -o APT::Get::List-Cleanup=0",
+		ssh.Quote(list), ssh.Quote(repo))
+	return fmt.Sprintf("set -e; printf 'deb [trusted=yes] file:%s ./\\n' > %s; mkdir -p %s.lists/partial; "+
+		"export DEBIAN_FRONTEND=noninteractive; apt-get -q %s update; apt-get -q -y --no-install-recommends %s install %s",
+		repo, ssh.Quote(list), ssh.Quote(repo), opts, opts, strings.Join(pkgs, " "))
+}
+
+func missingPackages(ctx context.Context, h steps.Host, repo string, pk []bundle.Package) ([]bundle.Package, error) {
+	var files []string
+	for _, p := range pk {
+		files = append(files, repo+"/"+strings.TrimPrefix(p.Path, "packages/"))
+	}
+	sums, err := remoteSums(ctx, h, files)
+	if err != nil {
+		return nil, err
+	}
+	var out []bundle.Package
+	for i, p := range pk {
+		if sums[files[i]] != p.SHA256 {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// absentPackages lists the node packages dpkg does not have installed.
+func absentPackages(ctx context.Context, h steps.Host) ([]string, error) {
+	out, err := h.Run(ctx, "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' "+strings.Join(bundle.NodePackages, " ")+" 2>/dev/null || true")
+	if err != nil {
+		return nil, err
+	}
+	installed := map[string]bool{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(line); len(f) == 2 && f[1] == "ii" {
+			installed[f[0]] = true
+		}
+	}
+	var absent []string
+	for _, p := range bundle.NodePackages {
+		if !installed[p] {
+			absent = append(absent, p)
+		}
+	}
+	return absent, nil
+}
