@@ -16,6 +16,7 @@ type SSHConfig struct {
 	BecomeUser     string // ansible_become_user, else root
 	BecomePassword string `json:"-"` // ansible_become_password: a secret, never printed
 	Jumps          []Hop  // bastions, first hop first (from ProxyJump)
+	Timeout        int    // connect timeout in seconds (ansible_ssh_timeout); 0: the default
 }
 
 // Hop is one bastion on the way to a host.
@@ -55,6 +56,11 @@ func sshConfig(h *Host) (SSHConfig, error) {
 			return c, varError(h, k, "port %d is out of range 1-65535", p)
 		}
 		c.Port = p
+	}
+	if t, ok, err := optInt(h, "ansible_ssh_timeout", "ansible_timeout"); err != nil {
+		return c, err
+	} else if ok {
+		c.Timeout = t
 	}
 	if c.User, err = optString(h, "ansible_user", "ansible_ssh_user", "ansible_remote_user"); err != nil {
 		return c, err

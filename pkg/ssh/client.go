@@ -22,7 +22,7 @@ import (
 type Options struct {
 	KnownHosts     string // default ~/.ssh/known_hosts
 	TrustNewHosts  bool   // record unknown hosts (OpenSSH's accept-new)
-	ConnectTimeout time.Duration
+	ConnectTimeout time.Duration // overrides the inventory's ansible_ssh_timeout
 	CommandTimeout time.Duration // default for Run; 0 means none
 	KeepAlive      time.Duration
 	AgentSocket    string         // default $SSH_AUTH_SOCK
@@ -47,9 +47,6 @@ func NewPool(opts Options) (*Pool, error) {
 			return nil, fmt.Errorf("find known_hosts: %w", err)
 		}
 		opts.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
-	}
-	if opts.ConnectTimeout == 0 {
-		opts.ConnectTimeout = 15 * time.Second
 	}
 	if opts.KeepAlive == 0 {
 		opts.KeepAlive = 5 * time.Second // a dead link is found within two of these
@@ -172,7 +169,14 @@ func (c *Client) dial(ctx context.Context) (*gossh.Client, []*gossh.Client, erro
 }
 
 func (c *Client) handshake(ctx context.Context, through *gossh.Client, addr, name, user string, auth gossh.AuthMethod) (*gossh.Client, error) {
+	// --connect-timeout, else the inventory's ansible_ssh_timeout, else 15s.
 	timeout := c.pool.opts.ConnectTimeout
+	if timeout == 0 && c.cfg.Timeout > 0 {
+		timeout = time.Duration(c.cfg.Timeout) * time.Second
+	}
+	if timeout == 0 {
+		timeout = 15 * time.Second
+	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var raw net.Conn
