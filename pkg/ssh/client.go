@@ -20,8 +20,8 @@ import (
 
 // Options are shared by every connection of a run.
 type Options struct {
-	KnownHosts     string // default ~/.ssh/known_hosts
-	TrustNewHosts  bool   // record unknown hosts (OpenSSH's accept-new)
+	KnownHosts     string        // default ~/.ssh/known_hosts
+	TrustNewHosts  bool          // record unknown hosts (OpenSSH's accept-new)
 	ConnectTimeout time.Duration // overrides the inventory's ansible_ssh_timeout
 	CommandTimeout time.Duration // default for Run; 0 means none
 	KeepAlive      time.Duration
