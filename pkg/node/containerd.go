@@ -1,0 +1,187 @@
+package node
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/metalk8s/metalk8s/pkg/bundle"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+	"github.com/metalk8s/metalk8s/pkg/steps"
+)
+
+// containerdConfig is containerd 2's configuration for kubeadm: the
+// systemd cgroup driver, the bundle's pause image, CNI from /opt/cni/bin.
+func containerdConfig(pause string) string {
+	return fmt.Sprintf(`# Written by metalk8s.
+version = 3
+
+[plugins.'io.containerd.cri.v1.images'.pinned_images]
+  sandbox = %q
+
+[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc.options]
+  SystemdCgroup = true
+
+[plugins.'io.containerd.cri.v1.runtime'.cni]
+  bin_dirs = ['/opt/cni/bin']
+  conf_dir = '/etc/cni/net.d'
+`, pause)
+}
+
+const containerdUnit = `# Written by metalk8s.
+[Unit]
+Description=containerd container runtime
+After=network.target local-fs.target
+
+[Service]
+ExecStartPre=-/sbin/modprobe overlay
+ExecStart=/usr/local/bin/containerd
+Type=notify
+Delegate=yes
+KillMode=process
+Restart=always
+RestartSec=5
+LimitNPROC=infinity
+LimitCORE=infinity
+TasksMax=infinity
+OOMScoreAdjust=-999
+
+[Install]
+WantedBy=multi-user.target
+`
+
+const crictlConfig = "runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 30\n"
+
+// Containerd configures and starts containerd from the bundle's binaries
+// on every Kubernetes node, then imports the bundle's images into it.
+func Containerd(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.Step {
+	files := []ssh.File{
+		{Path: "/etc/containerd/config.toml", Data: []byte(containerdConfig(bundle.PauseImage(m.Versions))), Mode: 0o644},
+		{Path: "/etc/systemd/system/containerd.service", Data: []byte(containerdUnit), Mode: 0o644},
+		{Path: "/etc/crictl.yaml", Data: []byte(crictlConfig), Mode: 0o644},
+	}
+	var out []*steps.Step
+	for _, n := range cl.Nodes {
+		if !n.ControlPlane && !n.Worker {
+			continue
+		}
+		host := n.Name
+		id := steps.ID("prepare/containerd", host)
+		out = append(out, &steps.Step{ID: id, Host: host, Phase: "prepare", Deps: []string{steps.ID("prepare/binaries", host)},
+			Inputs: files, Units: []string{"containerd"},
+			Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+				return containerdState(ctx, h, files)
+			},
+			Apply: func(ctx context.Context, h steps.Host) error {
+				changed := false
+				for _, f := range files {
+					c, err := h.Put(ctx, f)
+					if err != nil {
+						return err
+					}
+					changed = changed || c
+				}
+				script := "systemctl daemon-reload && systemctl enable containerd >/dev/null 2>&1 && "
+				if changed {
+					script += "systemctl restart containerd"
+				} else {
+					script += "systemctl start containerd"
+				}
+				// Wait for the socket: later steps talk to it.
+				script += " && for i in $(seq 60); do ctr version >/dev/null 2>&1 && exit 0; sleep 1; done; echo 'containerd did not answer in 60 s' >&2; exit 1"
+				_, err := h.Run(ctx, script)
+				return err
+			}})
+		if len(m.Images) > 0 {
+			out = append(out, imagesStep(host, dir, m, id))
+		}
+	}
+	return out
+}
+
+func sha256Hex(b []byte) string {
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:])
+}
+
+func containerdState(ctx context.Context, h steps.Host, files []ssh.File) (steps.Change, error) {
+	var paths []string
+	for _, f := range files {
+		paths = append(paths, f.Path)
+	}
+	sums, err := remoteSums(ctx, h, paths)
+	if err != nil {
+		return steps.NoChange, err
+	}
+	var diff []string
+	for _, f := range files {
+		want := sha256Hex(f.Data)
+		switch sums[f.Path] {
+		case want:
+		case "":
+			diff = append(diff, "+ write "+f.Path)
+		default:
+			diff = append(diff, "~ rewrite "+f.Path)
+		}
+	}
+	out, err := h.Run(ctx, "systemctl is-enabled containerd 2>/dev/null; systemctl is-active containerd 2>/dev/null; true")
+	if err != nil {
+		return steps.NoChange, err
+	}
+	state := strings.Fields(string(out))
+	if len(state) < 2 || state[0] != "enabled" {
+		diff = append(diff, "~ enable containerd")
+	}
+	if len(state) < 2 || state[1] != "active" {
+		diff = append(diff, "~ start containerd")
+	} else if len(diff) > 0 {
+		diff = append(diff, "~ restart containerd")
+	}
+	return steps.Changes(diff...), nil
+}
+
+// imagesStep imports the bundle's image archive into containerd's k8s.io
+// namespace when an image is missing.
+func imagesStep(host, dir string, m *bundle.Manifest, containerd string) *steps.Step {
+	return &steps.Step{ID: steps.ID("prepare/images", host), Host: host, Phase: "prepare", Deps: []string{containerd},
+		Inputs: m.Images, Units: []string{"containerd"},
+		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+			missing, err := missingImages(ctx, h, m.Images)
+			var diff []string
+			for _, img := range missing {
+				diff = append(diff, "+ import "+img)
+			}
+			return steps.Changes(diff...), err
+		},
+		Apply: func(ctx context.Context, h steps.Host) error {
+			staged := steps.StateDir(host) + "/bundle/" + m.ImageArchive
+			f := ssh.File{Path: staged, Local: filepath.Join(dir, m.ImageArchive), SHA256: m.ImageArchiveSHA256, Mode: 0o600}
+			if _, err := h.Put(ctx, f); err != nil {
+				return err
+			}
+			_, err := h.Run(ctx, "ctr -n k8s.io images import "+ssh.Quote(staged)+" >/dev/null")
+			return err
+		}}
+}
+
+func missingImages(ctx context.Context, h steps.Host, images []bundle.Image) ([]string, error) {
+	out, err := h.Run(ctx, "ctr -n k8s.io images ls -q 2>/dev/null || true")
+	if err != nil {
+		return nil, err
+	}
+	have := map[string]bool{}
+	for _, l := range strings.Fields(string(out)) {
+		have[l] = true
+	}
+	var missing []string
+	for _, img := range images {
+		if !have[img.Name] {
+			missing = append(missing, img.Name)
+		}
+	}
+	return missing, nil
+}
