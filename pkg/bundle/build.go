@@ -83,6 +83,9 @@ func Build(ctx context.Context, o BuildOptions) (*Manifest, error) {
 			return nil, err
 		}
 		m.Images = imgs
+		if m.ImageArchiveSHA256, _, err = fileSHA256(filepath.Join(tmp, m.ImageArchive)); err != nil {
+			return nil, err
+		}
 		for _, img := range imgs {
 			fmt.Fprintf(o.Log, "%-12s %s (%s)\n", "image", img.Name, img.Digest[:19])
 		}

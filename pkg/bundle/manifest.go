@@ -16,11 +16,12 @@ const ManifestName = "manifest.json"
 // Manifest lists every file of a bundle with its hash, and every image
 // with its digest.
 type Manifest struct {
-	Versions     Versions  `json:"versions"`
-	Files        []File    `json:"files"`
-	Images       []Image   `json:"images"`
-	Packages     []Package `json:"packages,omitempty"`
-	ImageArchive string    `json:"image_archive,omitempty"` // one archive for all images
+	Versions           Versions  `json:"versions"`
+	Files              []File    `json:"files"`
+	Images             []Image   `json:"images"`
+	Packages           []Package `json:"packages,omitempty"`
+	ImageArchive       string    `json:"image_archive,omitempty"` // one archive for all images
+	ImageArchiveSHA256 string    `json:"image_archive_sha256,omitempty"`
 }
 
 // File is a binary or archive of the bundle.
@@ -101,6 +102,11 @@ func Verify(dir string, want Versions) ([]string, error) {
 	have := map[string]bool{}
 	for _, img := range m.Images {
 		have[img.Name] = true
+	}
+	if m.ImageArchive != "" {
+		if sum, _, err := fileSHA256(filepath.Join(dir, m.ImageArchive)); err != nil || sum != m.ImageArchiveSHA256 {
+			problems = append(problems, fmt.Sprintf("image archive %s: damaged or missing", m.ImageArchive))
+		}
 	}
 	if len(m.Images) > 0 {
 		digests, err := archiveDigests(filepath.Join(dir, m.ImageArchive))

@@ -46,6 +46,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 		if len(m.Packages) > 0 {
 			all = append(all, node.BundlePackages(cl, bundleDir, m, store)...)
 		}
+		all = append(all, node.Containerd(cl, bundleDir, m)...)
 	}
 	return steps.NewGraph(all)
 }
