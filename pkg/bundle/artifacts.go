@@ -19,14 +19,14 @@ type Versions struct {
 	CoreDNS    string `json:"coredns"`
 	Pause      string `json:"pause"`
 	Containerd string `json:"containerd"`
-	Runc       string `json:"runc"`
 	Crictl     string `json:"crictl"`
 	CNI        string `json:"cni"`
 }
 
 // known pairs a Kubernetes minor release with the versions kubeadm expects.
 var known = map[string]Versions{
-	"v1.34": {Etcd: "v3.6.5", CoreDNS: "v1.12.1", Pause: "3.10.1", Containerd: "2.1.4", Runc: "v1.3.0", Crictl: "v1.34.0", CNI: "v1.8.0"},
+	// runc comes with the OS packages (its release needs cgo and libseccomp).
+	"v1.34": {Etcd: "v3.6.5", CoreDNS: "v1.12.1", Pause: "3.10.1", Containerd: "2.1.9", Crictl: "v1.34.0", CNI: "v1.7.1"},
 }
 
 // VersionsFor returns the component versions for a Kubernetes version.
@@ -79,9 +79,7 @@ func Artifacts(v Versions) []Artifact {
 		gh("crictl", "kubernetes-sigs/cri-tools", v.Crictl, fmt.Sprintf("crictl-%s-linux-amd64.tar.gz", v.Crictl), ".sha256"),
 		gh("cni-plugins", "containernetworking/plugins", v.CNI, fmt.Sprintf("cni-plugins-linux-amd64-%s.tgz", v.CNI), ".sha256"),
 	)
-	runc := gh("runc", "opencontainers/runc", v.Runc, "runc.amd64", ".sha256", ".sha256sum")
-	runc.Dest, runc.Mode = "bin/runc", 0o755
-	return append(out, runc)
+	return out
 }
 
 // Images lists the container images kubeadm needs for a release, by

@@ -16,7 +16,7 @@ import (
 )
 
 // NodePackages are the OS packages nodes need beyond a minimal install.
-var NodePackages = []string{"lvm2", "ipvsadm", "ipset", "conntrack", "socat", "ebtables", "iptables", "ethtool", "chrony", "e2fsprogs", "xfsprogs"}
+var NodePackages = []string{"runc", "lvm2", "ipvsadm", "ipset", "conntrack", "socat", "ebtables", "iptables", "ethtool", "chrony", "e2fsprogs", "xfsprogs"}
 
 // DebSource is a Debian-style archive: its base URL and the release.
 type DebSource struct {

@@ -22,7 +22,7 @@ func fakeBundle(t *testing.T, dir string, files map[string]string) *bundle.Manif
 	m := &bundle.Manifest{}
 	for name, content := range files {
 		p := "bin/" + name
-		if name == "etcd" || name == "containerd" {
+		if name == "etcd" || name == "containerd" || name == "crictl" {
 			p = "archives/" + name + ".tar.gz"
 		}
 		os.MkdirAll(filepath.Join(dir, filepath.Dir(p)), 0o755)
@@ -34,7 +34,7 @@ func fakeBundle(t *testing.T, dir string, files map[string]string) *bundle.Manif
 }
 
 func TestInstallsByRole(t *testing.T) {
-	m := fakeBundle(t, t.TempDir(), map[string]string{"kubeadm": "a", "etcd": "b", "containerd": "c", "runc": "d"})
+	m := fakeBundle(t, t.TempDir(), map[string]string{"kubeadm": "a", "etcd": "b", "containerd": "c", "crictl": "d"})
 	names := func(n *inventory.Node) string {
 		var s []string
 		for _, in := range installs(n, m) {
@@ -46,7 +46,7 @@ func TestInstallsByRole(t *testing.T) {
 	if got := names(&inventory.Node{Etcd: true}); got != "etcd" {
 		t.Errorf("etcd-only node: %s", got)
 	}
-	if got := names(&inventory.Node{Worker: true}); got != "containerd,kubeadm,runc" {
+	if got := names(&inventory.Node{Worker: true}); got != "containerd,crictl,kubeadm" {
 		t.Errorf("worker: %s", got)
 	}
 }
