@@ -4,11 +4,13 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/metalk8s
 
-.PHONY: all build test unit vet clean deps demo
+.PHONY: all build test unit vet clean deps demo lab-up lab-down lab-ssh lab-status e2e
 
 # Debian packages the tests use: Ansible (the reference for inventories),
 # OpenSSH (the fleet of real servers), iproute2 (network namespaces).
 DEBS := ansible-core python3-yaml openssh-server openssh-client iproute2 sudo procps git make
+# ... and the VM lab (test/lab): QEMU, and mmdebstrap to build its image.
+DEBS += qemu-system-x86 qemu-utils mmdebstrap e2fsprogs util-linux
 
 all: build
 
@@ -34,11 +36,33 @@ deps:
 	fi
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.22 or newer" >&2; exit 1; }
 
-# The main job. Until the VM lab exists (issue 5) it shows what metalk8s
-# reads from the bundled example inventory.
-demo: build
-	$(BIN) inventory --check examples/hosts.ini
-	$(BIN) inventory --list examples/hosts.ini
+# The main job: a lab of $(N) Debian 12 VMs (test/lab), and metalk8s up on it.
+demo: build lab-up
+	$(BIN) up $(LAB_INV)/hosts.ini --known-hosts $(LAB_INV)/known_hosts
+
+# The VM lab (test/lab/README.md): N Debian 12 VMs under QEMU as cluster
+# nodes, reached through 127.0.0.1:222I (SSH) and 127.0.0.1:644I (API).
+N       ?= 3
+I       ?= 1
+LAB     := test/lab/lab.sh
+LAB_INV := .lab/inventory
+
+lab-up:
+	$(LAB) up $(N)
+
+lab-down:
+	$(LAB) down
+
+# make lab-ssh I=2 [CMD='journalctl -b | tail']
+lab-ssh:
+	$(LAB) ssh $(I) $(if $(CMD),"$$CMD")
+
+lab-status:
+	$(LAB) status
+
+# Only the lab's end-to-end test (it also runs within `make test`).
+e2e:
+	$(GO) test -count=1 -v -timeout 60m ./test/lab/
 
 clean:
 	rm -rf bin

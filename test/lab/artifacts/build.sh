@@ -1,0 +1,512 @@
+#!/bin/bash
+# Builds the upstream artifacts a kubeadm cluster needs, from source fetched
+# through the Go module proxy (plus a few Debian packages), into a cache keyed
+# by Kubernetes version, and lays them out like the upstream release sites.
+# See README.md beside this file for the layout. Idempotent: a step whose
+# inputs have not changed is skipped, so a second run takes seconds.
+#
+# Usage: test/lab/artifacts/build.sh [STEP...]
+#   with no STEP, runs all of them in order; STEPs:
+#   k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs images mirror
+#
+# Environment (see versions.sh for the versions):
+#   ARTIFACTS_CACHE       output folder (default <repo>/.cache/artifacts/<KUBE_VERSION>)
+#   ARTIFACTS_WAIT_QUIET  seconds with no qemu-system-x86_64 running to wait for
+#                         before compiling (default 0: do not wait); gives up after
+#                         ARTIFACTS_WAIT_MAX seconds (default 2400)
+#   ARTIFACTS_FORCE=1     ignore the stamps and redo every step asked for
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+SELF=$HERE/$(basename "${BASH_SOURCE[0]}")
+# shellcheck source=versions.sh
+. "$HERE/versions.sh"
+
+export PATH=/usr/local/go/bin:$PATH
+export GOTOOLCHAIN=local GOFLAGS=-buildvcs=false CGO_ENABLED=0
+unset GOOS GOARCH GOBIN
+
+C=$ARTIFACTS_CACHE
+mkdir -p "$C"/{bin,bin/cni,work,logs,stamps,tools,images,mirror}
+GO_VERSION=$(go env GOVERSION)
+NICE=(nice -n 10)
+WAIT_QUIET=${ARTIFACTS_WAIT_QUIET:-0}
+WAIT_MAX=${ARTIFACTS_WAIT_MAX:-2400}
+MAJOR_MINOR=${KUBE_VERSION#v}; MAJOR_MINOR=${MAJOR_MINOR%.*}   # 1.34
+
+log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*"; }
+die() { log "ERROR: $*" >&2; exit 1; }
+
+# --- waiting for a quiet CPU ---------------------------------------------------
+qemu_running() {
+	local e
+	for e in /proc/[0-9]*/exe; do
+		[[ $(readlink "$e" 2>/dev/null) == */qemu-system-x86_64 ]] && return 0
+	done
+	return 1
+}
+WAITED=0
+wait_quiet() {
+	((WAIT_QUIET > 0 && WAITED == 0)) || return 0
+	WAITED=1
+	local start=$SECONDS since=-1
+	while :; do
+		if qemu_running; then since=-1; elif ((since < 0)); then since=$SECONDS; fi
+		((since >= 0 && SECONDS - since >= WAIT_QUIET)) && break
+		if ((SECONDS - start >= WAIT_MAX)); then
+			log "waited $((SECONDS - start))s for QEMU to stop; going ahead anyway"
+			return 0
+		fi
+		log "waiting for a quiet CPU (qemu-system-x86_64 $( ((since < 0)) && echo running || echo "gone for $((SECONDS - since))s"))"
+		sleep 30
+	done
+	log "CPU quiet after waiting $((SECONDS - start))s"
+}
+
+# --- steps and stamps -------------------------------------------------------------
+# step NAME KEY OUTPUT... -- FUNCTION [ARGS]
+# Runs FUNCTION (output to logs/NAME.log) unless stamps/NAME holds KEY and every
+# OUTPUT exists. HEAVY=1 in the environment of the call makes it wait for a
+# quiet CPU first.
+declare -A TIMES
+step() {
+	local name=$1 key=$2; shift 2
+	local outs=() o ok=1
+	while [[ $1 != -- ]]; do outs+=("$1"); shift; done
+	shift
+	for o in "${outs[@]}"; do [[ -e $o ]] || ok=0; done
+	if [[ ${ARTIFACTS_FORCE:-} != 1 && $ok == 1 && -f $C/stamps/$name && "$(cat "$C/stamps/$name")" == "$key" ]]; then
+		log "$name: cached"
+		TIMES[$name]=cached
+		return 0
+	fi
+	[[ ${HEAVY:-0} == 1 ]] && wait_quiet
+	log "$name: building (log: $C/logs/$name.log)"
+	local t0=$SECONDS
+	rm -f "$C/stamps/$name"
+	printf 'step %s, key: %s\n' "$name" "$key" >"$C/logs/$name.log"
+	if ! ("$@") >>"$C/logs/$name.log" 2>&1; then
+		tail -n 40 "$C/logs/$name.log" >&2
+		die "$name failed after $((SECONDS - t0))s (full log: $C/logs/$name.log)"
+	fi
+	printf '%s' "$key" >"$C/stamps/$name"
+	TIMES[$name]="$((SECONDS - t0))s"
+	log "$name: done in $((SECONDS - t0))s"
+}
+
+# fingerprint FILE...: size and mtime of each file, as a cache key part
+fingerprint() { stat -c '%n %s %Y' "$@" | sha256sum | cut -c1-16; }
+# srchash DIR: content of a source folder
+srchash() { (cd "$1" && find . -type f ! -name '*~' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16); }
+
+# modinfo MODULE@VERSION FIELD: a field of `go mod download -json`
+modinfo() { go mod download -json "$1" | sed -n "s/^[[:space:]]*\"$2\": \"\(.*\)\",\{0,1\}\$/\1/p" | head -n1; }
+# modtime MODULE@VERSION: the module's publication time (RFC 3339)
+modtime() { go list -m -json "$1" | sed -n 's/^[[:space:]]*"Time": "\(.*\)",\{0,1\}$/\1/p' | head -n1; }
+# modcommit MODULE@VERSION: the commit the proxy knows for it, if any
+modcommit() { go mod download -json "$1" | sed -n 's/^[[:space:]]*"Hash": "\([0-9a-f]\{40\}\)".*/\1/p' | head -n1; }
+
+# One fixed time for every file in tarballs and images: Kubernetes' release time.
+KUBE_TIME=$(cd /tmp && modtime "k8s.io/kubernetes@$KUBE_VERSION")
+[[ -n $KUBE_TIME ]] || die "cannot find the release time of k8s.io/kubernetes@$KUBE_VERSION"
+EPOCH=$(date -u -d "$KUBE_TIME" +%s)
+
+# --- Kubernetes -------------------------------------------------------------------
+K8S_BINS=(kubeadm kubelet kubectl kube-apiserver kube-controller-manager kube-scheduler kube-proxy)
+K8S_TAGS=selinux,notest,grpcnotrace   # as hack/lib/golang.sh for release builds
+k8s_ldflags() {
+	local p date
+	date=$(date -u -d "@$EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+	printf '%s' "-s -w"
+	for p in k8s.io/client-go/pkg/version k8s.io/component-base/version; do
+		printf ' -X %s.gitVersion=%s -X %s.gitMajor=%s -X %s.gitMinor=%s -X %s.gitTreeState=clean -X %s.buildDate=%s' \
+			"$p" "$KUBE_VERSION" "$p" "${MAJOR_MINOR%%.*}" "$p" "${MAJOR_MINOR#*.}" "$p" "$p" "$date"
+	done
+}
+
+# The k8s.io/kubernetes module points its 29-odd staging modules at ./staging,
+# which a dependency cannot use: a wrapper module requires it and replaces
+# each staging module with its published v0.<minor>.<patch>.
+build_k8s() {
+	local d=$C/work/k8s mod sv=v0.${KUBE_VERSION#v1.} b
+	mkdir -p "$d"
+	cd "$d"
+	mod=$(modinfo "k8s.io/kubernetes@$KUBE_VERSION" GoMod)
+	{
+		printf 'module example.invalid/k8sbins\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' \
+			"$(awk '$1 == "go" {print $2; exit}' "$mod")" "$KUBE_VERSION"
+		awk '$2 == "=>" && $3 ~ /^\.\/staging\// {printf "\t%s => %s '"$sv"'\n", $1, $1}' "$mod"
+		printf ')\n'
+	} >go.mod
+	printf '//go:build tools\n\npackage tools\n\nimport (\n' >tools.go
+	for b in "${K8S_BINS[@]}"; do printf '\t_ "k8s.io/kubernetes/cmd/%s"\n' "$b" >>tools.go; done
+	printf ')\n' >>tools.go
+	echo "staging replaces: $(grep -c ' => ' go.mod)"
+	go mod tidy
+	local pkgs=()
+	for b in "${K8S_BINS[@]}"; do pkgs+=("k8s.io/kubernetes/cmd/$b"); done
+	"${NICE[@]}" go build -trimpath -tags "$K8S_TAGS" -ldflags "$(k8s_ldflags)" -o "$C/bin/" "${pkgs[@]}"
+	"$C/bin/kubeadm" version -o short
+	"$C/bin/kubelet" --version
+}
+
+# --- etcd ---------------------------------------------------------------------------
+# etcd's modules replace each other with ../ paths, so `go install` refuses
+# them; a wrapper module requires server, etcdctl and etcdutl at one version
+# and a three-line main calls etcdmain.Main like etcd's own main does.
+build_etcd() {
+	local d=$C/work/etcd v=$ETCD_VERSION ld
+	mkdir -p "$d"
+	cd "$d"
+	cat >go.mod <<-EOF
+	module example.invalid/etcdbins
+
+	go 1.24
+
+	require (
+		go.etcd.io/etcd/server/v3 $v
+		go.etcd.io/etcd/etcdctl/v3 $v
+		go.etcd.io/etcd/etcdutl/v3 $v
+	)
+	EOF
+	cat >main.go <<-'EOF'
+	package main
+
+	import (
+		"os"
+
+		"go.etcd.io/etcd/server/v3/etcdmain"
+	)
+
+	func main() { etcdmain.Main(os.Args) }
+	EOF
+	printf '//go:build tools\n\npackage main\n\nimport (\n\t_ "go.etcd.io/etcd/etcdctl/v3"\n\t_ "go.etcd.io/etcd/etcdutl/v3"\n)\n' >tools.go
+	go mod tidy
+	ld="-s -w"
+	"${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$C/bin/etcd" .
+	"${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$C/bin/etcdctl" go.etcd.io/etcd/etcdctl/v3
+	"${NICE[@]}" go build -trimpath -ldflags "$ld" -o "$C/bin/etcdutl" go.etcd.io/etcd/etcdutl/v3
+	"$C/bin/etcd" --version
+	"$C/bin/etcdctl" version
+	"$C/bin/etcdutl" version
+}
+
+# --- CoreDNS, crictl, CNI plugins, runc: plain `go install MODULE@VERSION` -------------
+build_coredns() {
+	local commit
+	commit=$(cd /tmp && modcommit "github.com/coredns/coredns@$COREDNS_VERSION")
+	GOBIN=$C/bin "${NICE[@]}" go install -trimpath \
+		-ldflags "-s -w -X github.com/coredns/coredns/coremain.GitCommit=${commit:0:7}" \
+		"github.com/coredns/coredns@$COREDNS_VERSION"
+	"$C/bin/coredns" -version
+}
+
+build_crictl() {
+	GOBIN=$C/bin "${NICE[@]}" go install -trimpath \
+		-ldflags "-s -w -X sigs.k8s.io/cri-tools/pkg/version.Version=$CRICTL_VERSION" \
+		"sigs.k8s.io/cri-tools/cmd/crictl@$CRICTL_VERSION"
+	"$C/bin/crictl" --version
+}
+
+CNI_PLUGINS=(main/bridge main/dummy main/host-device main/ipvlan main/loopback main/macvlan main/ptp main/tap main/vlan
+	ipam/dhcp ipam/host-local ipam/static meta/bandwidth meta/firewall meta/portmap meta/sbr meta/tuning meta/vrf)
+build_cni() {
+	local p pkgs=()
+	for p in "${CNI_PLUGINS[@]}"; do pkgs+=("github.com/containernetworking/plugins/plugins/$p@$CNI_PLUGINS_VERSION"); done
+	GOBIN=$C/bin/cni "${NICE[@]}" go install -trimpath \
+		-ldflags "-s -w -X github.com/containernetworking/plugins/pkg/utils/buildversion.BuildVersion=$CNI_PLUGINS_VERSION" \
+		"${pkgs[@]}"
+	ls -l "$C/bin/cni"
+	# a CNI plugin prints its version when CNI_COMMAND=VERSION
+	CNI_COMMAND=VERSION "$C/bin/cni/bridge" </dev/null || true
+	"$C/bin/cni/bridge" --version 2>&1 || true
+}
+
+# runc needs cgo and libseccomp; built like its Makefile's `static` target.
+build_runc() {
+	if ! pkg-config --exists libseccomp; then
+		apt-get install -y libseccomp-dev || { apt-get update && apt-get install -y libseccomp-dev; }
+	fi
+	GOBIN=$C/bin CGO_ENABLED=1 "${NICE[@]}" go install -trimpath -buildmode=pie \
+		-tags "seccomp urfave_cli_no_docs netgo osusergo" \
+		-ldflags "-s -w -linkmode external -extldflags -static-pie" \
+		"github.com/opencontainers/runc@$RUNC_VERSION"
+	"$C/bin/runc" --version
+	file "$C/bin/runc" 2>/dev/null || true
+}
+
+# --- containerd ---------------------------------------------------------------------
+# containerd v2's go.mod has exclude directives, which `go install` refuses:
+# a wrapper module copies them.
+build_containerd() {
+	local d=$C/work/containerd m=github.com/containerd/containerd/v2 mod
+	mkdir -p "$d"
+	cd "$d"
+	mod=$(modinfo "$m@$CONTAINERD_VERSION" GoMod)
+	{
+		printf 'module example.invalid/containerdbins\n\ngo %s\n\nrequire %s %s\n\n' \
+			"$(awk '$1 == "go" {print $2; exit}' "$mod")" "$m" "$CONTAINERD_VERSION"
+		sed -n '/^exclude (/,/^)/p; /^exclude [^(]/p' "$mod"
+	} >go.mod
+	printf '//go:build tools\n\npackage tools\n\nimport (\n\t_ "%s/cmd/containerd"\n\t_ "%s/cmd/containerd-shim-runc-v2"\n\t_ "%s/cmd/ctr"\n)\n' "$m" "$m" "$m" >tools.go
+	go mod tidy
+	"${NICE[@]}" go build -trimpath -tags "no_btrfs urfave_cli_no_docs" \
+		-ldflags "-s -w -X $m/version.Version=$CONTAINERD_VERSION -X $m/version.Package=$m" \
+		-o "$C/bin/" "$m/cmd/containerd" "$m/cmd/containerd-shim-runc-v2" "$m/cmd/ctr"
+	"$C/bin/containerd" --version
+	"$C/bin/ctr" --version
+}
+
+# --- pause ----------------------------------------------------------------------------
+# pause.c ships in the k8s.io/kubernetes module (build/pause/linux).
+build_pause() {
+	local src
+	src=$(cd /tmp && modinfo "k8s.io/kubernetes@$KUBE_VERSION" Dir)/build/pause/linux/pause.c
+	gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION" -o "$C/bin/pause" "$src"
+	strip "$C/bin/pause"
+	"$C/bin/pause" -v
+}
+
+# --- kube-proxy's userland: iptables, ipset, conntrack, nft from Debian -----------------
+KP_PACKAGES=(iptables ipset conntrack nftables)
+kp_closure() {
+	apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+		--no-replaces --no-enhances "${KP_PACKAGES[@]}" | grep -E '^[a-z0-9]' | sort -u
+}
+build_kp_rootfs() {
+	local debs=$C/work/debs r=$C/work/kube-proxy-rootfs pkgs f t
+	mkdir -p "$debs"
+	pkgs=$(kp_closure)
+	[[ -n $pkgs ]] || { apt-get update; pkgs=$(kp_closure); }
+	# shellcheck disable=SC2086
+	(cd "$debs" && rm -f ./*.deb && { apt-get download $pkgs || { apt-get update && apt-get download $pkgs; }; })
+	rm -rf "$r"
+	mkdir -p "$r"
+	for f in "$debs"/*.deb; do dpkg-deb -x "$f" "$r"; done
+	# what update-alternatives would do; Debian 12 defaults to the nft backend
+	for t in iptables iptables-save iptables-restore ip6tables ip6tables-save ip6tables-restore; do
+		ln -sfn "xtables-nft-multi" "$r/usr/sbin/$t"
+	done
+	rm -rf "$r"/usr/share/{doc,man,info,locale,lintian,bug} "$r"/etc/init.d "$r"/lib/systemd "$r"/usr/lib/systemd
+	mkdir -p "$r/run" "$r/var/lib" "$r/lib/modules"
+	ls "$debs"
+	chroot "$r" /usr/sbin/iptables --version 2>/dev/null || echo "(no chroot check)"
+	du -sh "$r"
+}
+
+# --- a tiny common base for every image ---------------------------------------------------
+make_base_rootfs() {
+	local b=$C/work/base-rootfs
+	rm -rf "$b"
+	mkdir -p "$b/etc/ssl/certs" "$b/tmp" "$b/var/run" "$b/root" "$b/home/nonroot"
+	chmod 1777 "$b/tmp"
+	chmod 700 "$b/root"
+	printf 'root:x:0:0:root:/root:/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' >"$b/etc/passwd"
+	printf 'root:x:0:\nnobody:x:65534:\nnonroot:x:65532:\n' >"$b/etc/group"
+	printf 'hosts: files dns\n' >"$b/etc/nsswitch.conf"
+	cp /etc/ssl/certs/ca-certificates.crt "$b/etc/ssl/certs/ca-certificates.crt"
+	# mtimes are normalised by mkimage
+}
+
+# --- images ---------------------------------------------------------------------------------
+build_tool() { # build_tool NAME: builds test/lab/artifacts/NAME into tools/
+	(cd "$HERE/$1" && go build -trimpath -o "$C/tools/$1" .)
+}
+
+images_spec() {
+	local ref repo tag b=$C/bin base=$C/work/base-rootfs
+	while read -r ref; do
+		[[ -n $ref ]] || continue
+		repo=${ref%:*}; repo=${repo#registry.k8s.io/}; tag=${ref##*:}
+		case $repo in
+		kube-apiserver | kube-controller-manager | kube-scheduler | kube-proxy)
+			# dl.k8s.io publishes these four as docker-archives next to the
+			# binaries, tagged <name>-amd64 (build/lib/release.sh); the registry
+			# has both names, as registry.k8s.io does
+			echo "image $ref registry.k8s.io/$repo-$ARCH:$tag"
+			echo "archive $C/work/image-tars/$repo.tar registry.k8s.io/$repo-$ARCH:$tag"
+			echo "layer"; echo "tree $base"
+			if [[ $repo == kube-proxy ]]; then echo "layer"; echo "tree $C/work/kube-proxy-rootfs"; fi
+			echo "layer"; echo "file $b/$repo /usr/local/bin/$repo"
+			;;
+		etcd)
+			echo "image $ref"
+			echo "layer"; echo "tree $base"
+			echo "layer"
+			echo "file $b/etcd /usr/local/bin/etcd"
+			echo "file $b/etcdctl /usr/local/bin/etcdctl"
+			echo "file $b/etcdutl /usr/local/bin/etcdutl"
+			echo "dir /var/lib/etcd 0700"
+			;;
+		coredns/coredns)
+			echo "image $ref"
+			echo "entrypoint /coredns"
+			echo "layer"; echo "tree $base"
+			echo "layer"; echo "file $b/coredns /coredns"
+			;;
+		pause)
+			echo "image $ref"
+			echo "entrypoint /pause"
+			echo "user 65535:65535"
+			echo "layer"; echo "file $b/pause /pause"
+			;;
+		*) die "kubeadm wants an image this script cannot build: $ref" ;;
+		esac
+	done <"$C/images/kubeadm-images.txt"
+}
+
+build_images() {
+	build_tool mkimage
+	"$C/bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION" | tee "$C/images/kubeadm-images.txt"
+	make_base_rootfs
+	mkdir -p "$C/work/image-tars"
+	images_spec >"$C/images/images.spec"
+	cat "$C/images/images.spec"
+	"${NICE[@]}" "$C/tools/mkimage" -spec "$C/images/images.spec" -epoch "$EPOCH" \
+		-oci "$C/images/oci" -archive "$C/images/k8s-images-$KUBE_VERSION.tar" -list "$C/images/images.txt"
+	du -sh "$C/images/oci" "$C/images/k8s-images-$KUBE_VERSION.tar"
+}
+
+# --- the release-site mirror -------------------------------------------------------------
+sha256_only() { sha256sum "$1" | cut -d' ' -f1 >"$1.sha256"; }                    # dl.k8s.io style
+sha256_named() { (cd "$(dirname "$1")" && sha256sum "$(basename "$1")") >"$1.${2:-sha256}"; } # sha256sum -c style
+# reproducible .tar.gz: mk_tgz OUT DIR PATH...
+mk_tgz() {
+	local out=$1 dir=$2; shift 2
+	tar --sort=name --owner=0 --group=0 --numeric-owner --mtime="@$EPOCH" --format=gnu -C "$dir" -cf - "$@" |
+		"${NICE[@]}" gzip -n -6 >"$out.tmp"
+	mv "$out.tmp" "$out"
+}
+place() { ln -f "$1" "$2" 2>/dev/null || cp -f "$1" "$2"; }
+
+build_mirror() {
+	local m=$C/mirror gh=$C/mirror/github.com d b stage=$C/work/stage
+	rm -rf "$m" "$stage"
+	mkdir -p "$m" "$stage"
+
+	# dl.k8s.io: bare binaries, .sha256 holding the bare hash
+	d=$m/dl.k8s.io/release/$KUBE_VERSION/bin/linux/$ARCH
+	mkdir -p "$d"
+	for b in "${K8S_BINS[@]}"; do place "$C/bin/$b" "$d/$b"; sha256_only "$d/$b"; done
+	for b in kube-apiserver kube-controller-manager kube-scheduler kube-proxy; do
+		place "$C/work/image-tars/$b.tar" "$d/$b.tar"; sha256_only "$d/$b.tar"
+		printf '%s\n' "$KUBE_VERSION" >"$d/$b.docker_tag"
+	done
+	printf '%s\n' "$KUBE_VERSION" >"$m/dl.k8s.io/release/stable-$MAJOR_MINOR.txt"
+	printf '%s\n' "$KUBE_VERSION" >"$m/dl.k8s.io/release/latest-$MAJOR_MINOR.txt"
+
+	# etcd: etcd-vX-linux-amd64.tar.gz with a top folder, SHA256SUMS for the release
+	d=$gh/etcd-io/etcd/releases/download/$ETCD_VERSION
+	local e=etcd-$ETCD_VERSION-linux-$ARCH
+	mkdir -p "$d" "$stage/$e"
+	for b in etcd etcdctl etcdutl; do cp "$C/bin/$b" "$stage/$e/"; done
+	mk_tgz "$d/$e.tar.gz" "$stage" "$e"
+	sha256_named "$d/$e.tar.gz"
+	(cd "$d" && sha256sum "$e.tar.gz" >SHA256SUMS)
+
+	# containerd: containerd-X.Y.Z-linux-amd64.tar.gz with bin/, .sha256sum
+	d=$gh/containerd/containerd/releases/download/$CONTAINERD_VERSION
+	local c=containerd-${CONTAINERD_VERSION#v}-linux-$ARCH
+	mkdir -p "$d" "$stage/containerd/bin"
+	for b in containerd containerd-shim-runc-v2 ctr; do cp "$C/bin/$b" "$stage/containerd/bin/"; done
+	mk_tgz "$d/$c.tar.gz" "$stage/containerd" bin
+	sha256_named "$d/$c.tar.gz" sha256sum
+	sha256_named "$d/$c.tar.gz"
+
+	# runc: a bare runc.amd64 and runc.sha256sum for the release
+	if [[ -x $C/bin/runc ]]; then
+		d=$gh/opencontainers/runc/releases/download/$RUNC_VERSION
+		mkdir -p "$d"
+		place "$C/bin/runc" "$d/runc.$ARCH"
+		(cd "$d" && sha256sum "runc.$ARCH" >runc.sha256sum)
+		sha256_named "$d/runc.$ARCH"
+	fi
+
+	# crictl: crictl-vX-linux-amd64.tar.gz holding ./crictl
+	d=$gh/kubernetes-sigs/cri-tools/releases/download/$CRICTL_VERSION
+	mkdir -p "$d"
+	mk_tgz "$d/crictl-$CRICTL_VERSION-linux-$ARCH.tar.gz" "$C/bin" crictl
+	sha256_named "$d/crictl-$CRICTL_VERSION-linux-$ARCH.tar.gz"
+
+	# CNI plugins: cni-plugins-linux-amd64-vX.tgz holding ./<plugin>, LICENSE, README.md
+	d=$gh/containernetworking/plugins/releases/download/$CNI_PLUGINS_VERSION
+	mkdir -p "$d" "$stage/cni"
+	cp "$C/bin/cni/"* "$stage/cni/"
+	local src
+	src=$(cd /tmp && modinfo "github.com/containernetworking/plugins@$CNI_PLUGINS_VERSION" Dir)
+	cp "$src/LICENSE" "$src/README.md" "$stage/cni/"
+	chmod 644 "$stage/cni/LICENSE" "$stage/cni/README.md"
+	local entries=()
+	for b in "$stage/cni"/*; do entries+=("./${b##*/}"); done
+	mk_tgz "$d/cni-plugins-linux-$ARCH-$CNI_PLUGINS_VERSION.tgz" "$stage/cni" "${entries[@]}"
+	sha256_named "$d/cni-plugins-linux-$ARCH-$CNI_PLUGINS_VERSION.tgz"
+
+	# CoreDNS: coredns_X.Y.Z_linux_amd64.tgz holding ./coredns
+	d=$gh/coredns/coredns/releases/download/$COREDNS_VERSION
+	mkdir -p "$d"
+	mk_tgz "$d/coredns_${COREDNS_VERSION#v}_linux_$ARCH.tgz" "$C/bin" coredns
+	sha256_named "$d/coredns_${COREDNS_VERSION#v}_linux_$ARCH.tgz"
+
+	rm -rf "$stage"
+	# an index of everything, with hashes
+	(cd "$m" && find . -type f ! -name '*.sha256' ! -name '*.sha256sum' ! -name SHA256SUMS ! -name '*.txt' ! -name '*.docker_tag' |
+		sort | sed 's|^\./||' | xargs sha256sum) >"$C/MANIFEST.sha256"
+	cat "$C/MANIFEST.sha256"
+}
+
+write_versions() {
+	cat >"$C/versions.env" <<-EOF
+	KUBE_VERSION=$KUBE_VERSION
+	ETCD_VERSION=$ETCD_VERSION
+	COREDNS_VERSION=$COREDNS_VERSION
+	PAUSE_VERSION=$PAUSE_VERSION
+	CONTAINERD_VERSION=$CONTAINERD_VERSION
+	RUNC_VERSION=$(if [[ -x $C/bin/runc ]]; then echo "$RUNC_VERSION"; fi)
+	CRICTL_VERSION=$CRICTL_VERSION
+	CNI_PLUGINS_VERSION=$CNI_PLUGINS_VERSION
+	GO_VERSION=$GO_VERSION
+	EOF
+}
+
+# --- main ------------------------------------------------------------------------------------
+ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs images mirror)
+STEPS=("$@")
+((${#STEPS[@]})) || STEPS=("${ALL[@]}")
+T0=$SECONDS
+log "cache: $C ($KUBE_VERSION, $GO_VERSION)"
+for s in "${STEPS[@]}"; do
+	case $s in
+	k8s)
+		HEAVY=1 step k8s "$KUBE_VERSION $GO_VERSION $K8S_TAGS $(k8s_ldflags | sha256sum | cut -c1-12)" \
+			"${K8S_BINS[@]/#/$C/bin/}" -- build_k8s ;;
+	etcd) HEAVY=1 step etcd "$ETCD_VERSION $GO_VERSION" "$C/bin/etcd" "$C/bin/etcdctl" "$C/bin/etcdutl" -- build_etcd ;;
+	coredns) HEAVY=1 step coredns "$COREDNS_VERSION $GO_VERSION" "$C/bin/coredns" -- build_coredns ;;
+	containerd)
+		HEAVY=1 step containerd "$CONTAINERD_VERSION $GO_VERSION" \
+			"$C/bin/containerd" "$C/bin/containerd-shim-runc-v2" "$C/bin/ctr" -- build_containerd ;;
+	runc) HEAVY=1 step runc "$RUNC_VERSION $GO_VERSION static-pie seccomp" "$C/bin/runc" -- build_runc ;;
+	crictl) HEAVY=1 step crictl "$CRICTL_VERSION $GO_VERSION" "$C/bin/crictl" -- build_crictl ;;
+	cni) HEAVY=1 step cni "$CNI_PLUGINS_VERSION $GO_VERSION ${CNI_PLUGINS[*]}" "$C/bin/cni/bridge" "$C/bin/cni/portmap" -- build_cni ;;
+	pause) step pause "$PAUSE_VERSION $KUBE_VERSION" "$C/bin/pause" -- build_pause ;;
+	kube-proxy-rootfs)
+		step kube-proxy-rootfs "${KP_PACKAGES[*]} $(. /etc/os-release && echo "$VERSION_ID")" \
+			"$C/work/kube-proxy-rootfs/usr/sbin/ipset" -- build_kp_rootfs ;;
+	images)
+		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause} \
+			"$C/stamps/kube-proxy-rootfs") $(srchash "$HERE/mkimage") $(sha256sum "$SELF" | cut -c1-12) $EPOCH" \
+			"$C/images/oci/index.json" "$C/images/k8s-images-$KUBE_VERSION.tar" -- build_images ;;
+	mirror)
+		step mirror "$(fingerprint "$C"/bin/* "$C"/bin/cni/* "$C"/work/image-tars/*.tar) $(sha256sum "$SELF" | cut -c1-12)" \
+			"$C/MANIFEST.sha256" -- build_mirror ;;
+	*) die "unknown step $s (steps: ${ALL[*]})" ;;
+	esac
+done
+write_versions
+# a running server keeps the old image manifests in memory: restart it
+if [[ ${TIMES[images]:-cached} != cached ]] && "$HERE/serve.sh" status >/dev/null 2>&1; then
+	log "images changed: restarting the server"
+	"$HERE/serve.sh" restart
+fi
+log "timings:"
+for s in "${STEPS[@]}"; do printf '  %-18s %s\n' "$s" "${TIMES[$s]:-?}"; done
+log "total $((SECONDS - T0))s; cache $(du -sh "$C" | cut -f1) in $C"
