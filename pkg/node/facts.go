@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/steps"
 )
@@ -22,7 +23,8 @@ type Facts struct {
 	Kernel    string
 	CPUs      int
 	MemoryMB  int
-	EpochNano int64 // the host's clock when read
+	EpochNano int64         // the host's clock when read; after preflight, its skew from ours
+	RTT       time.Duration // how long the facts command took
 }
 
 // Family is the package family: "debian" or "el".

@@ -43,7 +43,8 @@ func Preflight(cl *inventory.Cluster, store *FactStore) []*steps.Step {
 					if err != nil {
 						return steps.NoChange, err
 					}
-					f.EpochNano -= t0.Add(time.Since(t0) / 2).UnixNano() // now the skew
+					f.RTT = time.Since(t0)
+					f.EpochNano -= t0.Add(f.RTT / 2).UnixNano() // now the skew
 					store.set(n.Name, f)
 					if f.Family() == "" {
 						return steps.NoChange, fmt.Errorf("unsupported OS %q (ID=%s): metalk8s supports Debian, Ubuntu and the EL family (CentOS, RHEL, Rocky, Alma)", f.OSName, f.OSID)
@@ -60,8 +61,11 @@ func Preflight(cl *inventory.Cluster, store *FactStore) []*steps.Step {
 				}},
 			&steps.Step{ID: steps.ID("preflight/clock", n.Name), Host: n.Name, Phase: "preflight", Deps: []string{facts},
 				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-					skew := time.Duration(store.Get(n.Name).EpochNano)
-					if skew > MaxClockSkew || skew < -MaxClockSkew {
+					f := store.Get(n.Name)
+					skew := time.Duration(f.EpochNano)
+					// The reading is only known to within half the round trip.
+					limit := MaxClockSkew + f.RTT/2
+					if skew > limit || skew < -limit {
 						return steps.NoChange, fmt.Errorf("clock is %s off from this machine's (at most %s): set up time sync (chrony, systemd-timesyncd)", skew.Round(time.Millisecond), MaxClockSkew)
 					}
 					return steps.NoChange, nil
