@@ -402,7 +402,10 @@ cmd_up() {
 	need_root
 	cmd_deps
 	lock_lab
-	teardown quiet # leftovers of an earlier lab of this name, crashed or not
+	# Leftovers of an earlier lab in this LAB_DIR (whatever its name was) and
+	# of this name (crashed or not).
+	if [[ -f $LAB_DIR/lab.env ]]; then (load_state && teardown quiet); fi
+	teardown quiet
 	for ((i = 1; i <= n; i++)); do
 		for p in "$(ssh_port "$i")" "$(api_port "$i")"; do
 			[[ -z $(ss -Hltn "sport = :$p") ]] || die "port $p is taken on this machine (set LAB_SSH_PORT / LAB_API_PORT)"

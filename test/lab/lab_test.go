@@ -1,7 +1,7 @@
 // Package lab holds the end-to-end test of metalk8s on the VM lab: real
 // Debian 12 VMs under QEMU, booted by lab.sh (next to this file).
 //
-// TestLab builds bin/metalk8s, boots a lab of 3 nodes of its own (name
+// TestLab builds metalk8s, boots a lab of 3 nodes of its own (name
 // mk8se2e, LAB_DIR .lab/e2e, SSH forwards 127.0.0.1:2321-2323, so a lab that
 // a developer has up is left alone), runs `metalk8s exec` and `metalk8s up`
 // (twice) on it, takes it down and checks that nothing of it is left.
@@ -86,7 +86,7 @@ func TestLab(t *testing.T) {
 	})
 
 	t0 := time.Now()
-	out, err := l.sh(30*time.Minute, "up", fmt.Sprint(nodes))
+	out, err := l.sh(20*time.Minute, "up", fmt.Sprint(nodes))
 	t.Logf("lab.sh up %d: %v\n%s", nodes, since(t0), out)
 	if err != nil {
 		t.Fatalf("lab.sh up: %v", err)

@@ -63,6 +63,19 @@ wait_quiet() {
 	log "CPU quiet after waiting $((SECONDS - start))s"
 }
 
+# need_debs PACKAGE...: install the missing Debian packages (when root)
+need_debs() {
+	local p missing=()
+	for p in "$@"; do
+		dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed' || missing+=("$p")
+	done
+	((${#missing[@]})) || return 0
+	((EUID == 0)) || die "missing Debian packages: ${missing[*]} (apt-get install them)"
+	log "installing ${missing[*]}"
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" ||
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"; }
+}
+
 # --- steps and stamps -------------------------------------------------------------
 # step NAME KEY OUTPUT... -- FUNCTION [ARGS]
 # Runs FUNCTION (output to logs/NAME.log) unless stamps/NAME holds KEY and every
@@ -224,9 +237,7 @@ build_cni() {
 
 # runc needs cgo and libseccomp; built like its Makefile's `static` target.
 build_runc() {
-	if ! pkg-config --exists libseccomp; then
-		apt-get install -y libseccomp-dev || { apt-get update && apt-get install -y libseccomp-dev; }
-	fi
+	need_debs gcc libc6-dev libseccomp-dev pkg-config
 	GOBIN=$C/bin CGO_ENABLED=1 "${NICE[@]}" go install -trimpath -buildmode=pie \
 		-tags "seccomp urfave_cli_no_docs netgo osusergo" \
 		-ldflags "-s -w -linkmode external -extldflags -static-pie" \
@@ -261,6 +272,7 @@ build_containerd() {
 # pause.c ships in the k8s.io/kubernetes module (build/pause/linux).
 build_pause() {
 	local src
+	need_debs gcc libc6-dev
 	src=$(cd /tmp && modinfo "k8s.io/kubernetes@$KUBE_VERSION" Dir)/build/pause/linux/pause.c
 	gcc -Os -Wall -Werror -static -DVERSION="v$PAUSE_VERSION" -o "$C/bin/pause" "$src"
 	strip "$C/bin/pause"
