@@ -4,7 +4,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -137,7 +136,7 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		defer release()
 	}
 
-	var ev steps.Events = &steps.Lines{W: o.Out, Apply: o.Apply}
+	var ev steps.Events = &steps.Lines{W: o.Out}
 	var live *steps.Live
 	if o.Live {
 		live = &steps.Live{W: o.Out, Total: len(g.Steps)}
@@ -213,12 +212,6 @@ type SelectionError struct{ Missing []string }
 func (e *SelectionError) Error() string {
 	return "the selected phases need steps of skipped phases that are not done yet; run those phases first:\n  " +
 		strings.Join(e.Missing, "\n  ")
-}
-
-// IsLocked reports whether err is a held cluster lock.
-func IsLocked(err error) bool {
-	var le *steps.LockedError
-	return errors.As(err, &le)
 }
 
 // PlanText prints, per host, the steps that would change and their diffs.

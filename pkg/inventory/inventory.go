@@ -289,6 +289,3 @@ func removeHost(g *Group, h *Host) {
 
 // HostNames returns the host names in the order they were first seen.
 func (inv *Inventory) HostNames() []string { return append([]string(nil), inv.hostOrder...) }
-
-// GroupNames returns the group names in the order they were first seen.
-func (inv *Inventory) GroupNames() []string { return append([]string(nil), inv.groupOrder...) }

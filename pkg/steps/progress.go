@@ -12,9 +12,8 @@ import (
 // Lines prints one timestamped line per finished step: for logs, CI and
 // anything that is not a terminal.
 type Lines struct {
-	W     io.Writer
-	Apply bool
-	mu    sync.Mutex
+	W  io.Writer
+	mu sync.Mutex
 }
 
 func (l *Lines) Started(*Step) {}
