@@ -145,46 +145,39 @@ func Bundle(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.Step
 	return out
 }
 
-func missingUploads(ctx context.Context, h steps.Host, list []install) ([]install, error) {
+// differing returns the items whose remote file (at where) does not hold
+// the content hashed by want, reading every hash in one command.
+func differing[T any](ctx context.Context, h steps.Host, items []T, where func(T) string, want func(T) string) ([]T, error) {
 	var paths []string
-	for _, in := range list {
-		paths = append(paths, staged(h.Name(), in.File))
+	for _, it := range items {
+		paths = append(paths, where(it))
 	}
 	sums, err := remoteSums(ctx, h, paths)
 	if err != nil {
 		return nil, err
 	}
-	var out []install
-	for _, in := range list {
-		if sums[staged(h.Name(), in.File)] != in.File.SHA256 {
-			out = append(out, in)
+	var out []T
+	for _, it := range items {
+		if sums[where(it)] != want(it) {
+			out = append(out, it)
 		}
 	}
 	return out, nil
 }
 
+func installSum(in install) string { return in.File.SHA256 }
+
+func missingUploads(ctx context.Context, h steps.Host, list []install) ([]install, error) {
+	return differing(ctx, h, list, func(in install) string { return staged(h.Name(), in.File) }, installSum)
+}
+
 func pendingInstalls(ctx context.Context, h steps.Host, host string, list []install) ([]install, error) {
-	var paths []string
-	where := func(in install) string {
+	return differing(ctx, h, list, func(in install) string {
 		if in.Target != "" {
 			return in.Target
 		}
 		return staged(host, in.File) + ".installed"
-	}
-	for _, in := range list {
-		paths = append(paths, where(in))
-	}
-	sums, err := remoteSums(ctx, h, paths)
-	if err != nil {
-		return nil, err
-	}
-	var out []install
-	for _, in := range list {
-		if sums[where(in)] != in.File.SHA256 {
-			out = append(out, in)
-		}
-	}
-	return out, nil
+	}, installSum)
 }
 
 func humanSize(n int64) string {

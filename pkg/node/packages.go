@@ -119,21 +119,9 @@ func aptFromRepo(repo string, pkgs []string) string {
 }
 
 func missingPackages(ctx context.Context, h steps.Host, repo string, pk []bundle.Package) ([]bundle.Package, error) {
-	var files []string
-	for _, p := range pk {
-		files = append(files, repo+"/"+strings.TrimPrefix(p.Path, "packages/"))
-	}
-	sums, err := remoteSums(ctx, h, files)
-	if err != nil {
-		return nil, err
-	}
-	var out []bundle.Package
-	for i, p := range pk {
-		if sums[files[i]] != p.SHA256 {
-			out = append(out, p)
-		}
-	}
-	return out, nil
+	return differing(ctx, h, pk,
+		func(p bundle.Package) string { return repo + "/" + strings.TrimPrefix(p.Path, "packages/") },
+		func(p bundle.Package) string { return p.SHA256 })
 }
 
 // absentPackages lists the node packages dpkg does not have installed.

@@ -49,6 +49,11 @@ func OpenJournal(path string) (*Journal, error) {
 	return j, nil
 }
 
+func entryFor(o *Outcome, run string) Entry {
+	return Entry{Host: o.Step.Host, Step: o.Step.Name(), Fingerprint: o.Step.Fingerprint(),
+		Status: o.Status, Run: run, At: time.Now().UTC(), Diff: o.Change.Diff}
+}
+
 // Done reports whether the step was last found done with the same inputs.
 func (j *Journal) Done(s *Step) bool {
 	j.mu.Lock()
@@ -64,8 +69,7 @@ func (j *Journal) Record(o *Outcome, run string) error {
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	j.entries[o.Step.ID] = Entry{Host: o.Step.Host, Step: o.Step.Name(), Fingerprint: o.Step.Fingerprint(),
-		Status: o.Status, Run: run, At: time.Now().UTC(), Diff: o.Change.Diff}
+	j.entries[o.Step.ID] = entryFor(o, run)
 	return writeFileAtomic(j.path, mustJSON(j.entries), 0o600)
 }
 
@@ -116,8 +120,7 @@ func StateDir(host string) string { return "/var/lib/metalk8s/" + host }
 
 // RecordOnHost writes the journal entry of an applied step on the host.
 func RecordOnHost(ctx context.Context, h Host, o *Outcome, run string) error {
-	e := Entry{Host: o.Step.Host, Step: o.Step.Name(), Fingerprint: o.Step.Fingerprint(),
-		Status: o.Status, Run: run, At: time.Now().UTC(), Diff: o.Change.Diff}
+	e := entryFor(o, run)
 	name := strings.NewReplacer("/", "_", "@", "_").Replace(o.Step.Name()) + ".json"
 	_, err := h.Put(ctx, ssh.File{Path: StateDir(h.Name()) + "/journal/" + name, Data: mustJSON(e), Mode: 0o600})
 	return err
