@@ -19,14 +19,14 @@ type Versions struct {
 	CoreDNS    string `json:"coredns"`
 	Pause      string `json:"pause"`
 	Containerd string `json:"containerd"`
+	Runc       string `json:"runc"`
 	Crictl     string `json:"crictl"`
 	CNI        string `json:"cni"`
 }
 
 // known pairs a Kubernetes minor release with the versions kubeadm expects.
 var known = map[string]Versions{
-	// runc comes with the OS packages (its release needs cgo and libseccomp).
-	"v1.34": {Etcd: "v3.6.5", CoreDNS: "v1.12.1", Pause: "3.10.1", Containerd: "2.1.9", Crictl: "v1.34.0", CNI: "v1.7.1"},
+	"v1.34": {Etcd: "v3.6.5", CoreDNS: "v1.12.1", Pause: "3.10.1", Containerd: "2.1.9", Runc: "v1.3.6", Crictl: "v1.34.0", CNI: "v1.7.1"},
 }
 
 // VersionsFor returns the component versions for a Kubernetes version.
@@ -56,7 +56,7 @@ type Artifact struct {
 	Name string   // "kubeadm", "etcd"
 	Host string   // the release site: "dl.k8s.io"
 	Path string   // its path there
-	Sums []string // checksum files tried, next to it: ".sha256", ".sha256sum"
+	Sums []string // checksum files tried: suffixes (".sha256") or names beside it ("runc.sha256sum")
 	Dest string   // where it goes in the bundle
 	Mode uint32
 }
@@ -76,6 +76,8 @@ func Artifacts(v Versions) []Artifact {
 	out = append(out,
 		gh("etcd", "etcd-io/etcd", v.Etcd, fmt.Sprintf("etcd-%s-linux-amd64.tar.gz", v.Etcd), ".sha256"),
 		gh("containerd", "containerd/containerd", "v"+v.Containerd, fmt.Sprintf("containerd-%s-linux-amd64.tar.gz", v.Containerd), ".sha256", ".sha256sum"),
+		Artifact{Name: "runc", Host: "github.com", Path: fmt.Sprintf("opencontainers/runc/releases/download/%s/runc.amd64", v.Runc),
+			Sums: []string{"runc.sha256sum", ".sha256"}, Dest: "bin/runc", Mode: 0o755},
 		gh("crictl", "kubernetes-sigs/cri-tools", v.Crictl, fmt.Sprintf("crictl-%s-linux-amd64.tar.gz", v.Crictl), ".sha256"),
 		gh("cni-plugins", "containernetworking/plugins", v.CNI, fmt.Sprintf("cni-plugins-linux-amd64-%s.tgz", v.CNI), ".sha256"),
 	)
@@ -83,15 +85,15 @@ func Artifacts(v Versions) []Artifact {
 }
 
 // Images lists the container images kubeadm needs for a release, by
-// their upstream names.
+// their upstream names. etcd is not one: it runs from its binary under
+// systemd, as kubeadm's external etcd.
 func Images(v Versions) []string {
 	reg := "registry.k8s.io/"
 	var out []string
 	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"} {
 		out = append(out, reg+c+":"+v.Kube)
 	}
-	etcdTag := strings.TrimPrefix(v.Etcd, "v") + "-0"
-	return append(out, reg+"coredns/coredns:"+v.CoreDNS, reg+"pause:"+v.Pause, reg+"etcd:"+etcdTag)
+	return append(out, reg+"coredns/coredns:"+v.CoreDNS, reg+"pause:"+v.Pause)
 }
 
 // PauseImage is the sandbox image containerd must use.

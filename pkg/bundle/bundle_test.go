@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -42,10 +43,14 @@ func newLab(t *testing.T) *lab {
 		sum := sha256.Sum256(data)
 		p := "/" + a.Host + "/" + a.Path
 		l.files[p] = data
-		// Like the real sites, some publish "HASH  file", some "HASH".
-		if a.Name == "containerd" {
+		// Like the real sites, some publish "HASH  file", some "HASH", and
+		// runc one runc.sha256sum for all its files.
+		switch a.Name {
+		case "containerd":
 			l.files[p+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(a.Path) + "\n")
-		} else {
+		case "runc":
+			l.files[path.Dir(p)+"/runc.sha256sum"] = []byte(strings.Repeat("0", 64) + "  runc.arm64\n" + hex.EncodeToString(sum[:]) + " *runc.amd64\n")
+		default:
 			l.files[p+".sha256"] = []byte(hex.EncodeToString(sum[:]) + "\n")
 		}
 	}
@@ -94,7 +99,7 @@ func TestBuildAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != 7 {
+	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != len(Images(l.v)) || len(m.Images) != 6 {
 		t.Fatalf("manifest: %d files, %d images", len(m.Files), len(m.Images))
 	}
 	kubeadm, _ := m.file("kubeadm")

@@ -16,7 +16,7 @@ import (
 )
 
 // NodePackages are the OS packages nodes need beyond a minimal install.
-var NodePackages = []string{"runc", "lvm2", "ipvsadm", "ipset", "conntrack", "socat", "ebtables", "iptables", "ethtool", "chrony", "e2fsprogs", "xfsprogs"}
+var NodePackages = []string{"lvm2", "ipvsadm", "ipset", "conntrack", "socat", "ebtables", "iptables", "ethtool", "chrony", "e2fsprogs", "xfsprogs"}
 
 // DebSource is a Debian-style archive: its base URL and the release.
 type DebSource struct {
@@ -156,12 +156,16 @@ func splitList(s string) []string {
 }
 
 // base is what every install of the release has: the Essential and
-// required packages and all they depend on.
+// required packages and all they depend on. A virtual or alternative
+// dependency counts as met by a required package when one offers it (mawk
+// for awk), as apt and debootstrap choose, not by the archive's first.
 func (idx *debIndex) base() map[string]bool {
 	var roots []string
+	required := map[string]bool{}
 	for name, st := range idx.pkgs {
 		if st["Essential"] == "yes" || st["Priority"] == "required" {
 			roots = append(roots, name)
+			required[name] = true
 		}
 	}
 	sort.Strings(roots)
@@ -175,7 +179,7 @@ func (idx *debIndex) base() map[string]bool {
 		st := idx.pkgs[name]
 		for _, field := range []string{"Pre-Depends", "Depends"} {
 			for _, group := range strings.Split(st[field], ",") {
-				if p := idx.pick(group); p != "" {
+				if p := idx.pick(group, required); p != "" {
 					walk(p)
 				}
 			}
@@ -209,7 +213,7 @@ func (idx *debIndex) resolve(names []string) ([]map[string]string, error) {
 				if strings.TrimSpace(group) == "" {
 					continue
 				}
-				pick := idx.pick(group)
+				pick := idx.pick(group, base)
 				if pick == "" {
 					return fmt.Errorf("package %s: no package in the archive satisfies %q", name, strings.TrimSpace(group))
 				}
@@ -236,8 +240,24 @@ func (idx *debIndex) resolve(names []string) ([]map[string]string, error) {
 	return out, nil
 }
 
-// pick chooses the first alternative of "a | b (>= 2)" the archive has.
-func (idx *debIndex) pick(group string) string {
+// pick chooses the alternative of "a | b (>= 2)" to use: one in prefer
+// (itself or a package providing it), else the first the archive has.
+func (idx *debIndex) pick(group string, prefer map[string]bool) string {
+	for _, alt := range strings.Split(group, "|") {
+		f := strings.Fields(alt)
+		if len(f) == 0 {
+			continue
+		}
+		name := strings.SplitN(f[0], ":", 2)[0]
+		if _, ok := idx.pkgs[name]; ok && prefer[name] {
+			return name
+		}
+		for _, p := range idx.provides[name] {
+			if prefer[p] {
+				return p
+			}
+		}
+	}
 	for _, alt := range strings.Split(group, "|") {
 		f := strings.Fields(alt)
 		if len(f) == 0 {

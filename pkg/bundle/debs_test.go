@@ -17,7 +17,7 @@ func TestDebsFromDebianMirror(t *testing.T) {
 	}
 	d := DebSource{Mirror: "http://deb.debian.org/debian", Suite: "bookworm", Component: "main", Arch: "amd64", Family: "debian-12"}
 	dir := t.TempDir()
-	pkgs, err := fetchDebs(context.Background(), Source{}, d, []string{"lvm2", "ipvsadm", "socat"}, dir, "")
+	pkgs, err := fetchDebs(context.Background(), Source{}, d, []string{"lvm2", "ipvsadm", "socat", "xfsprogs"}, dir, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,7 +29,9 @@ func TestDebsFromDebianMirror(t *testing.T) {
 		}
 	}
 	// lvm2 pulls in dmsetup and libdevmapper; libc6 (required) stays out.
-	for _, want := range []string{"lvm2", "ipvsadm", "socat", "dmsetup", "libdevmapper1.02.1"} {
+	// xfsprogs needs python3, which needs libreadline8: a minimal system
+	// lacks it (only gawk, not the required mawk, would have brought it).
+	for _, want := range []string{"lvm2", "ipvsadm", "socat", "dmsetup", "libdevmapper1.02.1", "libreadline8"} {
 		if !names[want] {
 			t.Errorf("%s missing from %v", want, names)
 		}
@@ -80,5 +82,44 @@ Depends: app
 	}
 	if _, err := idx.resolve([]string{"nope"}); err == nil || !strings.Contains(err.Error(), "nope") {
 		t.Errorf("unknown package: %v", err)
+	}
+}
+
+// A required package's virtual dependency is met by the required provider
+// (mawk), not by the archive's first provider (gawk) and what it pulls in.
+func TestBasePrefersRequiredProviders(t *testing.T) {
+	idx, err := parseIndex(strings.NewReader(`Package: base-files
+Priority: required
+Depends: awk
+
+Package: gawk
+Provides: awk
+Depends: libreadline8
+
+Package: mawk
+Priority: required
+Provides: awk
+
+Package: libreadline8
+
+Package: tool
+Depends: libreadline8, awk
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if base := idx.base(); base["gawk"] || base["libreadline8"] || !base["mawk"] {
+		t.Errorf("base = %v", base)
+	}
+	list, err := idx.resolve([]string{"tool"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, st := range list {
+		got = append(got, st["Package"])
+	}
+	if strings.Join(got, ",") != "libreadline8,tool" {
+		t.Errorf("resolved %v, want libreadline8 bundled and awk met by mawk", got)
 	}
 }

@@ -29,6 +29,16 @@ func (s Source) URL(a Artifact, suffix string) string {
 	return strings.TrimRight(s.Mirror, "/") + "/" + a.Host + "/" + a.Path + suffix
 }
 
+// sumURL is where a checksum file is: a suffix (".sha256") is appended to
+// the artifact's URL, a plain name ("runc.sha256sum") sits beside it.
+func (s Source) sumURL(a Artifact, sum string) string {
+	if strings.HasPrefix(sum, ".") {
+		return s.URL(a, sum)
+	}
+	u := s.URL(a, "")
+	return u[:strings.LastIndex(u, "/")+1] + sum
+}
+
 // MissingError names an artifact the source does not have.
 type MissingError struct {
 	Name string
@@ -70,7 +80,8 @@ var reHex64 = regexp.MustCompile(`(?i)\b[0-9a-f]{64}\b`)
 func (s Source) Checksum(ctx context.Context, a Artifact) (string, error) {
 	var firstErr error
 	for _, suffix := range a.Sums {
-		body, err := s.get(ctx, a.Name, s.URL(a, suffix))
+		url := s.sumURL(a, suffix)
+		body, err := s.get(ctx, a.Name, url)
 		if err != nil {
 			if firstErr == nil {
 				firstErr = err
@@ -80,7 +91,7 @@ func (s Source) Checksum(ctx context.Context, a Artifact) (string, error) {
 		data, err := io.ReadAll(io.LimitReader(body, 1<<20))
 		body.Close()
 		if err != nil {
-			return "", &MissingError{Name: a.Name, URL: s.URL(a, suffix), Why: err.Error()}
+			return "", &MissingError{Name: a.Name, URL: url, Why: err.Error()}
 		}
 		base := filepath.Base(a.Path)
 		for _, line := range strings.Split(string(data), "\n") {
@@ -92,7 +103,7 @@ func (s Source) Checksum(ctx context.Context, a Artifact) (string, error) {
 				return strings.ToLower(f[0]), nil
 			}
 		}
-		return "", &MissingError{Name: a.Name, URL: s.URL(a, suffix), Why: "no SHA-256 for " + base + " in it"}
+		return "", &MissingError{Name: a.Name, URL: url, Why: "no SHA-256 for " + base + " in it"}
 	}
 	if firstErr == nil {
 		firstErr = &MissingError{Name: a.Name, URL: s.URL(a, ""), Why: "no checksum file is known for it"}

@@ -36,7 +36,7 @@ type File struct {
 // Image is a container image of the bundle's image archive.
 type Image struct {
 	Name   string `json:"name"`   // the upstream reference
-	Digest string `json:"digest"` // manifest digest
+	Digest string `json:"digest"` // image ID: its config's digest, as CRI reports it
 }
 
 // ReadManifest reads DIR/manifest.json.

@@ -30,6 +30,8 @@ func installs(n *inventory.Node, m *bundle.Manifest) []install {
 		switch {
 		case kube && (f.Name == "kubeadm" || f.Name == "kubelet" || f.Name == "kubectl"):
 			out = append(out, install{File: f, Target: "/usr/local/bin/" + f.Name})
+		case kube && f.Name == "runc":
+			out = append(out, install{File: f, Target: "/usr/local/sbin/runc"})
 		case kube && f.Name == "containerd":
 			out = append(out, install{File: f, Unpack: `tar -xzf "$A" -C /usr/local`})
 		case kube && f.Name == "crictl":

@@ -168,20 +168,30 @@ func imagesStep(host, dir string, m *bundle.Manifest, containerd string) *steps.
 		}}
 }
 
+// missingImages lists the images containerd lacks or holds under another
+// ID. After an import, CRI records each image ID as a reference of its
+// own ("sha256:<config digest>"); the tag and that reference must name the
+// same manifest.
 func missingImages(ctx context.Context, h steps.Host, images []bundle.Image) ([]string, error) {
-	out, err := h.Run(ctx, "ctr -n k8s.io images ls -q 2>/dev/null || true")
+	out, err := h.Run(ctx, "ctr -n k8s.io images ls 2>/dev/null || true")
 	if err != nil {
 		return nil, err
 	}
-	have := map[string]bool{}
-	for _, l := range strings.Fields(string(out)) {
-		have[l] = true
+	return imagesNotIn(string(out), images), nil
+}
+
+func imagesNotIn(ls string, images []bundle.Image) []string {
+	manifest := map[string]string{} // ref -> manifest digest
+	for _, l := range strings.Split(ls, "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[0] != "REF" {
+			manifest[f[0]] = f[2]
+		}
 	}
 	var missing []string
 	for _, img := range images {
-		if !have[img.Name] {
+		if d, ok := manifest[img.Name]; !ok || d != manifest[img.Digest] {
 			missing = append(missing, img.Name)
 		}
 	}
-	return missing, nil
+	return missing
 }

@@ -111,7 +111,7 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 // repository, leaving the node's own sources and lists untouched.
 func aptFromRepo(repo string, pkgs []string) string {
 	list := repo + ".list"
-	opts := fmt.Sprintf("-o Dir::Etc::SourceList=%s -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=%s.lists -o APT::Get::List-Cleanup=0",
+	opts := fmt.Sprintf("-o Dir::Etc::SourceList=%s -o Dir::Etc::SourceParts=/dev/null -o Dir::State::Lists=%s.lists -o APT::Get::List-Cleanup=0 -o APT::Sandbox::User=root",
 		ssh.Quote(list), ssh.Quote(repo))
 	return fmt.Sprintf("set -e; printf 'deb [trusted=yes] file:%s ./\\n' > %s; mkdir -p %s.lists/partial; "+
 		"export DEBIAN_FRONTEND=noninteractive; apt-get -q %s update; apt-get -q -y --no-install-recommends %s install %s",
