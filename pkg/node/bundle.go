@@ -6,7 +6,6 @@ import (
 	"path"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -47,28 +46,6 @@ func installs(n *inventory.Node, m *bundle.Manifest) []install {
 
 func staged(host string, f bundle.File) string { return steps.StateDir(host) + "/bundle/" + f.Path }
 
-// remoteSums reads the SHA-256 of files on a host in one command; missing
-// files are absent from the result. Stamps (*.installed) hold a hash.
-func remoteSums(ctx context.Context, h steps.Host, files []string) (map[string]string, error) {
-	var q []string
-	for _, f := range files {
-		q = append(q, ssh.Quote(f))
-	}
-	script := `for f in ` + strings.Join(q, " ") + `; do [ -f "$f" ] || continue; ` +
-		`case "$f" in *.installed) echo "$(cat "$f") $f";; *) sha256sum "$f";; esac; done`
-	out, err := h.Run(ctx, script)
-	if err != nil {
-		return nil, err
-	}
-	sums := map[string]string{}
-	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) == 2 {
-			sums[f[1]] = f[0]
-		}
-	}
-	return sums, nil
-}
-
 // Bundle returns the steps that copy a bundle's files to each node and
 // install them. Files already there with the right hash are not sent.
 func Bundle(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.Step {
@@ -96,17 +73,11 @@ func Bundle(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.Step
 					return steps.Changes(diff...), err
 				},
 				Apply: func(ctx context.Context, h steps.Host) error {
-					missing, err := missingUploads(ctx, h, list)
-					if err != nil {
-						return err
+					var files []ssh.File
+					for _, in := range list {
+						files = append(files, ssh.File{Path: staged(host, in.File), Local: filepath.Join(dir, in.File.Path), SHA256: in.File.SHA256, Mode: 0o600})
 					}
-					for _, in := range missing {
-						f := ssh.File{Path: staged(host, in.File), Local: filepath.Join(dir, in.File.Path), SHA256: in.File.SHA256, Mode: 0o600}
-						if _, err := h.Put(ctx, f); err != nil {
-							return err
-						}
-					}
-					return nil
+					return stage(ctx, h, files)
 				}},
 			&steps.Step{ID: steps.ID("prepare/binaries", host), Host: host, Phase: "prepare", Deps: []string{upload}, Inputs: names,
 				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
@@ -122,10 +93,11 @@ func Bundle(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.Step
 					return steps.Changes(diff...), err
 				},
 				Apply: func(ctx context.Context, h steps.Host) error {
-					todo, err := pendingInstalls(ctx, h, host, list)
+					todo, fresh, err := differingUncached(ctx, h, list, installedAt(host), installSum)
 					if err != nil {
 						return err
 					}
+					installed := map[string]string{}
 					for _, in := range todo {
 						a := staged(host, in.File)
 						var script string
@@ -139,32 +111,19 @@ func Bundle(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.Step
 						if _, err := h.Run(ctx, script); err != nil {
 							return err
 						}
+						if in.Target != "" {
+							installed[in.Target] = in.File.SHA256
+						}
 					}
-					return nil
+					// A copy of a staged file that was verified when staged.
+					for p, sum := range fresh {
+						installed[p] = sum
+					}
+					return seal(ctx, h, installed, false)
 				}},
 		)
 	}
 	return out
-}
-
-// differing returns the items whose remote file (at where) does not hold
-// the content hashed by want, reading every hash in one command.
-func differing[T any](ctx context.Context, h steps.Host, items []T, where func(T) string, want func(T) string) ([]T, error) {
-	var paths []string
-	for _, it := range items {
-		paths = append(paths, where(it))
-	}
-	sums, err := remoteSums(ctx, h, paths)
-	if err != nil {
-		return nil, err
-	}
-	var out []T
-	for _, it := range items {
-		if sums[where(it)] != want(it) {
-			out = append(out, it)
-		}
-	}
-	return out, nil
 }
 
 func installSum(in install) string { return in.File.SHA256 }
@@ -174,12 +133,18 @@ func missingUploads(ctx context.Context, h steps.Host, list []install) ([]instal
 }
 
 func pendingInstalls(ctx context.Context, h steps.Host, host string, list []install) ([]install, error) {
-	return differing(ctx, h, list, func(in install) string {
+	return differing(ctx, h, list, installedAt(host), installSum)
+}
+
+// installedAt is where an install's result is checked: the binary, or
+// the archive's stamp.
+func installedAt(host string) func(install) string {
+	return func(in install) string {
 		if in.Target != "" {
 			return in.Target
 		}
 		return staged(host, in.File) + ".installed"
-	}, installSum)
+	}
 }
 
 func humanSize(n int64) string {

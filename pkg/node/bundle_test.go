@@ -136,4 +136,24 @@ func TestBundleUploadOnFleet(t *testing.T) {
 	if o.Status != steps.StatusChanged || len(o.Change.Diff) != 1 || !strings.Contains(o.Change.Diff[0], "bin/kubelet") {
 		t.Errorf("after a kubelet change: %s %v", o.Status, o.Change.Diff)
 	}
+
+	// Checks read hashes from the node's cache, but a staged file changed
+	// in place (same size, new mtime) is hashed again and sent again.
+	if _, err := os.Stat(cacheKey("bnd-001", staged)); err != nil {
+		t.Fatalf("no cache entry for %s: %v", staged, err)
+	}
+	os.WriteFile(staged, []byte(strings.Repeat("x", 3<<20)), 0o600)
+	r = run()
+	o = r.Outcomes["prepare/bundle-upload@bnd-001"]
+	if o.Status != steps.StatusChanged || len(o.Change.Diff) != 1 || !strings.Contains(o.Change.Diff[0], "bin/kubeadm") {
+		t.Errorf("after corrupting the staged kubeadm: %s %v", o.Status, o.Change.Diff)
+	}
+	if data, _ := os.ReadFile(staged); !strings.HasPrefix(string(data), "kkk") {
+		t.Error("staged kubeadm not restored")
+	}
+	// Sealing verifies: a file that is not what it should be is an error.
+	err = seal(ctx, hosts["bnd-001"], map[string]string{staged: strings.Repeat("0", 64)}, true)
+	if err == nil || !strings.Contains(err.Error(), staged+": SHA-256") {
+		t.Errorf("seal of a wrong hash: %v", err)
+	}
 }

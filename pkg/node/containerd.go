@@ -120,7 +120,7 @@ func containerdState(ctx context.Context, h steps.Host, files []ssh.File) (steps
 	var diff []string
 	for _, f := range files {
 		want := sha256Hex(f.Data)
-		switch sums[f.Path] {
+		switch sums[f.Path].SHA256 {
 		case want:
 		case "":
 			diff = append(diff, "+ write "+f.Path)
@@ -160,7 +160,7 @@ func imagesStep(host, dir string, m *bundle.Manifest, containerd string) *steps.
 		Apply: func(ctx context.Context, h steps.Host) error {
 			staged := steps.StateDir(host) + "/bundle/" + m.ImageArchive
 			f := ssh.File{Path: staged, Local: filepath.Join(dir, m.ImageArchive), SHA256: m.ImageArchiveSHA256, Mode: 0o600}
-			if _, err := h.Put(ctx, f); err != nil {
+			if err := stage(ctx, h, []ssh.File{f}); err != nil {
 				return err
 			}
 			_, err := h.Run(ctx, "ctr -n k8s.io images import "+ssh.Quote(staged)+" >/dev/null")

@@ -66,15 +66,12 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 					if err != nil {
 						return err
 					}
-					missing, err := missingPackages(ctx, h, repo, pk)
-					if err != nil {
-						return err
+					var files []ssh.File
+					for _, p := range pk {
+						files = append(files, ssh.File{Path: repo + "/" + strings.TrimPrefix(p.Path, "packages/"), Local: filepath.Join(dir, p.Path), SHA256: p.SHA256, Mode: 0o644})
 					}
-					for _, p := range missing {
-						f := ssh.File{Path: repo + "/" + strings.TrimPrefix(p.Path, "packages/"), Local: filepath.Join(dir, p.Path), SHA256: p.SHA256, Mode: 0o644}
-						if _, err := h.Put(ctx, f); err != nil {
-							return err
-						}
+					if err := stage(ctx, h, files); err != nil {
+						return err
 					}
 					// The index goes last: it names only files that are there.
 					idx := path.Join("packages", fam, "Packages")

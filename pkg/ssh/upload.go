@@ -24,6 +24,9 @@ type File struct {
 	SHA256 string      // the content's hash, when already known
 	Mode   fs.FileMode // permission bits
 	Owner  string      // user[:group]; empty leaves the default
+	// Replace writes without first comparing with the remote content (the
+	// caller knows it differs): large files are not hashed twice.
+	Replace bool
 }
 
 func (f File) open() (io.ReadCloser, error) {
@@ -104,16 +107,18 @@ func (c *Client) Upload(ctx context.Context, f File) (bool, error) {
 	if !path.IsAbs(f.Path) {
 		return false, fmt.Errorf("host %s: upload: %q is not an absolute path", c.Name, f.Path)
 	}
-	want, err := f.sum()
-	if err != nil {
-		return false, fmt.Errorf("host %s: upload %s: %w", c.Name, f.Path, err)
-	}
-	have, err := c.RemoteSHA256(ctx, f.Path)
-	if err != nil {
-		return false, err
-	}
-	if have == want {
-		return false, c.ensureAttrs(ctx, f)
+	if !f.Replace {
+		want, err := f.sum()
+		if err != nil {
+			return false, fmt.Errorf("host %s: upload %s: %w", c.Name, f.Path, err)
+		}
+		have, err := c.RemoteSHA256(ctx, f.Path)
+		if err != nil {
+			return false, err
+		}
+		if have == want {
+			return false, c.ensureAttrs(ctx, f)
+		}
 	}
 	if c.cfg.Become {
 		return true, c.uploadBecome(ctx, f)
