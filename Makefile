@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/metalk8s
 
-.PHONY: all build test unit vet clean deps demo lab-up lab-down lab-ssh lab-status e2e
+.PHONY: all build test unit vet clean deps demo lab-bundle lab-up lab-down lab-ssh lab-status e2e
 
 # Debian packages the tests use: Ansible (the reference for inventories),
 # OpenSSH (the fleet of real servers), iproute2 (network namespaces).
@@ -36,9 +36,16 @@ deps:
 	fi
 	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.22 or newer" >&2; exit 1; }
 
-# The main job: a lab of $(N) Debian 12 VMs (test/lab), and metalk8s up on it.
-demo: build lab-up
-	$(BIN) up $(LAB_INV)/hosts.ini --known-hosts $(LAB_INV)/known_hosts
+# The main job: a lab of $(N) Debian 12 VMs (test/lab), the offline bundle
+# (built from the Go module proxy, cached by version), and metalk8s up.
+demo: build lab-up lab-bundle
+	$(BIN) up $(LAB_INV)/hosts.ini --known-hosts $(LAB_INV)/known_hosts --bundle $(LAB_BUNDLE)
+
+# The lab's bundle: Kubernetes and friends built from source, served on
+# loopback like the release sites, then `metalk8s bundle build` from them.
+LAB_BUNDLE ?= .cache/bundle/v1.34.4
+lab-bundle: build
+	LAB_BUNDLE=$(abspath $(LAB_BUNDLE)) test/lab/bundle.sh $(BIN)
 
 # The VM lab (test/lab/README.md): N Debian 12 VMs under QEMU as cluster
 # nodes, reached through 127.0.0.1:222I (SSH) and 127.0.0.1:644I (API).

@@ -15,8 +15,10 @@ import (
 	"strings"
 )
 
-// NodePackages are the OS packages nodes need beyond a minimal install.
-var NodePackages = []string{"lvm2", "ipvsadm", "ipset", "conntrack", "socat", "ebtables", "iptables", "ethtool", "chrony", "e2fsprogs", "xfsprogs"}
+// NodePackages are the OS packages nodes may need beyond a minimal
+// install; each node installs those its roles and volumes use. Time sync
+// stays the operator's choice (preflight checks the clocks).
+var NodePackages = []string{"lvm2", "ipvsadm", "ipset", "conntrack", "socat", "ebtables", "iptables", "ethtool", "e2fsprogs", "xfsprogs"}
 
 // DebSource is a Debian-style archive: its base URL and the release.
 type DebSource struct {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"strings"
 	"testing"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -49,5 +50,23 @@ func TestIntVar(t *testing.T) {
 	vars := map[string]any{"a": int64(3), "b": " 4 ", "c": "x"}
 	if intVar(vars, "a", 1) != 3 || intVar(vars, "b", 1) != 4 || intVar(vars, "c", 1) != 1 || intVar(vars, "d", 9) != 9 {
 		t.Error("intVar")
+	}
+}
+
+func TestNodePackagesByRole(t *testing.T) {
+	ext4 := []inventory.VG{{Name: "vg", LVs: []inventory.LV{{Name: "a", FSType: "ext4"}}}}
+	xfs := []inventory.VG{{Name: "vg", LVs: []inventory.LV{{Name: "a", FSType: "ext4"}, {Name: "b", FSType: "xfs"}}}}
+	for _, c := range []struct {
+		node inventory.Node
+		want string
+	}{
+		{inventory.Node{Etcd: true}, ""},
+		{inventory.Node{ControlPlane: true}, "iptables ipvsadm ipset conntrack socat ebtables ethtool"},
+		{inventory.Node{Worker: true, Storage: ext4}, "iptables ipvsadm ipset conntrack socat ebtables ethtool lvm2 e2fsprogs"},
+		{inventory.Node{Worker: true, Storage: xfs}, "iptables ipvsadm ipset conntrack socat ebtables ethtool lvm2 e2fsprogs xfsprogs"},
+	} {
+		if got := strings.Join(nodePackages(&c.node), " "); got != c.want {
+			t.Errorf("%+v: %q, want %q", c.node, got, c.want)
+		}
 	}
 }

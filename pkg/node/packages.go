@@ -36,6 +36,10 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 	var out []*steps.Step
 	for _, n := range cl.Nodes {
 		host := n.Name
+		want := nodePackages(n)
+		if len(want) == 0 {
+			continue
+		}
 		facts := steps.ID("preflight/facts", host)
 		upload := steps.ID("prepare/packages-upload", host)
 		repo := steps.StateDir(host) + "/bundle/packages"
@@ -78,9 +82,9 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 					_, err = h.Put(ctx, ssh.File{Path: repo + "/" + fam + "/Packages", Local: filepath.Join(dir, idx), Mode: 0o644})
 					return err
 				}},
-			&steps.Step{ID: steps.ID("prepare/packages", host), Host: host, Phase: "prepare", Deps: []string{upload}, Inputs: bundle.NodePackages,
+			&steps.Step{ID: steps.ID("prepare/packages", host), Host: host, Phase: "prepare", Deps: []string{upload}, Inputs: want,
 				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-					absent, err := absentPackages(ctx, h)
+					absent, err := absentPackages(ctx, h, want)
 					var diff []string
 					for _, p := range absent {
 						diff = append(diff, "+ install "+p)
@@ -88,7 +92,7 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 					return steps.Changes(diff...), err
 				},
 				Apply: func(ctx context.Context, h steps.Host) error {
-					absent, err := absentPackages(ctx, h)
+					absent, err := absentPackages(ctx, h, want)
 					if err != nil || len(absent) == 0 {
 						return err
 					}
@@ -121,9 +125,33 @@ func missingPackages(ctx context.Context, h steps.Host, repo string, pk []bundle
 		func(p bundle.Package) string { return p.SHA256 })
 }
 
-// absentPackages lists the node packages dpkg does not have installed.
-func absentPackages(ctx context.Context, h steps.Host) ([]string, error) {
-	out, err := h.Run(ctx, "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' "+strings.Join(bundle.NodePackages, " ")+" 2>/dev/null || true")
+// nodePackages are the OS packages a node's roles need: the kube-proxy
+// (ipvs) and kubelet tools on Kubernetes nodes; LVM and the filesystems
+// its volumes use on nodes with storage. xfsprogs (which pulls in Python)
+// only where a volume is xfs.
+func nodePackages(n *inventory.Node) []string {
+	var out []string
+	if n.ControlPlane || n.Worker {
+		out = append(out, "iptables", "ipvsadm", "ipset", "conntrack", "socat", "ebtables", "ethtool")
+	}
+	if n.Worker && len(n.Storage) > 0 {
+		out = append(out, "lvm2", "e2fsprogs")
+		xfs := false
+		for _, vg := range n.Storage {
+			for _, lv := range vg.LVs {
+				xfs = xfs || lv.FSType == "xfs"
+			}
+		}
+		if xfs {
+			out = append(out, "xfsprogs")
+		}
+	}
+	return out
+}
+
+// absentPackages lists the packages dpkg does not have installed.
+func absentPackages(ctx context.Context, h steps.Host, want []string) ([]string, error) {
+	out, err := h.Run(ctx, "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' "+strings.Join(want, " ")+" 2>/dev/null || true")
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +162,7 @@ func absentPackages(ctx context.Context, h steps.Host) ([]string, error) {
 		}
 	}
 	var absent []string
-	for _, p := range bundle.NodePackages {
+	for _, p := range want {
 		if !installed[p] {
 			absent = append(absent, p)
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
 
 	"github.com/metalk8s/metalk8s/pkg/ssh"
 	"github.com/metalk8s/metalk8s/pkg/steps"
@@ -124,16 +125,43 @@ func stage(ctx context.Context, h steps.Host, files []ssh.File) error {
 	if err != nil {
 		return err
 	}
+	if err := putAll(ctx, h, missing); err != nil {
+		return err
+	}
 	written := map[string]string{}
 	for _, f := range missing {
-		f.Replace = true
-		if _, err := h.Put(ctx, f); err != nil {
-			return err
-		}
 		written[f.Path] = f.SHA256
 	}
 	if err := seal(ctx, h, written, true); err != nil {
 		return err
 	}
 	return seal(ctx, h, fresh, false)
+}
+
+// putParallel is how many files stage writes at once over the one SFTP
+// session: many small files (packages) cost round trips, not bandwidth.
+const putParallel = 6
+
+// putAll writes files, a few at a time; the first error wins.
+func putAll(ctx context.Context, h steps.Host, files []ssh.File) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	sem := make(chan struct{}, putParallel)
+	errs := make(chan error, len(files))
+	var wg sync.WaitGroup
+	for _, f := range files {
+		f.Replace = true
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if _, err := h.Put(ctx, f); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
 }

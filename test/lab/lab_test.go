@@ -153,15 +153,58 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	// The offline bundle, from artifacts built from the Go module proxy and
+	// served on loopback as the release sites would serve them.
+	t0 = time.Now()
+	cmd := exec.Command(filepath.Join(repo, "test/lab/bundle.sh"), l.bin)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	bout, err := cmd.Output()
+	t.Logf("bundle.sh: %v\n%s", since(t0), lastLines(stderr.String(), 30))
+	if err != nil {
+		t.Fatalf("bundle.sh: %v", err)
+	}
+	bundleDir := strings.TrimSpace(lastLines(string(bout), 1))
+
 	t.Run("up", func(t *testing.T) {
 		t0 := time.Now()
-		out := l.metalk8s(t, 20*time.Minute, "up", l.inv, "--known-hosts", l.known)
-		t.Logf("metalk8s up (1st): %v\n%s", since(t0), out)
+		out := l.metalk8s(t, 40*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		t.Logf("metalk8s up --bundle (1st): %v\n%s", since(t0), out)
+
+		// Every node has the packages, binaries and images, from the bundle.
+		out = l.metalk8s(t, 5*time.Minute, "exec", "-i", l.inv, "--known-hosts", l.known, "--",
+			"dpkg-query -W -f='${Package} ${Status}\\n' lvm2 ipvsadm conntrack socat ebtables ipset | grep -c ' install ok installed$';"+
+				" kubeadm version -o short; runc --version | head -1; systemctl is-active containerd;"+
+				" crictl images -o json | grep -c '\"registry.k8s.io/'")
+		t.Logf("installed:\n%s", out)
+		want := regexp.MustCompile(`(?m)^== node[0-9]+: ok\n6\nv1\.34\.4\nrunc version 1\.3\.6\nactive\n6$`)
+		if n := len(want.FindAllString(out, -1)); n != nodes {
+			t.Errorf("%d nodes of %d have the 6 packages, kubeadm v1.34.4, runc 1.3.6, containerd running and 6 images", n, nodes)
+		}
+
 		t1 := time.Now()
-		out = l.metalk8s(t, 20*time.Minute, "up", l.inv, "--known-hosts", l.known)
-		t.Logf("metalk8s up (2nd): %v\n%s", since(t1), out)
+		out = l.metalk8s(t, 20*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		t.Logf("metalk8s up --bundle (2nd): %v\n%s", since(t1), out)
 		if !strings.Contains(out, " 0 steps changed") {
 			t.Errorf("the second up changed something")
+		}
+		// ... and wrote nothing but its journal: no upload in its log.
+		m := regexp.MustCompile(`(?m)^log: (\S+)$`).FindStringSubmatch(out)
+		if m == nil {
+			t.Fatal("no log path in the output of up")
+		}
+		logPath := m[1]
+		if !filepath.IsAbs(logPath) {
+			logPath = filepath.Join(l.repo, logPath) // metalk8s ran in the repo
+		}
+		log, err := os.ReadFile(logPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(log), "\n") {
+			if strings.Contains(line, " upload ") && strings.Contains(line, ": written") && !strings.Contains(line, "/journal/") {
+				t.Errorf("second up uploaded: %s", line)
+			}
 		}
 	})
 
@@ -273,6 +316,15 @@ func (l *lab) run(timeout time.Duration, name string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		l.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
 
 func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }

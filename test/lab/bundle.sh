@@ -1,0 +1,36 @@
+#!/bin/bash
+# Makes the lab's offline bundle: builds the upstream artifacts from the Go
+# module proxy (test/lab/artifacts, cached by version), serves them on
+# loopback as a release-site mirror and a registry, and runs
+# `metalk8s bundle build` against them, as an operator would against the
+# real sites. Debian packages come from Debian's mirror.
+#
+# Usage: test/lab/bundle.sh [METALK8S_BINARY]   (default bin/metalk8s)
+#   LAB_BUNDLE  where the bundle goes (default .cache/bundle/$KUBE_VERSION)
+# Prints the bundle's directory on its last line. A server this script
+# started is stopped again; one already running is left alone.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# shellcheck source=artifacts/versions.sh
+. "$HERE/artifacts/versions.sh"
+BIN=${1:-$REPO_ROOT/bin/metalk8s}
+: "${LAB_BUNDLE:=$REPO_ROOT/.cache/bundle/$KUBE_VERSION}"
+
+[[ -x $BIN ]] || { echo "bundle.sh: no metalk8s binary at $BIN (make build)" >&2; exit 1; }
+
+"$HERE/artifacts/build.sh" >&2
+
+started=
+if ! "$HERE/artifacts/serve.sh" status >/dev/null 2>&1; then
+	"$HERE/artifacts/serve.sh" start >&2
+	started=1
+fi
+stop() { [[ -z $started ]] || "$HERE/artifacts/serve.sh" stop >&2; }
+trap stop EXIT
+
+"$BIN" bundle build -o "$LAB_BUNDLE" --kube-version "$KUBE_VERSION" \
+	--mirror "http://$ARTIFACTS_MIRROR_ADDR" \
+	--registry "$ARTIFACTS_REGISTRY_ADDR" --insecure-registry >&2
+"$BIN" bundle verify "$LAB_BUNDLE" >&2
+echo "$LAB_BUNDLE"
