@@ -142,6 +142,11 @@ func TestBundleUploadOnFleet(t *testing.T) {
 	if _, err := os.Stat(cacheKey("bnd-001", staged)); err != nil {
 		t.Fatalf("no cache entry for %s: %v", staged, err)
 	}
+	sums, err := remoteSums(ctx, hosts["bnd-001"], []string{staged, staged + ".absent"})
+	kubeadmSum := sha256.Sum256([]byte(strings.Repeat("k", 3<<20)))
+	if err != nil || len(sums) != 1 || !sums[staged].Cached || sums[staged].SHA256 != hex.EncodeToString(kubeadmSum[:]) {
+		t.Fatalf("remoteSums after a run: %+v %v", sums, err)
+	}
 	os.WriteFile(staged, []byte(strings.Repeat("x", 3<<20)), 0o600)
 	r = run()
 	o = r.Outcomes["prepare/bundle-upload@bnd-001"]
@@ -153,7 +158,7 @@ func TestBundleUploadOnFleet(t *testing.T) {
 	}
 	// Sealing verifies: a file that is not what it should be is an error.
 	err = seal(ctx, hosts["bnd-001"], map[string]string{staged: strings.Repeat("0", 64)}, true)
-	if err == nil || !strings.Contains(err.Error(), staged+": SHA-256") {
+	if err == nil || !strings.Contains(err.Error(), staged+": SHA-256 ") {
 		t.Errorf("seal of a wrong hash: %v", err)
 	}
 }

@@ -31,26 +31,86 @@ type remoteSum struct {
 	Cached bool
 }
 
-// remoteSums reads the SHA-256 of files on a host in one command; missing
-// files are absent from the result. Stamps (*.installed) hold a hash.
+// remoteSums reads the SHA-256 of files on a host; missing files are
+// absent from the result. Stamps (*.installed) hold a hash. One command
+// reads every stat and cache entry; a second hashes only the files whose
+// cache entry is missing or stale. Few processes: forks are slow on
+// emulated CPUs and small nodes alike.
 func remoteSums(ctx context.Context, h steps.Host, files []string) (map[string]remoteSum, error) {
-	var q []string
+	var stamps, plain, keys []string
 	for _, f := range files {
-		q = append(q, ssh.Quote(f))
+		if strings.HasSuffix(f, ".installed") {
+			stamps = append(stamps, ssh.Quote(f))
+		} else {
+			plain = append(plain, ssh.Quote(f))
+			keys = append(keys, ssh.Quote(cacheKey(h.Name(), f)))
+		}
 	}
-	script := `C=` + ssh.Quote(sumCache(h.Name())) + `; for f in ` + strings.Join(q, " ") + `; do [ -f "$f" ] || continue; ` +
-		`case "$f" in *.installed) echo "$(cat "$f") c $f"; continue;; esac; ` +
-		`k="$C/$(printf %s "$f" | tr / %)"; s=$(stat -c '%s %i %y %z' "$f"); ` +
-		`if [ -f "$k" ] && [ "$(cut -d' ' -f2- "$k")" = "$s" ]; then echo "$(cut -d' ' -f1 "$k") c $f"; ` +
-		`else echo "$(sha256sum < "$f" | cut -d' ' -f1) h $f"; fi; done`
-	out, err := h.Run(ctx, script)
+	sums := map[string]remoteSum{}
+	if len(files) == 0 {
+		return sums, nil
+	}
+	var script strings.Builder
+	if len(plain) > 0 {
+		script.WriteString("stat -c '%n|%s %i %y %z' -- " + strings.Join(plain, " ") + " 2>/dev/null; ")
+	}
+	script.WriteString("echo '--'; ")
+	if all := append(keys, stamps...); len(all) > 0 {
+		script.WriteString("grep -H '' -- " + strings.Join(all, " ") + " 2>/dev/null; ")
+	}
+	script.WriteString("true")
+	out, err := h.Run(ctx, script.String())
 	if err != nil {
 		return nil, err
 	}
-	sums := map[string]remoteSum{}
+	statPart, grepPart, _ := strings.Cut(string(out), "--\n")
+	stats := map[string]string{}
+	for _, line := range strings.Split(statPart, "\n") {
+		if p, st, ok := strings.Cut(line, "|"); ok {
+			stats[p] = st
+		}
+	}
+	content := map[string]string{} // file -> first line
+	for _, line := range strings.Split(grepPart, "\n") {
+		if p, c, ok := strings.Cut(line, ":"); ok {
+			if _, seen := content[p]; !seen {
+				content[p] = c
+			}
+		}
+	}
+	var rehash []string
+	for _, f := range files {
+		if strings.HasSuffix(f, ".installed") {
+			if c, ok := content[f]; ok {
+				sums[f] = remoteSum{SHA256: strings.TrimSpace(c), Cached: true}
+			}
+			continue
+		}
+		st, ok := stats[f]
+		if !ok {
+			continue // missing
+		}
+		sum, cached, _ := strings.Cut(content[cacheKey(h.Name(), f)], " ")
+		if cached == st && sum != "" {
+			sums[f] = remoteSum{SHA256: sum, Cached: true}
+		} else {
+			rehash = append(rehash, f)
+		}
+	}
+	if len(rehash) == 0 {
+		return sums, nil
+	}
+	var q []string
+	for _, f := range rehash {
+		q = append(q, ssh.Quote(f))
+	}
+	out, err = h.Run(ctx, "sha256sum -- "+strings.Join(q, " "))
+	if err != nil {
+		return nil, err
+	}
 	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.SplitN(line, " ", 3); len(f) == 3 {
-			sums[f[2]] = remoteSum{SHA256: f[0], Cached: f[1] == "c"}
+		if sum, p, ok := strings.Cut(line, "  "); ok {
+			sums[p] = remoteSum{SHA256: sum}
 		}
 	}
 	return sums, nil
@@ -89,21 +149,48 @@ func differingUncached[T any](ctx context.Context, h steps.Host, items []T, wher
 }
 
 // seal records the hashes of files in the host's cache. With verify, each
-// file is hashed first and a mismatch is an error naming the file.
+// file is hashed first and a mismatch is an error naming the file. Two
+// commands whatever the number of files: hash and stat, then write.
 func seal(ctx context.Context, h steps.Host, files map[string]string, verify bool) error {
 	if len(files) == 0 {
 		return nil
 	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "set -e; C=%s; mkdir -p \"$C\"; seal() { ", ssh.Quote(sumCache(h.Name())))
+	paths := sortedKeys(files)
+	var q []string
+	for _, p := range paths {
+		q = append(q, ssh.Quote(p))
+	}
+	script := ""
 	if verify {
-		b.WriteString(`got=$(sha256sum < "$2" | cut -d' ' -f1); if [ "$got" != "$1" ]; then echo "$2: SHA-256 $got, want $1" >&2; exit 1; fi; `)
+		script = "sha256sum -- " + strings.Join(q, " ") + "; "
 	}
-	b.WriteString(`k="$C/$(printf %s "$2" | tr / %)"; printf '%s %s\n' "$1" "$(stat -c '%s %i %y %z' "$2")" > "$k.tmp"; mv -f "$k.tmp" "$k"; }`)
-	for _, p := range sortedKeys(files) {
-		fmt.Fprintf(&b, "; seal %s %s", files[p], ssh.Quote(p))
+	script += "echo '--'; stat -c '%n|%s %i %y %z' -- " + strings.Join(q, " ")
+	out, err := h.Run(ctx, script)
+	if err != nil {
+		return err
 	}
-	_, err := h.Run(ctx, b.String())
+	sumPart, statPart, _ := strings.Cut(string(out), "--\n")
+	if verify {
+		got := map[string]string{}
+		for _, line := range strings.Split(sumPart, "\n") {
+			if sum, p, ok := strings.Cut(line, "  "); ok {
+				got[p] = sum
+			}
+		}
+		for _, p := range paths {
+			if got[p] != files[p] {
+				return fmt.Errorf("host %s: %s: SHA-256 %s after writing it, want %s", h.Name(), p, got[p], files[p])
+			}
+		}
+	}
+	var w strings.Builder
+	fmt.Fprintf(&w, "mkdir -p %s", ssh.Quote(sumCache(h.Name())))
+	for _, line := range strings.Split(statPart, "\n") {
+		if p, st, ok := strings.Cut(line, "|"); ok && files[p] != "" {
+			fmt.Fprintf(&w, " && printf '%%s\\n' %s > %s", ssh.Quote(files[p]+" "+st), ssh.Quote(cacheKey(h.Name(), p)))
+		}
+	}
+	_, err = h.Run(ctx, w.String())
 	return err
 }
 
