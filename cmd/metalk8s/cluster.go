@@ -18,6 +18,10 @@ import (
 	"github.com/metalk8s/metalk8s/pkg/steps"
 )
 
+// keepSteps filters the graph; nil keeps every step. Tests on the sshd
+// fleet set it: the fleet's hosts share this machine's kernel and files.
+var keepSteps func(stepID string) bool
+
 func phaseHelp() string {
 	var b strings.Builder
 	b.WriteString("Phases, in order (for --only and --skip):\n")
@@ -123,7 +127,8 @@ func runCluster(c *cli.Context, apply bool) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := cluster.Run(ctx, cl, cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
-		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress, Live: isTerminal(progress)})
+		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress, Live: isTerminal(progress),
+		Keep: keepSteps})
 	if err != nil {
 		var se *cluster.SelectionError
 		if errors.As(err, &se) {

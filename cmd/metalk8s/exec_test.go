@@ -17,6 +17,9 @@ import (
 // fleet), one variant of the transport at a time.
 
 // TestExecFleet starts one fleet for all its subtests.
+// Every plan and up of these tests runs on the sshd fleet (this machine).
+func init() { keepSteps = fleet.SafeStep }
+
 func TestExecFleet(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fleet tests are not short")

@@ -28,6 +28,9 @@ type Options struct {
 	Live        bool         // redraw a per-host view (a terminal)
 	Observe     steps.Events // also told of every step (for embedding and tests)
 	Bundle      string       // bundle directory (else the inventory's metalk8s_bundle)
+	// Keep, when set, keeps only the steps it accepts (embedding; tests on
+	// the sshd fleet, whose hosts share this machine's kernel and files).
+	Keep func(stepID string) bool
 }
 
 // Graph builds the steps for a cluster; bundleDir may be empty.
@@ -36,6 +39,10 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 	var all []*steps.Step
 	all = append(all, node.Preflight(cl, store)...)
 	all = append(all, node.StateDir(cl)...)
+	all = append(all, node.System(cl)...)
+	if bundleDir == "" {
+		all = append(all, node.Packages(cl, store)...)
+	}
 	if bundleDir != "" {
 		m, err := bundle.ReadManifest(bundleDir)
 		if err != nil {
@@ -83,6 +90,15 @@ type Result struct {
 // check again for up, under the cluster lock.
 func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error) {
 	g, err := Graph(cl, BundleDir(cl, o.Bundle))
+	if err == nil && o.Keep != nil {
+		var kept []*steps.Step
+		for _, s := range g.Steps {
+			if o.Keep(s.ID) {
+				kept = append(kept, s)
+			}
+		}
+		g, err = steps.NewGraph(kept)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -221,7 +237,13 @@ func PlanText(w io.Writer, r *steps.Report) int {
 		var lines []string
 		for _, s := range r.Graph.Steps {
 			o := r.Outcomes[s.ID]
-			if s.Host != h || o.Status != steps.StatusPending {
+			if s.Host != h {
+				continue
+			}
+			for _, w := range o.Change.Warnings {
+				lines = append(lines, fmt.Sprintf("  ! %s: %s", s.Name(), w))
+			}
+			if o.Status != steps.StatusPending {
 				continue
 			}
 			changes++
@@ -251,6 +273,8 @@ type PlanJSON struct {
 	Run     string       `json:"run"`
 	Changes []PlanChange `json:"changes"`
 	Failed  []PlanChange `json:"failed"`
+	// Warnings are steps with something to say, whether they change or not.
+	Warnings []PlanChange `json:"warnings,omitempty"`
 }
 
 // PlanChange is one step that would change (or failed to check).
@@ -259,6 +283,7 @@ type PlanChange struct {
 	Step      string   `json:"step"`
 	Phase     string   `json:"phase"`
 	Diff      []string `json:"diff,omitempty"`
+	Warnings  []string `json:"warnings,omitempty"`
 	AfterDeps bool     `json:"after_deps,omitempty"`
 	Error     string   `json:"error,omitempty"`
 }
@@ -268,7 +293,10 @@ func Plan(run string, r *steps.Report) PlanJSON {
 	p := PlanJSON{Run: run, Changes: []PlanChange{}, Failed: []PlanChange{}}
 	for _, s := range r.Graph.Steps {
 		o := r.Outcomes[s.ID]
-		c := PlanChange{Host: s.Host, Step: s.Name(), Phase: s.Phase, Diff: o.Change.Diff, AfterDeps: o.AfterDeps}
+		c := PlanChange{Host: s.Host, Step: s.Name(), Phase: s.Phase, Diff: o.Change.Diff, Warnings: o.Change.Warnings, AfterDeps: o.AfterDeps}
+		if len(o.Change.Warnings) > 0 {
+			p.Warnings = append(p.Warnings, c)
+		}
 		switch o.Status {
 		case steps.StatusPending:
 			p.Changes = append(p.Changes, c)

@@ -55,7 +55,7 @@ func fleetCluster(t *testing.T, f *fleet.Fleet) *inventory.Cluster {
 }
 
 func options(f *fleet.Fleet, apply bool) Options {
-	return Options{Apply: apply, Out: io.Discard, SSH: ssh.Options{KnownHosts: f.KnownHosts, ConnectTimeout: 2 * time.Second}}
+	return Options{Apply: apply, Out: io.Discard, SSH: ssh.Options{KnownHosts: f.KnownHosts, ConnectTimeout: 2 * time.Second}, Keep: fleet.SafeStep}
 }
 
 func changed(r *steps.Report, st steps.Status) []string {

@@ -40,6 +40,45 @@ func (f *Facts) Family() string {
 	return ""
 }
 
+// Supported refuses the releases metalk8s does not know, naming the OS
+// found: the EL family 7 to 9, Debian 11 and 12, Ubuntu 20.04 to 24.04.
+func (f *Facts) Supported() error {
+	major, _, _ := strings.Cut(f.OSVersion, ".")
+	name := f.OSName
+	if name == "" {
+		name = f.OSID + " " + f.OSVersion
+	}
+	ok := false
+	switch f.Family() {
+	case "el":
+		ok = major == "7" || major == "8" || major == "9"
+	case "debian":
+		switch f.OSID {
+		case "ubuntu":
+			ok = f.OSVersion == "20.04" || f.OSVersion == "22.04" || f.OSVersion == "24.04"
+		default:
+			ok = major == "11" || major == "12"
+		}
+	default:
+		return fmt.Errorf("unsupported OS %q (ID=%s): metalk8s supports Debian, Ubuntu and the EL family (CentOS, RHEL, Rocky, Alma)", name, f.OSID)
+	}
+	if !ok {
+		return fmt.Errorf("unsupported release %q (ID=%s VERSION_ID=%s): metalk8s supports EL 7-9, Debian 11-12, Ubuntu 20.04-24.04", name, f.OSID, f.OSVersion)
+	}
+	return nil
+}
+
+// PackageManager is the tool that installs packages: apt, yum (EL 7) or dnf.
+func (f *Facts) PackageManager() string {
+	if f.Family() == "debian" {
+		return "apt"
+	}
+	if strings.HasPrefix(f.OSVersion, "7") {
+		return "yum"
+	}
+	return "dnf"
+}
+
 // FactStore shares facts between the steps of a run.
 type FactStore struct {
 	mu    sync.Mutex

@@ -84,7 +84,7 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 				}},
 			&steps.Step{ID: steps.ID("prepare/packages", host), Host: host, Phase: "prepare", Deps: []string{upload}, Inputs: want,
 				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-					absent, err := absentPackages(ctx, h, want)
+					absent, err := absentPackages(ctx, h, store.Get(host), want)
 					var diff []string
 					for _, p := range absent {
 						diff = append(diff, "+ install "+p)
@@ -92,7 +92,7 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 					return steps.Changes(diff...), err
 				},
 				Apply: func(ctx context.Context, h steps.Host) error {
-					absent, err := absentPackages(ctx, h, want)
+					absent, err := absentPackages(ctx, h, store.Get(host), want)
 					if err != nil || len(absent) == 0 {
 						return err
 					}
@@ -100,7 +100,7 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 					if err != nil {
 						return err
 					}
-					_, err = h.Run(ctx, aptFromRepo(repo+"/"+fam, absent))
+					_, err = h.Run(ctx, installCommand(store.Get(host), repo+"/"+fam, absent))
 					return err
 				}},
 		)
@@ -149,15 +149,17 @@ func nodePackages(n *inventory.Node) []string {
 	return out
 }
 
-// absentPackages lists the packages dpkg does not have installed.
-func absentPackages(ctx context.Context, h steps.Host, want []string) ([]string, error) {
-	out, err := h.Run(ctx, "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' "+strings.Join(want, " ")+" 2>/dev/null || true")
+// absentPackages lists the packages the node does not have installed,
+// by their names on its OS.
+func absentPackages(ctx context.Context, h steps.Host, f *Facts, want []string) ([]string, error) {
+	want = packageNames(f, want)
+	out, err := h.Run(ctx, queryCommand(f, want))
 	if err != nil {
 		return nil, err
 	}
 	installed := map[string]bool{}
 	for _, line := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(line); len(f) == 2 && f[1] == "ii" {
+		if f := strings.Fields(line); len(f) == 2 && (f[1] == "ii" || f[1] == "installed") {
 			installed[f[0]] = true
 		}
 	}
@@ -168,4 +170,83 @@ func absentPackages(ctx context.Context, h steps.Host, want []string) ([]string,
 		}
 	}
 	return absent, nil
+}
+
+// elNames are the EL names of packages Debian names otherwise.
+var elNames = map[string]string{"conntrack": "conntrack-tools"}
+
+// packageNames maps Debian package names to the node's OS.
+func packageNames(f *Facts, pkgs []string) []string {
+	if f.Family() != "el" {
+		return pkgs
+	}
+	out := make([]string, len(pkgs))
+	for i, p := range pkgs {
+		if el, ok := elNames[p]; ok {
+			p = el
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// queryCommand prints "NAME ii" (dpkg) or "NAME installed" (rpm) for each
+// installed package.
+func queryCommand(f *Facts, pkgs []string) string {
+	if f.Family() == "el" {
+		return "rpm -q --qf '%{NAME} installed\\n' " + strings.Join(pkgs, " ") + " 2>/dev/null | grep ' installed$' || true"
+	}
+	return "dpkg-query -W -f='${Package} ${db:Status-Abbrev}\\n' " + strings.Join(pkgs, " ") + " 2>/dev/null || true"
+}
+
+// installCommand installs packages with the node's package manager: from
+// the staged bundle repository when repo is set, else from the node's own
+// repositories.
+func installCommand(f *Facts, repo string, pkgs []string) string {
+	list := strings.Join(pkgs, " ")
+	switch f.PackageManager() {
+	case "apt":
+		if repo != "" {
+			return aptFromRepo(repo, pkgs)
+		}
+		return "export DEBIAN_FRONTEND=noninteractive; apt-get -q update && apt-get -q -y --no-install-recommends install " + list
+	default: // yum, dnf
+		pm := f.PackageManager()
+		if repo != "" {
+			return fmt.Sprintf("%s -y --disablerepo='*' --repofrompath=metalk8s-bundle,%s --enablerepo=metalk8s-bundle --nogpgcheck install %s", pm, ssh.Quote(repo), list)
+		}
+		return pm + " -y install " + list
+	}
+}
+
+// Packages returns, without a bundle, the steps that install the packages
+// each node needs from the node's own repositories.
+func Packages(cl *inventory.Cluster, store *FactStore) []*steps.Step {
+	var out []*steps.Step
+	for _, n := range cl.Nodes {
+		host := n.Name
+		want := nodePackages(n)
+		if len(want) == 0 {
+			continue
+		}
+		out = append(out, &steps.Step{ID: steps.ID("prepare/packages", host), Host: host, Phase: "prepare",
+			Deps: []string{steps.ID("prepare/state-dir", host)}, Inputs: want,
+			Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+				absent, err := absentPackages(ctx, h, store.Get(host), want)
+				var diff []string
+				for _, p := range absent {
+					diff = append(diff, "+ install "+p+" (from the node's repositories)")
+				}
+				return steps.Changes(diff...), err
+			},
+			Apply: func(ctx context.Context, h steps.Host) error {
+				absent, err := absentPackages(ctx, h, store.Get(host), want)
+				if err != nil || len(absent) == 0 {
+					return err
+				}
+				_, err = h.Run(ctx, installCommand(store.Get(host), "", absent))
+				return err
+			}})
+	}
+	return out
 }

@@ -46,10 +46,7 @@ func Preflight(cl *inventory.Cluster, store *FactStore) []*steps.Step {
 					f.RTT = time.Since(t0)
 					f.EpochNano -= t0.Add(f.RTT / 2).UnixNano() // now the skew
 					store.set(n.Name, f)
-					if f.Family() == "" {
-						return steps.NoChange, fmt.Errorf("unsupported OS %q (ID=%s): metalk8s supports Debian, Ubuntu and the EL family (CentOS, RHEL, Rocky, Alma)", f.OSName, f.OSID)
-					}
-					return steps.NoChange, nil
+					return steps.NoChange, f.Supported()
 				}},
 			&steps.Step{ID: steps.ID("preflight/hostname", n.Name), Host: n.Name, Phase: "preflight", Deps: []string{facts},
 				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {

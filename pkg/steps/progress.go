@@ -38,6 +38,9 @@ func (l *Lines) Finished(o *Outcome) {
 			fmt.Fprintf(l.W, "%s %-12s   %s\n", strings.Repeat(" ", 8), "", d)
 		}
 	}
+	for _, w := range o.Change.Warnings {
+		fmt.Fprintf(l.W, "%s %-12s   ! %s\n", strings.Repeat(" ", 8), "", w)
+	}
 }
 
 // Live redraws a per-host view on a terminal: what each host is doing,

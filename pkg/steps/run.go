@@ -230,6 +230,7 @@ func tryStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) err
 	if again.Needed {
 		return fmt.Errorf("apply did not converge, still: %s", strings.Join(again.Diff, "; "))
 	}
+	out.Change.Warnings = again.Warnings
 	out.Status = StatusChanged
 	return nil
 }

@@ -40,8 +40,9 @@ type Host interface {
 
 // Change is what Check found: nothing to do, or a short human diff.
 type Change struct {
-	Needed bool
-	Diff   []string // "+ create /var/lib/metalk8s/node1", "~ sysctl net.ipv4.ip_forward 0 -> 1"
+	Needed   bool
+	Diff     []string // "+ create /var/lib/metalk8s/node1", "~ sysctl net.ipv4.ip_forward 0 -> 1"
+	Warnings []string // what the operator should know, changed or not
 }
 
 // NoChange is the answer of a step that is already done.

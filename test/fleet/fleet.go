@@ -288,3 +288,12 @@ func subnetBusy(slot int, prefix string) bool {
 	}
 	return false
 }
+
+// SafeStep keeps the steps that may run on fleet hosts: the preflight
+// checks and metalk8s's own state directory. The fleet's hosts share this
+// machine's kernel, packages and /etc, so nothing that prepares a node
+// (modules, sysctls, swap, packages, storage) may run on them; the VM lab
+// covers those.
+func SafeStep(id string) bool {
+	return strings.HasPrefix(id, "preflight/") || strings.HasPrefix(id, "prepare/state-dir@")
+}
