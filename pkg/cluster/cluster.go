@@ -12,6 +12,7 @@ import (
 
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/lvm"
 	"github.com/metalk8s/metalk8s/pkg/node"
 	"github.com/metalk8s/metalk8s/pkg/ssh"
 	"github.com/metalk8s/metalk8s/pkg/steps"
@@ -54,6 +55,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 		}
 		all = append(all, node.Containerd(cl, bundleDir, m)...)
 	}
+	all = append(all, lvm.Steps(cl, ArtifactsDir(cl))...)
 	return steps.NewGraph(all)
 }
 

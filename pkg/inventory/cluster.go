@@ -29,6 +29,9 @@ type Node struct {
 	SSH     SSHConfig
 	IP      string // address cluster services bind to ("ip", kubespray's convention)
 	Storage []VG   // for workers only
+	// ForceDrives are drives (metalk8s_lvm_force_drives) whose partition
+	// table, filesystem or LVM signature may be wiped to use them.
+	ForceDrives []string
 	Vars    map[string]any
 	Source  map[string]string
 
@@ -87,6 +90,9 @@ func NewCluster(inv *Inventory) (*Cluster, error) {
 		}
 		if isWorker {
 			if n.Storage, err = storageSpec(h); err != nil {
+				return nil, err
+			}
+			if n.ForceDrives, err = forceDrives(h, n.Storage); err != nil {
 				return nil, err
 			}
 		}

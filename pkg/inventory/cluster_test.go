@@ -80,7 +80,7 @@ func TestStorageBothStyles(t *testing.T) {
 	cl, err := loadCluster(t, base+"[kube-node]\nw2\n", map[string]string{
 		"host_vars/w1.yml": "metal_k8s_lvm: {vgs: {kubevg: {drives: ['/dev/vdb']}}}\nmetalk8s_lvm_default_vg: false\n",
 		"host_vars/w2.yml": "metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb', '/dev/vdc']\n" +
-			"metalk8s_lvm_drives_vg_data: ['/dev/vdd']\n" +
+			"metalk8s_lvm_drives_vg_data: ['/dev/vdd']\nmetalk8s_lvm_force_drives: ['/dev/vdd']\n" +
 			"metalk8s_lvm_lvs_vg_data: {data1: {size: 100G, fstype: xfs, labels: {tier: fast}, force: true}}\n",
 	})
 	if err != nil {
@@ -97,6 +97,9 @@ func TestStorageBothStyles(t *testing.T) {
 	if w2.Storage[1].Name != "vg_data" || lv.Name != "data1" || lv.FSType != "xfs" || lv.Labels["tier"] != "fast" || !lv.Force || lv.MountOpts != "defaults,noatime" || lv.FSOpts != "-m 0" {
 		t.Errorf("1.x extra VG: %+v", w2.Storage[1])
 	}
+	if len(w2.ForceDrives) != 1 || w2.ForceDrives[0] != "/dev/vdd" || len(w1.ForceDrives) != 0 {
+		t.Errorf("forced drives: %v %v", w1.ForceDrives, w2.ForceDrives)
+	}
 	if len(cl.ControlPlane[0].Storage) != 0 {
 		t.Errorf("storage on a non-worker: %+v", cl.ControlPlane[0].Storage)
 	}
@@ -108,6 +111,7 @@ func TestBadStorage(t *testing.T) {
 		"metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb']\nmetalk8s_lvm_lvs_vg_metalk8s: {a: {size: big}}\n":             "not a size",
 		"metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb']\nmetalk8s_lvm_lvs_vg_metalk8s: {a: {size: 1G, colour: red}}\n": "unknown field",
 		"metal_k8s_lvm: [1]\n": "must be a mapping",
+		"metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb']\nmetalk8s_lvm_force_drives: ['/dev/sda']\n": "/dev/sda is not a drive of any volume group",
 	} {
 		_, err := loadCluster(t, base, map[string]string{"host_vars/w1.yml": vars})
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "host w1") || !strings.Contains(err.Error(), "host_vars/w1.yml") {

@@ -263,3 +263,23 @@ func lvList(h *Host, key string, raw any) ([]LV, error) {
 	}
 	return lvs, nil
 }
+
+// forceDrives reads metalk8s_lvm_force_drives: each must be a drive of one
+// of the host's volume groups.
+func forceDrives(h *Host, vgs []VG) ([]string, error) {
+	const key = "metalk8s_lvm_force_drives"
+	list, err := stringList(h, key, h.Vars[key])
+	if err != nil {
+		return nil, err
+	}
+	for _, d := range list {
+		used := false
+		for _, vg := range vgs {
+			used = used || slices.Contains(vg.Drives, d)
+		}
+		if !used {
+			return nil, varError(h, key, "%s is not a drive of any volume group of this host", d)
+		}
+	}
+	return list, nil
+}
