@@ -32,8 +32,8 @@ type Node struct {
 	// ForceDrives are drives (metalk8s_lvm_force_drives) whose partition
 	// table, filesystem or LVM signature may be wiped to use them.
 	ForceDrives []string
-	Vars    map[string]any
-	Source  map[string]string
+	Vars        map[string]any
+	Source      map[string]string
 
 	ControlPlane, Etcd, Worker bool
 }
