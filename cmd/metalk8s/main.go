@@ -85,6 +85,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			inventoryCommand(),
 			execCommand(),
 			bundleCommand(),
+			etcdCommand(),
 			versionCommand(),
 		},
 	}

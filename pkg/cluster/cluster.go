@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/bundle"
+	"github.com/metalk8s/metalk8s/pkg/etcd"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/lvm"
 	"github.com/metalk8s/metalk8s/pkg/node"
@@ -54,6 +55,12 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 			all = append(all, node.BundlePackages(cl, bundleDir, m, store)...)
 		}
 		all = append(all, node.Containerd(cl, bundleDir, m)...)
+		// etcd runs from the bundle's binary.
+		et, err := etcd.Steps(cl, filepath.Join(ArtifactsDir(cl), "pki", "etcd"))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, et...)
 	}
 	all = append(all, lvm.Steps(cl, ArtifactsDir(cl))...)
 	return steps.NewGraph(all)

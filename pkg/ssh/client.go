@@ -302,3 +302,18 @@ func Transient(err error) bool {
 	}
 	return errors.Is(err, ErrConnectionLost) || errors.Is(err, context.DeadlineExceeded) && !errors.Is(err, errCommandTimeout)
 }
+
+// DialContext opens a TCP connection from the host to addr, through the
+// SSH connection (direct-tcpip): services listening on the host's loopback
+// are reached without opening their ports to this machine.
+func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	conn, err := c.connection(ctx)
+	if err != nil {
+		return nil, err
+	}
+	nc, err := conn.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, fmt.Errorf("host %s: connect to %s through SSH: %w", c.Name, addr, err)
+	}
+	return nc, nil
+}

@@ -112,6 +112,7 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 		o.Sleep = sleepCtx
 	}
 	r := &Report{Graph: g, Outcomes: make(map[string]*Outcome, len(g.Steps))}
+	ctx = context.WithValue(ctx, hostsKey{}, hosts)
 	done := make(map[string]chan struct{}, len(g.Steps))
 	for _, s := range g.Steps {
 		done[s.ID] = make(chan struct{})
@@ -279,4 +280,13 @@ func (r *Report) Err() error {
 		msgs = append(msgs, fmt.Sprintf("%s: %v", o.Step.ID, o.Err))
 	}
 	return errors.New(strings.Join(msgs, "\n"))
+}
+
+type hostsKey struct{}
+
+// HostFrom returns another host of the run, for the few steps that act on
+// a group (etcd membership); nil when unknown.
+func HostFrom(ctx context.Context, name string) Host {
+	hosts, _ := ctx.Value(hostsKey{}).(map[string]Host)
+	return hosts[name]
 }

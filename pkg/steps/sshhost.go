@@ -3,6 +3,7 @@ package steps
 import (
 	"context"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/ssh"
@@ -39,4 +40,9 @@ func (h *SSHHost) Put(ctx context.Context, f ssh.File) (bool, error) {
 	}
 	h.Log.Upload(h.Name(), f.Path, src, changed, err)
 	return changed, err
+}
+
+// DialContext connects to addr as seen from the host, through SSH.
+func (h *SSHHost) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	return h.Client.DialContext(ctx, network, addr)
 }

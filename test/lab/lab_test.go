@@ -208,6 +208,139 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("etcd", func(t *testing.T) {
+		run := func(limit, cmd string) string {
+			args := []string{"exec", "-i", l.inv, "--known-hosts", l.known}
+			if limit != "" {
+				args = append(args, "--limit", limit)
+			}
+			return l.metalk8s(t, 5*time.Minute, append(args, "--", cmd)...)
+		}
+		// etcdctl itself, with the healthcheck client certificate.
+		out := run("node1", "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt"+
+			" --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health --cluster 2>&1")
+		t.Logf("etcdctl endpoint health --cluster:\n%s", out)
+		if n := strings.Count(out, " is healthy"); n != nodes {
+			t.Errorf("%d healthy members, want %d", n, nodes)
+		}
+		out = l.metalk8s(t, 2*time.Minute, "etcd", "status", l.inv, "--known-hosts", l.known)
+		if strings.Count(out, " healthy") != nodes || !strings.Contains(out, "(leader)") {
+			t.Errorf("metalk8s etcd status:\n%s", out)
+		}
+
+		// A snapshot, opened by the real etcdutl from the bundle's etcd release.
+		snap := filepath.Join(t.TempDir(), "etcd.db")
+		out = l.metalk8s(t, 5*time.Minute, "etcd", "snapshot", "save", l.inv, snap, "--known-hosts", l.known)
+		t.Log(out)
+		if fi, err := os.Stat(snap); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("snapshot file: %v %v", fi, err)
+		}
+		tools := t.TempDir()
+		tars, _ := filepath.Glob(filepath.Join(bundleDir, "archives", "etcd-*-linux-amd64.tar.gz"))
+		if len(tars) != 1 {
+			t.Fatalf("etcd release in the bundle: %v", tars)
+		}
+		l.run(time.Minute, "tar", "-xzf", tars[0], "-C", tools, "--strip-components=1", "--wildcards", "*/etcdutl")
+		st, err := exec.Command(filepath.Join(tools, "etcdutl"), "snapshot", "status", snap, "-w", "json").CombinedOutput()
+		t.Logf("etcdutl snapshot status: %s", st)
+		if err != nil || !strings.Contains(string(st), `"totalKey"`) {
+			t.Errorf("etcdutl snapshot status: %v", err)
+		}
+
+		// One member stopped: up starts it and leaves the others running.
+		since := func() string {
+			return run("", "systemctl show -p ActiveEnterTimestampMonotonic --value etcd")
+		}
+		before := since()
+		run("node2", "systemctl stop etcd")
+		out = l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		t.Logf("up after stopping etcd on node2:\n%s", out)
+		changed := regexp.MustCompile(`(?m)^\S+ (node\d+) +(\S+) +changed`).FindAllStringSubmatch(out, -1)
+		for _, m := range changed {
+			if m[2] == "etcd/member" && m[1] != "node2" {
+				t.Errorf("etcd/member changed on %s", m[1])
+			}
+		}
+		if !regexp.MustCompile(`(?m)^\S+ node2 +etcd/member +changed`).MatchString(out) {
+			t.Errorf("etcd/member@node2 not changed")
+		}
+		after := since()
+		for _, h := range []string{"node1", "node3"} {
+			b := regexp.MustCompile(`== ` + h + `: ok\n(\d+)`).FindStringSubmatch(before)
+			a := regexp.MustCompile(`== ` + h + `: ok\n(\d+)`).FindStringSubmatch(after)
+			if b == nil || a == nil || a[1] != b[1] {
+				t.Errorf("etcd on %s restarted (%v -> %v)", h, b, a)
+			}
+		}
+		out = run("node2", "systemctl is-active etcd")
+		if !strings.Contains(out, "active") {
+			t.Errorf("etcd on node2 not running: %s", out)
+		}
+	})
+
+	t.Run("storage", func(t *testing.T) {
+		// up built vg_metalk8s on /dev/vdb of every worker, with MetalK8s's
+		// three volumes mounted by UUID, and their PersistentVolumes.
+		exec := func(limit, cmd string) string {
+			args := []string{"exec", "-i", l.inv, "--known-hosts", l.known}
+			if limit != "" {
+				args = append(args, "--limit", limit)
+			}
+			return l.metalk8s(t, 5*time.Minute, append(args, "--", cmd)...)
+		}
+		out := exec("", "pvs --noheadings -o pv_name,vg_name | awk '{print $1, $2}'; lvs --noheadings -o lv_name,lv_size --units g vg_metalk8s | awk '{print $1, $2}';"+
+			" findmnt -rn -o TARGET | grep -c '^/mnt/vg_metalk8s/'; grep -c '^UUID=.* /mnt/vg_metalk8s/' /etc/fstab;"+
+			" lsmod | grep -c '^ip_vs '; sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables; swapon --noheadings | wc -l")
+		t.Logf("storage and system after up:\n%s", out)
+		want := regexp.MustCompile(`(?m)^== node[0-9]+: ok\n/dev/vdb vg_metalk8s\nlv01 52\.00g\nlv02 5\.00g\nlv03 11\.00g\n3\n3\n1\n1\n1\n0$`)
+		if n := len(want.FindAllString(out, -1)); n != nodes {
+			t.Fatalf("%d nodes of %d have vg_metalk8s on /dev/vdb with lv01-03 mounted, in fstab, ip_vs loaded, forwarding on and no swap", n, nodes)
+		}
+		pv, err := os.ReadFile(filepath.Join(filepath.Dir(l.inv), "artifacts/storage/node1-pv.yaml"))
+		if err != nil || strings.Count(string(pv), "kind: PersistentVolume\n") != 3 || !strings.Contains(string(pv), "path: /mnt/vg_metalk8s/") {
+			t.Errorf("node1's PersistentVolumes: %v\n%s", err, pv)
+		}
+
+		// A filesystem on node1's /dev/vdc, then /dev/vdc added to the VG of
+		// every node: plan and up refuse node1's drive, extend the others.
+		exec("node1", "mkfs.ext4 -q -F /dev/vdc && blkid -p /dev/vdc")
+		hv := filepath.Join(filepath.Dir(l.inv), "host_vars")
+		os.MkdirAll(hv, 0o755)
+		t.Cleanup(func() { os.RemoveAll(hv) })
+		for i := 1; i <= nodes; i++ {
+			os.WriteFile(filepath.Join(hv, fmt.Sprintf("node%d.yml", i)), []byte("metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb', '/dev/vdc']\n"), 0o644)
+		}
+		out, err = l.metalk8sErr(5*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		t.Logf("plan with /dev/vdc:\n%s", out)
+		if code := exitCode(err); code != 1 || !strings.Contains(out, "drive /dev/vdc holds a ext4 filesystem") || !strings.Contains(out, "~ vgextend vg_metalk8s /dev/vdc") {
+			t.Errorf("plan: exit %d, want 1 with node1's /dev/vdc refused and a vgextend for the others", code)
+		}
+		out, err = l.metalk8sErr(10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		t.Logf("up with /dev/vdc:\n%s", out)
+		if exitCode(err) != 1 {
+			t.Errorf("up with a drive holding a filesystem: exit %d, want 1", exitCode(err))
+		}
+		out = exec("", "pvs --noheadings -o pv_name,vg_name | awk '{print $1, $2}' | sort; blkid -p -s TYPE -o value /dev/vdc")
+		t.Logf("after up:\n%s", out)
+		if !strings.Contains(out, "== node1: ok\n/dev/vdb vg_metalk8s\next4\n") ||
+			strings.Count(out, "/dev/vdb vg_metalk8s\n/dev/vdc vg_metalk8s\nLVM2_member\n") != nodes-1 {
+			t.Errorf("want node1 untouched (vdc still ext4) and the others extended")
+		}
+
+		// Forced in the inventory: wiped and added.
+		os.WriteFile(filepath.Join(hv, "node1.yml"), []byte("metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb', '/dev/vdc']\nmetalk8s_lvm_force_drives: ['/dev/vdc']\n"), 0o644)
+		out = l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		t.Logf("up with /dev/vdc forced on node1:\n%s", out)
+		out = l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		if !strings.Contains(out, " 0 steps changed") {
+			t.Errorf("up after the forced extend changed something:\n%s", out)
+		}
+		out = exec("node1", "pvs --noheadings -o pv_name,vg_name | awk '{print $1, $2}' | sort")
+		if !strings.Contains(out, "/dev/vdb vg_metalk8s\n/dev/vdc vg_metalk8s\n") {
+			t.Errorf("node1 not extended after forcing /dev/vdc:\n%s", out)
+		}
+	})
+
 	t.Run("down", func(t *testing.T) {
 		// As after a crash of the harness: the pid files and the lab's
 		// state are gone, and `down` must still find every VM by the marker
@@ -316,6 +449,17 @@ func (l *lab) run(timeout time.Duration, name string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		l.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
+}
+
+// exitCode is a command's exit status (-1 when it did not run).
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
 }
 
 // lastLines returns the last n lines of s.

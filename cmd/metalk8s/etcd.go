@@ -1,0 +1,156 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/metalk8s/metalk8s/pkg/cluster"
+	"github.com/metalk8s/metalk8s/pkg/etcd"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+)
+
+func etcdCommand() *cli.Command {
+	flags := append([]cli.Flag{}, sshFlags()...)
+	return &cli.Command{
+		Name:  "etcd",
+		Usage: "look at the etcd cluster, save snapshots",
+		Subcommands: []*cli.Command{
+			{
+				Name:      "status",
+				Usage:     "members, their health and the leader",
+				ArgsUsage: "hosts.ini",
+				Flags:     flags,
+				Action:    runEtcdStatus,
+			},
+			{
+				Name:  "snapshot",
+				Usage: "etcd snapshots",
+				Subcommands: []*cli.Command{{
+					Name:      "save",
+					Usage:     "save a snapshot of the etcd data to FILE (0600), from a healthy member",
+					ArgsUsage: "hosts.ini FILE",
+					Flags:     flags,
+					Action:    runEtcdSnapshot,
+				}},
+			},
+		},
+	}
+}
+
+// etcdDialers connects to every etcd host of the inventory.
+func etcdDialers(c *cli.Context, cl *inventory.Cluster) (map[string]etcd.Dialer, func(), error) {
+	if len(cl.Etcd) == 0 {
+		return nil, nil, usageError{fmt.Sprintf("%s: no host in the etcd group", cl.Inventory.Path)}
+	}
+	pool, err := newPool(c)
+	if err != nil {
+		return nil, nil, err
+	}
+	out := map[string]etcd.Dialer{}
+	var clients []*ssh.Client
+	closeAll := func() {
+		for _, c := range clients {
+			c.Close()
+		}
+	}
+	for _, n := range cl.Etcd {
+		cli, err := pool.Client(n.Name, n.SSH)
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		clients = append(clients, cli)
+		out[n.Name] = cli
+	}
+	return out, closeAll, nil
+}
+
+func etcdPKI(cl *inventory.Cluster) *etcd.PKI {
+	return &etcd.PKI{Dir: filepath.Join(cluster.ArtifactsDir(cl), "pki", "etcd")}
+}
+
+func runEtcdStatus(c *cli.Context) error {
+	cl, err := loadCluster(c)
+	if err != nil {
+		return err
+	}
+	ds, done, err := etcdDialers(c, cl)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
+	defer cancel()
+	out := c.App.Writer
+	bad := 0
+	for _, h := range etcd.Healthy(ctx, etcdPKI(cl), ds) {
+		switch {
+		case h.Healthy && h.Leader:
+			fmt.Fprintf(out, "%-16s healthy (leader)\n", h.Name)
+		case h.Healthy:
+			fmt.Fprintf(out, "%-16s healthy\n", h.Name)
+		default:
+			bad++
+			fmt.Fprintf(out, "%-16s UNHEALTHY: %v\n", h.Name, h.Err)
+		}
+	}
+	if bad > 0 {
+		return fmt.Errorf("%d of %d etcd members unhealthy", bad, len(ds))
+	}
+	return nil
+}
+
+func runEtcdSnapshot(c *cli.Context) error {
+	if c.NArg() != 2 {
+		return usageError{"etcd snapshot save: want hosts.ini FILE"}
+	}
+	file := c.Args().Get(1)
+	cl, err := loadCluster(c)
+	if err != nil {
+		return err
+	}
+	ds, done, err := etcdDialers(c, cl)
+	if err != nil {
+		return err
+	}
+	defer done()
+	ctx, cancel := context.WithTimeout(c.Context, 30*time.Minute)
+	defer cancel()
+	cli, err := etcd.Client(ctx, etcdPKI(cl), ds)
+	if err != nil {
+		return err
+	}
+	defer cli.Close()
+	rc, err := cli.Snapshot(ctx)
+	if err != nil {
+		return fmt.Errorf("etcd snapshot: %w", err)
+	}
+	defer rc.Close()
+	tmp, err := os.CreateTemp(filepath.Dir(file), ".snapshot-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	n, err := io.Copy(tmp, rc)
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("etcd snapshot: %w", err)
+	}
+	if err := os.Chmod(tmp.Name(), 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), file); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.App.Writer, "snapshot saved to %s (%d bytes)\n", file, n)
+	return nil
+}
