@@ -20,10 +20,12 @@ build:
 vet:
 	$(GO) vet ./...
 
-# The whole suite: unit tests, ansible-inventory comparisons, and the
-# integration tests on the sshd fleet (these need root; see .ci/run).
+# The whole suite: unit tests, ansible-inventory comparisons, the
+# integration tests on the sshd fleet, and the VM lab's end-to-end test,
+# which builds the offline bundle from source the first time (these need
+# root; see .ci/run). About 45 minutes cold on 2 cores.
 test: vet
-	$(GO) test -count=1 -timeout 30m ./...
+	$(GO) test -count=1 -timeout 80m ./...
 
 unit:
 	$(GO) test -count=1 -short ./...
@@ -69,7 +71,7 @@ lab-status:
 
 # Only the lab's end-to-end test (it also runs within `make test`).
 e2e:
-	$(GO) test -count=1 -v -timeout 60m ./test/lab/
+	$(GO) test -count=1 -v -timeout 80m ./test/lab/
 
 clean:
 	rm -rf bin

@@ -78,11 +78,8 @@ func manifestsStep(n *inventory.Node, artifactsDir string, lvSteps []string) *st
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return err
-			}
 			for name, data := range files {
-				if err := writeAtomic(filepath.Join(dir, name), data); err != nil {
+				if err := steps.WriteFileAtomic(filepath.Join(dir, name), data, 0o644); err != nil {
 					return err
 				}
 			}
@@ -109,24 +106,4 @@ func volumes(n *inventory.Node, st *State) ([]Volume, error) {
 		}
 	}
 	return out, nil
-}
-
-// writeAtomic writes a file through a temporary name in its directory.
-func writeAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

@@ -83,5 +83,5 @@ func CollectDiag(ctx context.Context, h Host, o *Outcome, dir, run string, mask 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", err
 	}
-	return p, writeFileAtomic(p, buf.Bytes(), 0o600)
+	return p, WriteFileAtomic(p, buf.Bytes(), 0o600)
 }

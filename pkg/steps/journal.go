@@ -70,7 +70,7 @@ func (j *Journal) Record(o *Outcome, run string) error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.entries[o.Step.ID] = entryFor(o, run)
-	return writeFileAtomic(j.path, mustJSON(j.entries), 0o600)
+	return WriteFileAtomic(j.path, mustJSON(j.entries), 0o600)
 }
 
 // Entry returns the record of a step.
@@ -89,9 +89,9 @@ func mustJSON(v any) []byte {
 	return append(b, '\n')
 }
 
-// writeFileAtomic writes a temporary file and renames it, so a reader
+// WriteFileAtomic writes a temporary file and renames it, so a reader
 // never sees half a file.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}

@@ -209,13 +209,7 @@ func TestLab(t *testing.T) {
 	})
 
 	t.Run("etcd", func(t *testing.T) {
-		run := func(limit, cmd string) string {
-			args := []string{"exec", "-i", l.inv, "--known-hosts", l.known}
-			if limit != "" {
-				args = append(args, "--limit", limit)
-			}
-			return l.metalk8s(t, 5*time.Minute, append(args, "--", cmd)...)
-		}
+		run := func(limit, cmd string) string { return l.exec(t, limit, cmd) }
 		// etcdctl itself, with the healthcheck client certificate.
 		out := run("node1", "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt"+
 			" --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health --cluster 2>&1")
@@ -281,13 +275,7 @@ func TestLab(t *testing.T) {
 	t.Run("storage", func(t *testing.T) {
 		// up built vg_metalk8s on /dev/vdb of every worker, with MetalK8s's
 		// three volumes mounted by UUID, and their PersistentVolumes.
-		exec := func(limit, cmd string) string {
-			args := []string{"exec", "-i", l.inv, "--known-hosts", l.known}
-			if limit != "" {
-				args = append(args, "--limit", limit)
-			}
-			return l.metalk8s(t, 5*time.Minute, append(args, "--", cmd)...)
-		}
+		exec := func(limit, cmd string) string { return l.exec(t, limit, cmd) }
 		out := exec("", "pvs --noheadings -o pv_name,vg_name | awk '{print $1, $2}'; lvs --noheadings -o lv_name,lv_size --units g vg_metalk8s | awk '{print $1, $2}';"+
 			" findmnt -rn -o TARGET | grep -c '^/mnt/vg_metalk8s/'; grep -c '^UUID=.* /mnt/vg_metalk8s/' /etc/fstab;"+
 			" lsmod | grep -c '^ip_vs '; sysctl -n net.ipv4.ip_forward net.bridge.bridge-nf-call-iptables; swapon --noheadings | wc -l")
@@ -449,6 +437,17 @@ func (l *lab) run(timeout time.Duration, name string, args ...string) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		l.t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
 	}
+}
+
+// exec runs a shell command with `metalk8s exec` on the hosts of limit
+// (all when empty) and fails the test if any host fails.
+func (l *lab) exec(t *testing.T, limit, cmd string) string {
+	t.Helper()
+	args := []string{"exec", "-i", l.inv, "--known-hosts", l.known}
+	if limit != "" {
+		args = append(args, "--limit", limit)
+	}
+	return l.metalk8s(t, 5*time.Minute, append(args, "--", cmd)...)
 }
 
 // exitCode is a command's exit status (-1 when it did not run).
