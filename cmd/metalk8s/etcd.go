@@ -17,7 +17,7 @@ import (
 )
 
 func etcdCommand() *cli.Command {
-	flags := append([]cli.Flag{}, sshFlags()...)
+	flags := append([]cli.Flag{inventoryFlag}, sshFlags()...)
 	return &cli.Command{
 		Name:  "etcd",
 		Usage: "look at the etcd cluster, save snapshots",
@@ -35,7 +35,7 @@ func etcdCommand() *cli.Command {
 				Subcommands: []*cli.Command{{
 					Name:      "save",
 					Usage:     "save a snapshot of the etcd data to FILE (0600), from a healthy member",
-					ArgsUsage: "hosts.ini FILE",
+					ArgsUsage: "hosts.ini FILE  (or -i hosts.ini FILE)",
 					Flags:     flags,
 					Action:    runEtcdSnapshot,
 				}},
@@ -108,11 +108,20 @@ func runEtcdStatus(c *cli.Context) error {
 }
 
 func runEtcdSnapshot(c *cli.Context) error {
-	if c.NArg() != 2 {
-		return usageError{"etcd snapshot save: want hosts.ini FILE"}
+	inv, file := c.String("inventory"), ""
+	switch {
+	case inv != "" && c.NArg() == 1:
+		file = c.Args().First()
+	case inv == "" && c.NArg() == 2:
+		inv, file = c.Args().First(), c.Args().Get(1)
+	default:
+		return usageError{"etcd snapshot save: want hosts.ini FILE (or -i hosts.ini FILE)"}
 	}
-	file := c.Args().Get(1)
-	cl, err := loadCluster(c)
+	loaded, err := inventory.Load(inv)
+	if err != nil {
+		return err
+	}
+	cl, err := inventory.NewCluster(loaded)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,8 @@ func TestFlagsFirst(t *testing.T) {
 }
 
 func TestUsageExitCodes(t *testing.T) {
-	for _, args := range [][]string{{"nosuch"}, {"inventory", "--bogus"}, {"up"}, {"inventory", "--list"}} {
+	for _, args := range [][]string{{"nosuch"}, {"inventory", "--bogus"}, {"up"}, {"inventory", "--list"},
+		{"etcd", "snapshot", "save"}, {"etcd", "snapshot", "save", "hosts.ini"}, {"etcd", "snapshot", "save", "-i", "h.ini", "a", "b"}} {
 		code, _, errOut := metalk8s(t, args...)
 		if code != 2 {
 			t.Errorf("%v: exit %d, want 2 (%s)", args, code, errOut)

@@ -66,7 +66,7 @@ func Steps(cl *inventory.Cluster, pkiDir string) ([]*steps.Step, error) {
 	out = append(out, &steps.Step{ID: pkiID, Host: first, Phase: "etcd", Deps: []string{steps.ID("preflight/facts", first)}, Inputs: members,
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
 			lines, err := p.Plan(members)
-			return steps.Changes(prefix("artifacts/pki/etcd/", lines)...), err
+			return steps.Changes(lines...), err
 		},
 		Apply: func(ctx context.Context, h steps.Host) error {
 			_, err := p.Ensure(members)
@@ -378,18 +378,6 @@ func toFiles(m map[string][]byte) []ssh.File {
 	var out []ssh.File
 	for _, p := range sortedNames(m) {
 		out = append(out, ssh.File{Path: p, Data: m[p], Mode: 0o600})
-	}
-	return out
-}
-
-func prefix(p string, lines []string) []string {
-	out := make([]string, len(lines))
-	for i, l := range lines {
-		if len(l) > 2 {
-			out[i] = l[:2] + p + l[2:]
-		} else {
-			out[i] = l
-		}
 	}
 	return out
 }

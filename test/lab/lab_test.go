@@ -211,7 +211,7 @@ func TestLab(t *testing.T) {
 	t.Run("etcd", func(t *testing.T) {
 		run := func(limit, cmd string) string { return l.exec(t, limit, cmd) }
 		// etcdctl itself, with the healthcheck client certificate.
-		out := run("node1", "ETCDCTL_API=3 etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt"+
+		out := run("node1", "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt"+
 			" --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health --cluster 2>&1")
 		t.Logf("etcdctl endpoint health --cluster:\n%s", out)
 		if n := strings.Count(out, " is healthy"); n != nodes {
