@@ -3,8 +3,13 @@
 //
 // TestLab builds metalk8s, boots a lab of 3 nodes of its own (name
 // mk8se2e, LAB_DIR .lab/e2e, SSH forwards 127.0.0.1:2321-2323, so a lab that
-// a developer has up is left alone), runs `metalk8s exec` and `metalk8s up`
-// (twice) on it, takes it down and checks that nothing of it is left.
+// a developer has up is left alone), runs `metalk8s exec`, builds the
+// offline bundle (test/lab/bundle.sh), runs `metalk8s up --bundle` (twice:
+// the second changes and uploads nothing), checks the installed packages,
+// binaries and images, the etcd cluster (etcdctl, status, a snapshot read
+// by etcdutl, a stopped member restarted alone) and the storage (VGs, LVs,
+// mounts; a drive holding a filesystem refused, then forced; a VG
+// extended), takes the lab down and checks that nothing of it is left.
 //
 // It needs root and minutes: it is skipped as non-root, with -short, and
 // when METALK8S_E2E=0. The image cache (.cache/lab) is shared with
