@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/metalk8s
 
-.PHONY: all build test unit vet clean deps demo lab-bundle lab-up lab-down lab-ssh lab-status e2e
+.PHONY: all build test unit vet clean deps demo bench lab-bundle lab-up lab-down lab-ssh lab-status e2e
 
 # Debian packages the tests use: Ansible (the reference for inventories),
 # OpenSSH (the fleet of real servers), iproute2 (network namespaces).
@@ -68,6 +68,13 @@ lab-ssh:
 
 lab-status:
 	$(LAB) status
+
+# metalk8s against ansible-playbook on N (100) real sshd hosts, the graph
+# for 1000 hosts, and plan's peak RSS: prints a table (test/bench/fleet).
+BENCH_N ?= 100
+BENCH_ROUNDS ?= 3
+bench: deps
+	test/bench/fleet/bench.sh $(BENCH_N) $(BENCH_ROUNDS)
 
 # Only the lab's end-to-end test (it also runs within `make test`).
 e2e:
