@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -163,8 +164,22 @@ func imagesStep(host, dir string, m *bundle.Manifest, containerd string) *steps.
 			if err := stage(ctx, h, []ssh.File{f}); err != nil {
 				return err
 			}
-			_, err := h.Run(ctx, "ctr -n k8s.io images import "+ssh.Quote(staged)+" >/dev/null")
-			return err
+			if _, err := h.Run(ctx, "ctr -n k8s.io images import "+ssh.Quote(staged)+" >/dev/null"); err != nil {
+				return err
+			}
+			// CRI records each image's ID reference a moment after the
+			// import, from containerd's events: wait for it.
+			for i := 0; ; i++ {
+				missing, err := missingImages(ctx, h, m.Images)
+				if err != nil || len(missing) == 0 || i == 30 {
+					return err
+				}
+				select {
+				case <-ctx.Done():
+					return ctx.Err()
+				case <-time.After(2 * time.Second):
+				}
+			}
 		}}
 }
 

@@ -275,6 +275,23 @@ func TestLab(t *testing.T) {
 		if !strings.Contains(out, "active") {
 			t.Errorf("etcd on node2 not running: %s", out)
 		}
+
+		// node3 removed from the cluster and wiped: up adds it back with
+		// MemberAdd and starts it as a member of the existing cluster.
+		etcdctl := "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt" +
+			" --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key"
+		run("node1", etcdctl+" member remove $("+etcdctl+" member list | awk -F', ' '$3 == \"node3\" {print $1}')")
+		run("node3", "systemctl stop etcd && rm -rf /var/lib/etcd /etc/etcd/initial.env")
+		out = l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		t.Logf("up after removing node3 from etcd:\n%s", out)
+		if !strings.Contains(out, "+ join the existing etcd cluster") {
+			t.Errorf("node3 did not join the existing cluster")
+		}
+		out = run("node1", etcdctl+" member list; "+etcdctl+" endpoint health --cluster 2>&1")
+		t.Logf("after the join:\n%s", out)
+		if strings.Count(out, ", started, node") != nodes || strings.Count(out, " is healthy") != nodes {
+			t.Errorf("want %d started and healthy members", nodes)
+		}
 	})
 
 	t.Run("storage", func(t *testing.T) {
