@@ -120,14 +120,7 @@ func containerdState(ctx context.Context, h steps.Host, files []ssh.File) (steps
 	}
 	var diff []string
 	for _, f := range files {
-		want := sha256Hex(f.Data)
-		switch sums[f.Path].SHA256 {
-		case want:
-		case "":
-			diff = append(diff, "+ write "+f.Path)
-		default:
-			diff = append(diff, "~ rewrite "+f.Path)
-		}
+		diff = append(diff, fileDiff(f.Path, sums[f.Path].SHA256, f.Data)...)
 	}
 	out, err := h.Run(ctx, "systemctl is-enabled containerd 2>/dev/null; systemctl is-active containerd 2>/dev/null; true")
 	if err != nil {
