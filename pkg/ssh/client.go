@@ -74,11 +74,13 @@ type Client struct {
 	cfg  inventory.SSHConfig
 	pool *Pool
 
-	mu    sync.Mutex
-	conn  *gossh.Client
-	hops  []*gossh.Client
-	dead  chan struct{} // closed when the keepalive finds the link gone
-	sftpc *sftpClient
+	mu     sync.Mutex
+	conn   *gossh.Client
+	hops   []*gossh.Client
+	dead   chan struct{} // closed when the keepalive finds the link gone
+	sftpc  *sftpClient
+	idle   [2][]*shell // by asRoot(become)
+	shells [2]int      // open shells, idle or busy
 }
 
 // Client returns the (not yet connected) client for a host.
@@ -250,6 +252,7 @@ func (c *Client) Close() error {
 }
 
 func (c *Client) closeLocked() {
+	c.closeShellsLocked()
 	if c.sftpc != nil {
 		c.sftpc.close()
 		c.sftpc = nil

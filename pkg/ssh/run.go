@@ -94,13 +94,31 @@ func (c *Client) Run(ctx context.Context, cmd string, options ...RunOption) (*Re
 		defer cancel()
 	}
 	res := &Result{Host: c.Name, Cmd: cmd, ExitCode: -1}
+	become := c.cfg.Become && !o.noSudo
+	for try := 0; o.stdin == nil && try < 2; try++ {
+		sh, err := c.shellFor(ctx, become)
+		if err != nil {
+			var ce *CommandError
+			if errors.As(err, &ce) {
+				ce.Cmd = cmd // the shell failed to start for this command
+			}
+			return res, err
+		}
+		if sh == nil {
+			break // all of this host's shells are busy
+		}
+		reuse, err := c.runInShell(ctx, sh, cmd, res)
+		c.release(sh, become, reuse)
+		if !errors.Is(err, errNotSent) {
+			return res, err
+		}
+	}
 	sess, err := c.session(ctx)
 	if err != nil {
 		return res, err
 	}
 	defer sess.Close()
 
-	become := c.cfg.Become && !o.noSudo
 	var stdout, stderr bytes.Buffer
 	sess.Stdout = &stdout
 	stdin, err := sess.StdinPipe()
@@ -197,6 +215,9 @@ type stderrFilter struct {
 	prompt   string
 	ready    string
 
+	keepStdin bool          // a shell: stdin carries its commands
+	running   chan struct{} // closed once the command runs
+
 	mu       sync.Mutex
 	buf      []byte
 	pid      int
@@ -209,7 +230,7 @@ func newStderrFilter(out io.Writer, stdin io.WriteCloser, input []byte, become b
 	tag := make([]byte, 8)
 	rand.Read(tag)
 	id := hex.EncodeToString(tag)
-	return &stderrFilter{out: out, stdin: stdin, input: input, become: become, password: password,
+	return &stderrFilter{out: out, stdin: stdin, input: input, become: become, password: password, running: make(chan struct{}),
 		pidMark: "[metalk8s-pid-" + id + "] ", prompt: "[metalk8s-sudo-" + id + "]", ready: "[metalk8s-ready-" + id + "]"}
 }
 
@@ -248,6 +269,10 @@ func (f *stderrFilter) flush() {
 
 func (f *stderrFilter) start() {
 	f.started = true
+	close(f.running)
+	if f.keepStdin {
+		return
+	}
 	go func() {
 		if len(f.input) > 0 {
 			f.stdin.Write(f.input)

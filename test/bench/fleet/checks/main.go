@@ -11,6 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -34,8 +35,21 @@ func main() {
 	known := flag.String("known-hosts", "", "known_hosts file")
 	group := flag.String("group", "fleet", "inventory group to check")
 	forks := flag.Int("forks", 50, "hosts at once")
+	cpuprof := flag.String("cpuprofile", "", "write a CPU profile to this file")
 	flag.Parse()
+	if *cpuprof != "" {
+		f, err := os.Create(*cpuprof)
+		if err == nil {
+			err = pprof.StartCPUProfile(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "checks:", err)
+			os.Exit(1)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := run(*invPath, *known, *group, *forks); err != nil {
+		pprof.StopCPUProfile()
 		fmt.Fprintln(os.Stderr, "checks:", err)
 		os.Exit(1)
 	}
