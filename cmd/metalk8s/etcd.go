@@ -44,18 +44,35 @@ func etcdCommand() *cli.Command {
 	}
 }
 
-// etcdDialers connects to every etcd host of the inventory.
-func etcdDialers(c *cli.Context, cl *inventory.Cluster) (map[string]etcd.Dialer, func(), error) {
+// etcdHosts is the etcd side of an inventory: its PKI and a connection to
+// every etcd host.
+type etcdHosts struct {
+	pki     *etcd.PKI
+	dialers map[string]etcd.Dialer
+	close   func()
+}
+
+// openEtcd loads the inventory at path and prepares connections to its
+// etcd hosts (made on first use).
+func openEtcd(c *cli.Context, path string) (*etcdHosts, error) {
+	inv, err := inventory.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := inventory.NewCluster(inv)
+	if err != nil {
+		return nil, err
+	}
 	if len(cl.Etcd) == 0 {
-		return nil, nil, usageError{fmt.Sprintf("%s: no host in the etcd group", cl.Inventory.Path)}
+		return nil, usageError{fmt.Sprintf("%s: no host in the etcd group", path)}
 	}
 	pool, err := newPool(c)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	out := map[string]etcd.Dialer{}
+	e := &etcdHosts{pki: &etcd.PKI{Dir: filepath.Join(cluster.ArtifactsDir(cl), "pki", "etcd")}, dialers: map[string]etcd.Dialer{}}
 	var clients []*ssh.Client
-	closeAll := func() {
+	e.close = func() {
 		for _, c := range clients {
 			c.Close()
 		}
@@ -63,34 +80,30 @@ func etcdDialers(c *cli.Context, cl *inventory.Cluster) (map[string]etcd.Dialer,
 	for _, n := range cl.Etcd {
 		cli, err := pool.Client(n.Name, n.SSH)
 		if err != nil {
-			closeAll()
-			return nil, nil, err
+			e.close()
+			return nil, err
 		}
 		clients = append(clients, cli)
-		out[n.Name] = cli
+		e.dialers[n.Name] = cli
 	}
-	return out, closeAll, nil
-}
-
-func etcdPKI(cl *inventory.Cluster) *etcd.PKI {
-	return &etcd.PKI{Dir: filepath.Join(cluster.ArtifactsDir(cl), "pki", "etcd")}
+	return e, nil
 }
 
 func runEtcdStatus(c *cli.Context) error {
-	cl, err := loadCluster(c)
+	path, err := inventoryPath(c)
 	if err != nil {
 		return err
 	}
-	ds, done, err := etcdDialers(c, cl)
+	e, err := openEtcd(c, path)
 	if err != nil {
 		return err
 	}
-	defer done()
+	defer e.close()
 	ctx, cancel := context.WithTimeout(c.Context, 2*time.Minute)
 	defer cancel()
 	out := c.App.Writer
 	bad := 0
-	for _, h := range etcd.Healthy(ctx, etcdPKI(cl), ds) {
+	for _, h := range etcd.Healthy(ctx, e.pki, e.dialers) {
 		switch {
 		case h.Healthy && h.Leader:
 			fmt.Fprintf(out, "%-16s healthy (leader)\n", h.Name)
@@ -102,7 +115,7 @@ func runEtcdStatus(c *cli.Context) error {
 		}
 	}
 	if bad > 0 {
-		return fmt.Errorf("%d of %d etcd members unhealthy", bad, len(ds))
+		return fmt.Errorf("%d of %d etcd members unhealthy", bad, len(e.dialers))
 	}
 	return nil
 }
@@ -117,22 +130,14 @@ func runEtcdSnapshot(c *cli.Context) error {
 	default:
 		return usageError{"etcd snapshot save: want hosts.ini FILE (or -i hosts.ini FILE)"}
 	}
-	loaded, err := inventory.Load(inv)
+	e, err := openEtcd(c, inv)
 	if err != nil {
 		return err
 	}
-	cl, err := inventory.NewCluster(loaded)
-	if err != nil {
-		return err
-	}
-	ds, done, err := etcdDialers(c, cl)
-	if err != nil {
-		return err
-	}
-	defer done()
+	defer e.close()
 	ctx, cancel := context.WithTimeout(c.Context, 30*time.Minute)
 	defer cancel()
-	cli, err := etcd.Client(ctx, etcdPKI(cl), ds)
+	cli, err := etcd.Client(ctx, e.pki, e.dialers)
 	if err != nil {
 		return err
 	}

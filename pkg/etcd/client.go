@@ -6,6 +6,7 @@ import (
 	"net"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -100,32 +101,42 @@ func Members(ctx context.Context, c *clientv3.Client) (map[string][]string, map[
 // Healthy asks each named member (through its own connection) for its
 // status; a member answers when it is part of a quorum.
 func Healthy(ctx context.Context, p *PKI, hosts map[string]Dialer) []Health {
-	var out []Health
-	for _, name := range sortedNames(hosts) {
-		h := Health{Name: name, Endpoint: fmt.Sprintf("https://%s:%d", name, ClientPort)}
-		c, err := Client(ctx, p, map[string]Dialer{name: hosts[name]})
-		if err != nil {
-			h.Err = err
-			out = append(out, h)
-			continue
-		}
-		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		st, err := c.Status(cctx, h.Endpoint)
-		if err == nil {
-			// A linearizable read proves the member is in a working quorum.
-			_, err = c.Get(cctx, "health-check-metalk8s")
-		}
-		cancel()
-		c.Close()
-		if err != nil {
-			h.Err = err
-		} else {
-			h.Healthy = true
-			h.Leader = st.Leader == st.Header.MemberId
-		}
-		out = append(out, h)
+	names := sortedNames(hosts)
+	out := make([]Health, len(names))
+	var wg sync.WaitGroup
+	for i, name := range names {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out[i] = memberHealth(ctx, p, name, hosts[name])
+		}()
 	}
+	wg.Wait()
 	return out
+}
+
+func memberHealth(ctx context.Context, p *PKI, name string, d Dialer) Health {
+	h := Health{Name: name, Endpoint: fmt.Sprintf("https://%s:%d", name, ClientPort)}
+	c, err := Client(ctx, p, map[string]Dialer{name: d})
+	if err != nil {
+		h.Err = err
+		return h
+	}
+	defer c.Close()
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := c.Status(cctx, h.Endpoint)
+	if err == nil {
+		// A linearizable read proves the member is in a working quorum.
+		_, err = c.Get(cctx, "health-check-metalk8s")
+	}
+	if err != nil {
+		h.Err = err
+	} else {
+		h.Healthy = true
+		h.Leader = st.Leader == st.Header.MemberId
+	}
+	return h
 }
 
 func sortedNames[V any](m map[string]V) []string {

@@ -105,7 +105,7 @@ func Steps(cl *inventory.Cluster, pkiDir string) ([]*steps.Step, error) {
 						// Not made yet: the PKI step makes them first.
 						return steps.Changes("+ install the etcd certificates in " + PKIDir), nil
 					}
-					return filesChange(ctx, h, toFiles(want))
+					return steps.FilesChange(ctx, h, toFiles(want))
 				},
 				Apply: func(ctx context.Context, h steps.Host) error {
 					want, err := p.Files(host)
@@ -134,7 +134,7 @@ func Steps(cl *inventory.Cluster, pkiDir string) ([]*steps.Step, error) {
 				Deps:   append([]string{certs, steps.ID("prepare/binaries", host)}, dataIDs...),
 				Inputs: []any{env, unit, names},
 				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-					ch, err := filesChange(ctx, h, files)
+					ch, err := steps.FilesChange(ctx, h, files)
 					if err != nil {
 						return ch, err
 					}
@@ -164,6 +164,25 @@ func Steps(cl *inventory.Cluster, pkiDir string) ([]*steps.Step, error) {
 	}
 	out = append(out, &steps.Step{ID: steps.ID("etcd/health", first), Host: first, Phase: "etcd", Deps: memberIDs, Inputs: names,
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+			// Members not running are not dialled: the client would retry
+			// each until its timeout.
+			var down []string
+			for _, n := range names {
+				mh := steps.HostFrom(ctx, n)
+				if mh == nil {
+					return steps.NoChange, fmt.Errorf("etcd: no connection to member %s", n)
+				}
+				active, err := unitState(ctx, mh)
+				if err != nil {
+					return steps.NoChange, err
+				}
+				if !active {
+					down = append(down, n)
+				}
+			}
+			if len(down) > 0 {
+				return steps.Changes("~ wait for every member to be healthy (etcd not running on " + strings.Join(down, ", ") + ")"), nil
+			}
 			if err := waitHealthy(ctx, p, names, 0); err != nil {
 				return steps.Changes("~ wait for every member to be healthy (" + err.Error() + ")"), nil
 			}
@@ -213,13 +232,9 @@ func (s *state) withData() []string {
 // member has data), joins (others have data, this one not), or makes sure
 // the member runs, restarting it when its configuration changed.
 func applyMember(ctx context.Context, h steps.Host, p *PKI, st *state, host string, files []ssh.File, names []string, peers map[string]string, token string) error {
-	changed := false
-	for _, f := range files {
-		c, err := h.Put(ctx, f)
-		if err != nil {
-			return err
-		}
-		changed = changed || c
+	changed, err := steps.PutFiles(ctx, h, files)
+	if err != nil {
+		return err
 	}
 	if _, err := h.Run(ctx, "systemctl daemon-reload && systemctl enable etcd >/dev/null 2>&1"); err != nil {
 		return err
@@ -342,36 +357,6 @@ func unitState(ctx context.Context, h steps.Host) (bool, error) {
 	}
 	s := strings.TrimSpace(string(out))
 	return s == "active" || s == "activating", nil
-}
-
-// filesChange compares small files with the host's, in one command.
-func filesChange(ctx context.Context, h steps.Host, files []ssh.File) (steps.Change, error) {
-	var q []string
-	for _, f := range files {
-		q = append(q, ssh.Quote(f.Path))
-	}
-	out, err := h.Run(ctx, "sha256sum -- "+strings.Join(q, " ")+" 2>/dev/null; true")
-	if err != nil {
-		return steps.NoChange, err
-	}
-	have := map[string]string{}
-	for _, l := range strings.Split(string(out), "\n") {
-		if sum, p, ok := strings.Cut(l, "  "); ok {
-			have[p] = sum
-		}
-	}
-	var diff []string
-	for _, f := range files {
-		sum := sha256.Sum256(f.Data)
-		switch have[f.Path] {
-		case hex.EncodeToString(sum[:]):
-		case "":
-			diff = append(diff, "+ write "+f.Path)
-		default:
-			diff = append(diff, "~ rewrite "+f.Path)
-		}
-	}
-	return steps.Changes(diff...), nil
 }
 
 func toFiles(m map[string][]byte) []ssh.File {

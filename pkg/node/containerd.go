@@ -2,8 +2,6 @@ package node
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -78,13 +76,9 @@ func Containerd(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.
 				return containerdState(ctx, h, files)
 			},
 			Apply: func(ctx context.Context, h steps.Host) error {
-				changed := false
-				for _, f := range files {
-					c, err := h.Put(ctx, f)
-					if err != nil {
-						return err
-					}
-					changed = changed || c
+				changed, err := steps.PutFiles(ctx, h, files)
+				if err != nil {
+					return err
 				}
 				script := "systemctl daemon-reload && systemctl enable containerd >/dev/null 2>&1 && "
 				if changed {
@@ -94,7 +88,7 @@ func Containerd(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.
 				}
 				// Wait for the socket: later steps talk to it.
 				script += " && for i in $(seq 60); do ctr version >/dev/null 2>&1 && exit 0; sleep 1; done; echo 'containerd did not answer in 60 s' >&2; exit 1"
-				_, err := h.Run(ctx, script)
+				_, err = h.Run(ctx, script)
 				return err
 			}})
 		if len(m.Images) > 0 {
@@ -104,24 +98,12 @@ func Containerd(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.
 	return out
 }
 
-func sha256Hex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
 func containerdState(ctx context.Context, h steps.Host, files []ssh.File) (steps.Change, error) {
-	var paths []string
-	for _, f := range files {
-		paths = append(paths, f.Path)
-	}
-	sums, err := remoteSums(ctx, h, paths)
+	ch, err := steps.FilesChange(ctx, h, files)
 	if err != nil {
 		return steps.NoChange, err
 	}
-	var diff []string
-	for _, f := range files {
-		diff = append(diff, fileDiff(f.Path, sums[f.Path].SHA256, f.Data)...)
-	}
+	diff := ch.Diff
 	out, err := h.Run(ctx, "systemctl is-enabled containerd 2>/dev/null; systemctl is-active containerd 2>/dev/null; true")
 	if err != nil {
 		return steps.NoChange, err

@@ -82,27 +82,10 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 					_, err = h.Put(ctx, ssh.File{Path: repo + "/" + fam + "/Packages", Local: filepath.Join(dir, idx), Mode: 0o644})
 					return err
 				}},
-			&steps.Step{ID: steps.ID("prepare/packages", host), Host: host, Phase: "prepare", Deps: []string{upload}, Inputs: want,
-				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-					absent, err := absentPackages(ctx, h, store.Get(host), want)
-					var diff []string
-					for _, p := range absent {
-						diff = append(diff, "+ install "+p)
-					}
-					return steps.Changes(diff...), err
-				},
-				Apply: func(ctx context.Context, h steps.Host) error {
-					absent, err := absentPackages(ctx, h, store.Get(host), want)
-					if err != nil || len(absent) == 0 {
-						return err
-					}
-					_, fam, err := pkgsFor()
-					if err != nil {
-						return err
-					}
-					_, err = h.Run(ctx, installCommand(store.Get(host), repo+"/"+fam, absent))
-					return err
-				}},
+			installStep(host, []string{upload}, want, store, "", func() (string, error) {
+				_, fam, err := pkgsFor()
+				return repo + "/" + fam, err
+			}),
 		)
 	}
 	return out
@@ -229,24 +212,35 @@ func Packages(cl *inventory.Cluster, store *FactStore) []*steps.Step {
 		if len(want) == 0 {
 			continue
 		}
-		out = append(out, &steps.Step{ID: steps.ID("prepare/packages", host), Host: host, Phase: "prepare",
-			Deps: []string{steps.ID("prepare/state-dir", host)}, Inputs: want,
-			Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-				absent, err := absentPackages(ctx, h, store.Get(host), want)
-				var diff []string
-				for _, p := range absent {
-					diff = append(diff, "+ install "+p+" (from the node's repositories)")
-				}
-				return steps.Changes(diff...), err
-			},
-			Apply: func(ctx context.Context, h steps.Host) error {
-				absent, err := absentPackages(ctx, h, store.Get(host), want)
-				if err != nil || len(absent) == 0 {
-					return err
-				}
-				_, err = h.Run(ctx, installCommand(store.Get(host), "", absent))
-				return err
-			}})
+		out = append(out, installStep(host, []string{steps.ID("prepare/state-dir", host)}, want, store,
+			" (from the node's repositories)", func() (string, error) { return "", nil }))
 	}
 	return out
+}
+
+// installStep installs the packages of want the node lacks, from the
+// repository repo returns ("": the node's own repositories); from is
+// added to the plan's lines.
+func installStep(host string, deps, want []string, store *FactStore, from string, repo func() (string, error)) *steps.Step {
+	return &steps.Step{ID: steps.ID("prepare/packages", host), Host: host, Phase: "prepare", Deps: deps, Inputs: want,
+		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+			absent, err := absentPackages(ctx, h, store.Get(host), want)
+			var diff []string
+			for _, p := range absent {
+				diff = append(diff, "+ install "+p+from)
+			}
+			return steps.Changes(diff...), err
+		},
+		Apply: func(ctx context.Context, h steps.Host) error {
+			absent, err := absentPackages(ctx, h, store.Get(host), want)
+			if err != nil || len(absent) == 0 {
+				return err
+			}
+			r, err := repo()
+			if err != nil {
+				return err
+			}
+			_, err = h.Run(ctx, installCommand(store.Get(host), r, absent))
+			return err
+		}}
 }

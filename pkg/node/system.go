@@ -108,19 +108,8 @@ func checkModules(ctx context.Context, h steps.Host) (steps.Change, error) {
 			diff = append(diff, "+ load module "+m)
 		}
 	}
-	diff = append(diff, fileDiff(modulesFile, fileSum, modulesConf())...)
+	diff = append(diff, steps.FileDiff(modulesFile, fileSum, modulesConf())...)
 	return steps.Changes(diff...), nil
-}
-
-// fileDiff says how a small file we own differs from want.
-func fileDiff(path, have string, want []byte) []string {
-	switch have {
-	case sha256Hex(want):
-		return nil
-	case "":
-		return []string{"+ write " + path}
-	}
-	return []string{"~ rewrite " + path}
 }
 
 func checkSysctls(ctx context.Context, h steps.Host) (steps.Change, error) {
@@ -153,7 +142,7 @@ func checkSysctls(ctx context.Context, h steps.Host) (steps.Change, error) {
 			diff = append(diff, fmt.Sprintf("~ sysctl %s %s -> %s", kv[0], v, kv[1]))
 		}
 	}
-	diff = append(diff, fileDiff(sysctlFile, fileSum, sysctlConf())...)
+	diff = append(diff, steps.FileDiff(sysctlFile, fileSum, sysctlConf())...)
 	return steps.Changes(diff...), nil
 }
 

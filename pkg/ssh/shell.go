@@ -228,7 +228,7 @@ func (sh *shell) frame(r io.Reader, to chan<- framed) {
 	begin, end := []byte(sh.token+"{"), []byte(sh.token+"}")
 	var buf []byte
 	inside, from := false, 0 // from: where the next search starts
-	chunk := make([]byte, 32<<10)
+	chunk := make([]byte, 8<<10)
 	for {
 		n, err := r.Read(chunk)
 		buf = append(buf, chunk[:n]...)
