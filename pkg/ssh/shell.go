@@ -14,9 +14,9 @@ import (
 	gossh "golang.org/x/crypto/ssh"
 )
 
-// maxShells bounds the shells kept per host and user. Commands beyond it
-// get a session of their own; sshd allows 10 sessions per connection by
-// default (MaxSessions) and SFTP holds one.
+// maxShells bounds the shells kept per host. Commands beyond it get a
+// session of their own; sshd allows 10 sessions per connection by default
+// (MaxSessions) and SFTP holds one.
 const maxShells = 3
 
 // A shell is a long-lived /bin/sh on its own session that runs commands one
@@ -58,9 +58,16 @@ func (c *Client) shellFor(ctx context.Context, become bool) (*shell, error) {
 		c.shells[k]--
 		sh.close()
 	}
-	if c.shells[k] >= maxShells {
-		c.mu.Unlock()
-		return nil, nil
+	if c.shells[0]+c.shells[1] >= maxShells {
+		// Make room by closing an idle shell of the other user, if any.
+		o := 1 - k
+		if len(c.idle[o]) == 0 {
+			c.mu.Unlock()
+			return nil, nil
+		}
+		c.idle[o][0].close()
+		c.idle[o] = c.idle[o][1:]
+		c.shells[o]--
 	}
 	c.shells[k]++
 	c.mu.Unlock()

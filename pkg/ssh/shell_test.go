@@ -157,6 +157,28 @@ func TestShellFleet(t *testing.T) {
 		if res, err := c.Run(ctx, "id -un", AsLoginUser()); err != nil || strings.TrimSpace(string(res.Stdout)) != fleet.SudoUser {
 			t.Errorf("login user: %q %v", res.Stdout, err)
 		}
+		// Both users' shells count against the host's sessions.
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				var opts []RunOption
+				if i%2 == 0 {
+					opts = append(opts, AsLoginUser())
+				}
+				if _, err := c.Run(ctx, "sleep 0.2", opts...); err != nil {
+					t.Error(err)
+				}
+			}()
+		}
+		wg.Wait()
+		c.mu.Lock()
+		open := c.shells[0] + c.shells[1]
+		c.mu.Unlock()
+		if open > maxShells {
+			t.Errorf("%d shells open, at most %d", open, maxShells)
+		}
 		bad := client(t, "sudopw", fleet.SudoUser, true)
 		bad.cfg.BecomePassword = "wrong"
 		_, err := bad.Run(ctx, "id -u")
