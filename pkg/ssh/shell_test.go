@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/test/fleet"
 )
 
@@ -27,17 +26,7 @@ func TestShellFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := func(t *testing.T, name, user string, become bool) *Client {
-		h := f.Host(name)
-		cfg := inventory.SSHConfig{Host: h.Addr, Port: h.Port, User: user, KeyFile: f.Key, Become: become, BecomeUser: "root"}
-		if name == "sudopw" {
-			cfg.BecomePassword = f.SudoPassword
-		}
-		c, err := pool.Client(name, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
+		return fleetClient(t, f, pool, name, user, become)
 	}
 	ctx := context.Background()
 	run := func(t *testing.T, c *Client, cmd string) *Result {

@@ -29,17 +29,7 @@ func TestTransportFleet(t *testing.T) {
 		t.Fatal(err)
 	}
 	client := func(t *testing.T, name, user string, become bool) *Client {
-		h := f.Host(name)
-		cfg := inventory.SSHConfig{Host: h.Addr, Port: h.Port, User: user, KeyFile: f.Key, Become: become, BecomeUser: "root"}
-		if name == "sudopw" {
-			cfg.BecomePassword = f.SudoPassword
-		}
-		c, err := pool.Client(name, cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		return c
+		return fleetClient(t, f, pool, name, user, become)
 	}
 	ctx := context.Background()
 
@@ -139,6 +129,21 @@ func TestTransportFleet(t *testing.T) {
 			t.Errorf("stdin: %q %v", res.Stdout, err)
 		}
 	})
+}
+
+// fleetClient is pool's client for a fleet host as user, closed with the test.
+func fleetClient(t *testing.T, f *fleet.Fleet, pool *Pool, name, user string, become bool) *Client {
+	h := f.Host(name)
+	cfg := inventory.SSHConfig{Host: h.Addr, Port: h.Port, User: user, KeyFile: f.Key, Become: become, BecomeUser: "root"}
+	if name == "sudopw" {
+		cfg.BecomePassword = f.SudoPassword
+	}
+	c, err := pool.Client(name, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
 
 func TestQuote(t *testing.T) {
