@@ -212,6 +212,10 @@ func (c *Client) runInShell(ctx context.Context, sh *shell, cmd string, res *Res
 				c.Run(kctx, fmt.Sprintf("kill -9 -%d 2>/dev/null || true", pgid))
 				cancel()
 			}
+			select { // sshd closes the session once the group is gone
+			case <-sh.ended:
+			case <-time.After(2 * time.Second):
+			}
 			if out != nil {
 				res.Stdout = out.data
 			}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -125,7 +124,7 @@ func TestShellFleet(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "timed out") {
 			t.Fatalf("timeout: %v", err)
 		}
-		if out, err := exec.Command("pgrep", "-f", "sleep 4343").Output(); err == nil {
+		if out, err := stillRunning("sleep 4343"); err == nil {
 			t.Errorf("the timed-out root command still runs: pid %s", out)
 		}
 		if res := run(t, c, "id -u"); string(res.Stdout) != "0\n" {

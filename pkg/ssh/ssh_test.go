@@ -100,7 +100,7 @@ func TestTransportFleet(t *testing.T) {
 			t.Fatalf("timeout: %v after %v", err, time.Since(start))
 		}
 		// The command is gone from the host, not left running.
-		if out, err := exec.Command("pgrep", "-f", "sleep 4242").Output(); err == nil {
+		if out, err := stillRunning("sleep 4242"); err == nil {
 			t.Errorf("the timed-out command still runs: pid %s", out)
 		}
 		if Transient(err) {
@@ -129,6 +129,19 @@ func TestTransportFleet(t *testing.T) {
 			t.Errorf("stdin: %q %v", res.Stdout, err)
 		}
 	})
+}
+
+// stillRunning looks for a process by its command line for up to 3 s:
+// SIGKILL takes effect when the process next runs, a moment later on a
+// busy machine. It returns pgrep's output while the process runs.
+func stillRunning(pattern string) ([]byte, error) {
+	for i := 0; ; i++ {
+		out, err := exec.Command("pgrep", "-f", pattern).Output()
+		if err != nil || i == 30 {
+			return out, err
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // fleetClient is pool's client for a fleet host as user, closed with the test.
