@@ -81,8 +81,10 @@ func WithTimeout(d time.Duration) RunOption { return func(o *runOpts) { o.timeou
 // AsLoginUser runs the command as the SSH user even on a become host.
 func AsLoginUser() RunOption { return func(o *runOpts) { o.noSudo = true } }
 
-// Run runs a shell command on the host (through sudo on become hosts). A
-// non-zero exit is a *CommandError that still carries the output.
+// Run runs a shell command on the host (through sudo on become hosts), in
+// one of the host's shells (shell.go), or in a session of its own when it
+// has stdin or every shell is busy. A non-zero exit is a *CommandError
+// that still carries the output.
 func (c *Client) Run(ctx context.Context, cmd string, options ...RunOption) (*Result, error) {
 	o := runOpts{timeout: c.pool.opts.CommandTimeout}
 	for _, opt := range options {
