@@ -98,12 +98,8 @@ func (c *Client) Run(ctx context.Context, cmd string, options ...RunOption) (*Re
 	res := &Result{Host: c.Name, Cmd: cmd, ExitCode: -1}
 	become := c.cfg.Become && !o.noSudo
 	for try := 0; o.stdin == nil && try < 2; try++ {
-		sh, err := c.shellFor(ctx, become)
+		sh, err := c.shellFor(ctx, become, cmd)
 		if err != nil {
-			var ce *CommandError
-			if errors.As(err, &ce) {
-				ce.Cmd = cmd // the shell failed to start for this command
-			}
 			return res, err
 		}
 		if sh == nil {
@@ -132,22 +128,14 @@ func (c *Client) Run(ctx context.Context, cmd string, options ...RunOption) (*Re
 	if err := sess.Start(filter.wrap(cmd, c.cfg.BecomeUser)); err != nil {
 		return res, &CommandError{Result: *res, Err: fmt.Errorf("%w: %v", ErrConnectionLost, err)}
 	}
-	done := make(chan error, 1)
-	go func() { done <- sess.Wait() }()
+	var waitErr error
+	ended := make(chan struct{})
+	go func() { waitErr = sess.Wait(); close(ended) }()
 	select {
-	case err = <-done:
+	case <-ended:
+		err = waitErr
 	case <-ctx.Done():
-		// sshd ignores signal requests on root sessions: kill the
-		// command's process group from a second session instead.
-		if pgid := filter.pgid(); pgid > 0 {
-			kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			c.Run(kctx, fmt.Sprintf("kill -9 -%d 2>/dev/null || true", pgid))
-			cancel()
-		}
-		select {
-		case <-done:
-		case <-time.After(2 * time.Second):
-		}
+		c.killGroup(ctx, filter, ended)
 		sess.Close()
 		err = context.Cause(ctx)
 	}
@@ -169,6 +157,22 @@ func (c *Client) Run(ctx context.Context, cmd string, options ...RunOption) (*Re
 		return res, &CommandError{Result: *res, Err: ErrConnectionLost}
 	}
 	return res, &CommandError{Result: *res, Err: err}
+}
+
+// killGroup kills the process group of a command whose context is done,
+// and waits up to 2 s for sshd to report the session over (ended). sshd
+// ignores signal requests on root sessions, so the kill is a command of
+// its own.
+func (c *Client) killGroup(ctx context.Context, f *stderrFilter, ended <-chan struct{}) {
+	if pgid := f.pgid(); pgid > 0 {
+		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		c.Run(kctx, fmt.Sprintf("kill -9 -%d 2>/dev/null || true", pgid))
+		cancel()
+	}
+	select {
+	case <-ended:
+	case <-time.After(2 * time.Second):
+	}
 }
 
 // session opens a session, reconnecting once if the connection is stale.

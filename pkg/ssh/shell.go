@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	gossh "golang.org/x/crypto/ssh"
 )
@@ -44,8 +43,9 @@ type framed struct {
 }
 
 // shellFor takes an idle shell, starts one, or returns nil when the host
-// already has maxShells busy ones.
-func (c *Client) shellFor(ctx context.Context, become bool) (*shell, error) {
+// already has maxShells busy ones. cmd is what the shell is for: an error
+// starting it names that command.
+func (c *Client) shellFor(ctx context.Context, become bool, cmd string) (*shell, error) {
 	k := asRoot(become)
 	c.mu.Lock()
 	for len(c.idle[k]) > 0 {
@@ -71,7 +71,7 @@ func (c *Client) shellFor(ctx context.Context, become bool) (*shell, error) {
 	}
 	c.shells[k]++
 	c.mu.Unlock()
-	sh, err := c.startShell(ctx, become)
+	sh, err := c.startShell(ctx, become, cmd)
 	if err != nil {
 		c.mu.Lock()
 		c.shells[k]--
@@ -115,14 +115,14 @@ func (c *Client) closeShellsLocked() {
 	}
 }
 
-func (c *Client) startShell(ctx context.Context, become bool) (*shell, error) {
+func (c *Client) startShell(ctx context.Context, become bool, cmd string) (*shell, error) {
 	sess, err := c.session(ctx)
 	if err != nil {
 		return nil, err
 	}
 	fail := func(err error) (*shell, error) {
 		sess.Close()
-		return nil, &CommandError{Result: Result{Host: c.Name, Cmd: "/bin/sh", ExitCode: -1}, Err: err}
+		return nil, &CommandError{Result: Result{Host: c.Name, Cmd: cmd, ExitCode: -1}, Err: err}
 	}
 	stdin, err := sess.StdinPipe()
 	if err != nil {
@@ -205,17 +205,8 @@ func (c *Client) runInShell(ctx context.Context, sh *shell, cmd string, res *Res
 			}
 			errs = &f
 		case <-ctx.Done():
-			// Kill the shell's process group (the command with it), then
-			// drop the shell.
-			if pgid := sh.filter.pgid(); pgid > 0 {
-				kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-				c.Run(kctx, fmt.Sprintf("kill -9 -%d 2>/dev/null || true", pgid))
-				cancel()
-			}
-			select { // sshd closes the session once the group is gone
-			case <-sh.ended:
-			case <-time.After(2 * time.Second):
-			}
+			// The shell goes with the command's process group.
+			c.killGroup(ctx, sh.filter, sh.ended)
 			if out != nil {
 				res.Stdout = out.data
 			}

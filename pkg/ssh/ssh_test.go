@@ -109,6 +109,14 @@ func TestTransportFleet(t *testing.T) {
 		if _, err := c.Run(ctx, "true"); err != nil {
 			t.Errorf("connection unusable after a timeout: %v", err)
 		}
+		// The same in a session of its own (a command with stdin).
+		_, err = c.Run(ctx, "sleep 4244; true", WithTimeout(time.Second), WithStdin([]byte{}))
+		if err == nil || !strings.Contains(err.Error(), "timed out") {
+			t.Fatalf("timeout in a session: %v", err)
+		}
+		if out, err := stillRunning("sleep 4244"); err == nil {
+			t.Errorf("the timed-out command still runs in its session: pid %s", out)
+		}
 	})
 
 	t.Run("result", func(t *testing.T) {
