@@ -216,8 +216,9 @@ func TestLab(t *testing.T) {
 	t.Run("etcd", func(t *testing.T) {
 		run := func(limit, cmd string) string { return l.exec(t, limit, cmd) }
 		// etcdctl itself, with the healthcheck client certificate.
-		out := run("node1", "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt"+
-			" --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key endpoint health --cluster 2>&1")
+		etcdctl := "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt" +
+			" --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key"
+		out := run("node1", etcdctl+" endpoint health --cluster 2>&1")
 		t.Logf("etcdctl endpoint health --cluster:\n%s", out)
 		if n := strings.Count(out, " is healthy"); n != nodes {
 			t.Errorf("%d healthy members, want %d", n, nodes)
@@ -278,8 +279,6 @@ func TestLab(t *testing.T) {
 
 		// node3 removed from the cluster and wiped: up adds it back with
 		// MemberAdd and starts it as a member of the existing cluster.
-		etcdctl := "etcdctl --endpoints https://127.0.0.1:2379 --cacert /etc/kubernetes/pki/etcd/ca.crt" +
-			" --cert /etc/kubernetes/pki/etcd/healthcheck-client.crt --key /etc/kubernetes/pki/etcd/healthcheck-client.key"
 		run("node1", etcdctl+" member remove $("+etcdctl+" member list | awk -F', ' '$3 == \"node3\" {print $1}')")
 		run("node3", "systemctl stop etcd && rm -rf /var/lib/etcd /etc/etcd/initial.env")
 		out = l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
