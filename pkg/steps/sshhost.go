@@ -46,3 +46,22 @@ func (h *SSHHost) Put(ctx context.Context, f ssh.File) (bool, error) {
 func (h *SSHHost) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
 	return h.Client.DialContext(ctx, network, addr)
 }
+
+// RunSecret runs a command whose stdout is a secret (a private key, a
+// kubeconfig): the run log records the command, its exit code, stderr and
+// the output's size, never the output itself.
+func (h *SSHHost) RunSecret(ctx context.Context, cmd string) ([]byte, error) {
+	start := time.Now()
+	res, err := h.Client.Run(ctx, cmd)
+	logged := res
+	if res != nil {
+		c := *res
+		c.Stdout = []byte(fmt.Sprintf("(secret output, %d bytes, not logged)", len(res.Stdout)))
+		logged = &c
+	}
+	h.Log.Command(h.Name(), cmd, logged, err, time.Since(start))
+	if res == nil {
+		return nil, err
+	}
+	return res.Stdout, err
+}
