@@ -24,9 +24,10 @@ func bundleCommand() *cli.Command {
 				Usage:     "download, check and store a release's binaries and images in a directory",
 				ArgsUsage: " ",
 				Description: "Sources default to the real release sites and registries. --mirror is a web\n" +
-					"server laid out as <mirror>/<site>/<path> (dl.k8s.io/release/v1.34.4/bin/linux/amd64/\n" +
+					"server laid out as <mirror>/<site>/<path> (dl.k8s.io/release/" + bundle.DefaultKubeVersion + "/bin/linux/amd64/\n" +
 					"kubeadm, github.com/etcd-io/etcd/releases/download/...), checksums beside each file;\n" +
-					"--registry holds the images under their upstream paths (HOST/pause:3.10.1).\n" +
+					"--registry holds the images under their upstream paths (registry.k8s.io/pause:3.10.2\n" +
+					"as HOST/pause:3.10.2, docker.io/library/haproxy:2.6.12 as HOST/library/haproxy:2.6.12).\n" +
 					"Every file is checked against its published SHA-256; DIR/manifest.json lists all.",
 				Flags: []cli.Flag{
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "bundle `DIR`"},
@@ -62,6 +63,21 @@ func bundleCommand() *cli.Command {
 						return err
 					}
 					fmt.Fprintf(c.App.Writer, "bundle %s: %d files, %d images, %d packages for Kubernetes %s\n", c.String("output"), len(m.Files), len(m.Images), len(m.Packages), v.Kube)
+					return nil
+				},
+			},
+			{
+				Name:  "versions",
+				Usage: "print the component versions of a Kubernetes release as shell assignments",
+				Description: "Supported releases: " + bundle.Supported() + ". One NAME=VALUE line per component\n" +
+					"(KUBE_VERSION, ETCD_VERSION, ...), then one IMAGE=REFERENCE line per image the bundle holds.",
+				Flags: []cli.Flag{inventoryFlag, kube},
+				Action: func(c *cli.Context) error {
+					v, err := bundleVersions(c)
+					if err != nil {
+						return err
+					}
+					fmt.Fprint(c.App.Writer, versionsShell(v))
 					return nil
 				},
 			},
@@ -117,4 +133,20 @@ func bundleVersions(c *cli.Context) (bundle.Versions, error) {
 		return v, usageError{err.Error()}
 	}
 	return v, nil
+}
+
+// versionsShell renders v as the shell assignments of
+// test/lab/artifacts/versions.sh, then the image references.
+func versionsShell(v bundle.Versions) string {
+	var b strings.Builder
+	for _, kv := range [][2]string{{"KUBE_VERSION", v.Kube}, {"ETCD_VERSION", v.Etcd}, {"COREDNS_VERSION", v.CoreDNS},
+		{"PAUSE_VERSION", v.Pause}, {"CONTAINERD_VERSION", "v" + v.Containerd}, {"RUNC_VERSION", v.Runc},
+		{"CRICTL_VERSION", v.Crictl}, {"CNI_PLUGINS_VERSION", v.CNI}, {"FLANNEL_VERSION", v.Flannel},
+		{"KUBE_NETWORK_POLICIES_VERSION", v.KubeNetworkPolicies}, {"HAPROXY_VERSION", v.HAProxy}} {
+		fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
+	}
+	for _, img := range bundle.Images(v) {
+		fmt.Fprintf(&b, "IMAGE=%s\n", img)
+	}
+	return b.String()
 }

@@ -6,13 +6,17 @@ package bundle
 import (
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 )
 
-// DefaultKubeVersion is the Kubernetes release metalk8s installs.
-const DefaultKubeVersion = "v1.34.4"
+// DefaultKubeVersion is the Kubernetes release metalk8s installs: the
+// newest v1.36 patch the Go module proxy serves (the lab builds from it).
+const DefaultKubeVersion = "v1.36.3"
 
-// Versions are the components of one Kubernetes release.
+// Versions are the components of one Kubernetes release. Kubernetes,
+// etcd, CoreDNS, crictl, the CNI plugins, runc and flannel carry their
+// tags' "v"; containerd, pause and HAProxy do not, as upstream tags them.
 type Versions struct {
 	Kube       string `json:"kube"`
 	Etcd       string `json:"etcd"`
@@ -22,30 +26,70 @@ type Versions struct {
 	Runc       string `json:"runc"`
 	Crictl     string `json:"crictl"`
 	CNI        string `json:"cni"`
+	// The add-ons' images (AddonImages).
+	Flannel             string `json:"flannel,omitempty"`
+	KubeNetworkPolicies string `json:"kube_network_policies,omitempty"`
+	HAProxy             string `json:"haproxy,omitempty"`
 }
 
-// known pairs a Kubernetes minor release with the versions kubeadm expects.
+// known pairs each supported Kubernetes minor with its components; it is
+// the only place versions are written (test/lab/artifacts/versions.sh is
+// checked against it by TestVersionsShell).
+//
+//   - CoreDNS and pause: kubeadm's CoreDNSVersion and PauseVersion
+//     (cmd/kubeadm/app/constants/constants.go of v1.35.4, v1.36.3, v1.37.2).
+//   - etcd runs from its binary, as kubeadm's external etcd: it must be at
+//     least kubeadm's MinExternalEtcdVersion (3.5.24 for all three); v3.6.16
+//     is the newest 3.6 patch.
+//   - containerd: the 2.3 long-term line; runc: what containerd v2.3.7 pins
+//     in script/setup/runc-version.
+//   - crictl: cri-tools of the same minor (no v1.35.x is published on the
+//     Go proxy: v1.36.0, one minor of skew, which cri-tools supports).
+//   - HAProxy: Debian 12's haproxy package, from which the lab builds it.
 var known = map[string]Versions{
-	"v1.34": {Etcd: "v3.6.5", CoreDNS: "v1.12.1", Pause: "3.10.1", Containerd: "2.1.9", Runc: "v1.3.6", Crictl: "v1.34.0", CNI: "v1.7.1"},
+	"v1.35": {Etcd: "v3.6.16", CoreDNS: "v1.13.1", Pause: "3.10.1", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12"},
+	"v1.36": {Etcd: "v3.6.16", CoreDNS: "v1.14.2", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12"},
+	"v1.37": {Etcd: "v3.6.16", CoreDNS: "v1.14.6", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.37.0", CNI: "v1.9.1",
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12"},
 }
 
-// VersionsFor returns the component versions for a Kubernetes version.
+// Supported names the range of minors known holds, for messages: "v1.35 to v1.37".
+func Supported() string {
+	var minors []string
+	for m := range known {
+		minors = append(minors, m)
+	}
+	sort.Slice(minors, func(i, j int) bool { return minorNumber(minors[i]) < minorNumber(minors[j]) })
+	return minors[0] + " to " + minors[len(minors)-1]
+}
+
+// minorNumber is 36 for "v1.36".
+func minorNumber(m string) int {
+	n, _ := strconv.Atoi(strings.TrimPrefix(m, "v1."))
+	return n
+}
+
+// VersionsFor returns the component versions for a Kubernetes version
+// ("v1.36.3" or "1.36.3"). A malformed version, or one outside the
+// supported minors, is an error naming the supported range.
 func VersionsFor(kube string) (Versions, error) {
 	if !strings.HasPrefix(kube, "v") {
 		kube = "v" + kube
 	}
-	parts := strings.SplitN(kube, ".", 3)
-	if len(parts) != 3 {
-		return Versions{}, fmt.Errorf("kube_version %q: want vMAJOR.MINOR.PATCH", kube)
+	parts := strings.Split(kube, ".")
+	if len(parts) != 3 || parts[0] != "v1" {
+		return Versions{}, fmt.Errorf("kube_version %q: want v1.MINOR.PATCH (supported: %s)", kube, Supported())
+	}
+	for _, p := range parts[1:] {
+		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
+			return Versions{}, fmt.Errorf("kube_version %q: want v1.MINOR.PATCH (supported: %s)", kube, Supported())
+		}
 	}
 	v, ok := known[parts[0]+"."+parts[1]]
 	if !ok {
-		var minors []string
-		for m := range known {
-			minors = append(minors, m)
-		}
-		sort.Strings(minors)
-		return Versions{}, fmt.Errorf("kube_version %s: metalk8s knows the components of %s only", kube, strings.Join(minors, ", "))
+		return Versions{}, fmt.Errorf("kube_version %s is not supported: metalk8s supports Kubernetes %s", kube, Supported())
 	}
 	v.Kube = kube
 	return v, nil
@@ -84,16 +128,58 @@ func Artifacts(v Versions) []Artifact {
 	return out
 }
 
-// Images lists the container images kubeadm needs for a release, by
-// their upstream names. etcd is not one: it runs from its binary under
-// systemd, as kubeadm's external etcd.
+// Images lists every container image a cluster of these versions needs,
+// by upstream name: kubeadm's (KubeadmImages), then the add-ons'
+// (AddonImages). `bundle build` pulls them all, so nodes never pull.
 func Images(v Versions) []string {
+	return append(KubeadmImages(v), v.AddonImages().List()...)
+}
+
+// KubeadmImages lists what `kubeadm config images list` names for
+// v.Kube, etcd excepted: etcd runs from its binary under systemd, as
+// kubeadm's external etcd.
+func KubeadmImages(v Versions) []string {
 	reg := "registry.k8s.io/"
 	var out []string
 	for _, c := range []string{"kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy"} {
 		out = append(out, reg+c+":"+v.Kube)
 	}
 	return append(out, reg+"coredns/coredns:"+v.CoreDNS, reg+"pause:"+v.Pause)
+}
+
+// AddonImageRefs are the images of the add-ons metalk8s deploys, as full
+// upstream references.
+type AddonImageRefs struct {
+	Flannel             string // ghcr.io/flannel-io/flannel:v0.28.10, the pod network (flanneld at /opt/bin/flanneld)
+	KubeNetworkPolicies string // registry.k8s.io/networking/kube-network-policies:v0.8.0 (/bin/netpol)
+	HAProxy             string // docker.io/library/haproxy:2.6.12, the apiserver load balancer on workers (haproxy on PATH)
+}
+
+// List returns the references in a fixed order, leaving out empty ones.
+func (r AddonImageRefs) List() []string {
+	var out []string
+	for _, s := range []string{r.Flannel, r.KubeNetworkPolicies, r.HAProxy} {
+		if s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// AddonImages returns the add-ons' image references; a component whose
+// version is empty gets an empty reference.
+func (v Versions) AddonImages() AddonImageRefs {
+	ref := func(repo, tag string) string {
+		if tag == "" {
+			return ""
+		}
+		return repo + ":" + tag
+	}
+	return AddonImageRefs{
+		Flannel:             ref("ghcr.io/flannel-io/flannel", v.Flannel),
+		KubeNetworkPolicies: ref("registry.k8s.io/networking/kube-network-policies", v.KubeNetworkPolicies),
+		HAProxy:             ref("docker.io/library/haproxy", v.HAProxy),
+	}
 }
 
 // PauseImage is the sandbox image containerd must use.

@@ -99,11 +99,11 @@ func TestBuildAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != len(Images(l.v)) || len(m.Images) != 6 {
+	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != len(Images(l.v)) || len(m.Images) != 9 {
 		t.Fatalf("manifest: %d files, %d images", len(m.Files), len(m.Images))
 	}
 	kubeadm, _ := m.file("kubeadm")
-	if st, err := os.Stat(filepath.Join(out, "bin/kubeadm")); err != nil || st.Mode().Perm() != 0o755 || kubeadm.Source != l.mirror.URL+"/dl.k8s.io/release/v1.34.4/bin/linux/amd64/kubeadm" {
+	if st, err := os.Stat(filepath.Join(out, "bin/kubeadm")); err != nil || st.Mode().Perm() != 0o755 || kubeadm.Source != l.mirror.URL+"/dl.k8s.io/release/"+DefaultKubeVersion+"/bin/linux/amd64/kubeadm" {
 		t.Errorf("kubeadm: %v %v %+v", st.Mode(), err, kubeadm)
 	}
 	if problems, err := Verify(out, l.v); err != nil || len(problems) != 0 {
@@ -111,8 +111,10 @@ func TestBuildAndVerify(t *testing.T) {
 	}
 	// The archive holds the images under their upstream names.
 	digests, err := archiveDigests(filepath.Join(out, m.ImageArchive))
-	if err != nil || digests["registry.k8s.io/pause:3.10.1"] == "" {
-		t.Fatalf("archive: %v %v", digests, err)
+	for _, want := range Images(l.v) {
+		if err != nil || digests[want] == "" {
+			t.Fatalf("archive lacks %s: %v %v", want, digests, err)
+		}
 	}
 
 	// A second build reuses what is there.
@@ -130,13 +132,13 @@ func TestBuildAndVerify(t *testing.T) {
 	os.WriteFile(filepath.Join(out, "bin/kubelet"), []byte("tampered"), 0o755)
 	os.Remove(filepath.Join(out, "bin/kubectl"))
 	other := l.v
-	other.Kube = "v1.34.5"
+	other.Kube = "v1.36.99"
 	problems, err := Verify(out, other)
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := strings.Join(problems, "\n")
-	for _, want := range []string{"kubelet: bin/kubelet is damaged", "kubectl: missing", "kubeadm: the bundle holds", "image registry.k8s.io/kube-apiserver:v1.34.5: not in the bundle"} {
+	for _, want := range []string{"kubelet: bin/kubelet is damaged", "kubectl: missing", "kubeadm: the bundle holds", "image registry.k8s.io/kube-apiserver:v1.36.99: not in the bundle"} {
 		if !strings.Contains(all, want) {
 			t.Errorf("verify lacks %q:\n%s", want, all)
 		}
@@ -153,7 +155,7 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 	before, _ := os.ReadFile(filepath.Join(out, ManifestName))
 
 	// A missing artifact names itself and its URL; the old bundle stays.
-	etcd := "/github.com/etcd-io/etcd/releases/download/v3.6.5/etcd-v3.6.5-linux-amd64.tar.gz"
+	etcd := "/github.com/etcd-io/etcd/releases/download/" + l.v.Etcd + "/etcd-" + l.v.Etcd + "-linux-amd64.tar.gz"
 	sum := l.files[etcd+".sha256"]
 	delete(l.files, etcd)
 	delete(l.files, etcd+".sha256")
@@ -192,11 +194,11 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 }
 
 func TestVersionsAndNames(t *testing.T) {
-	if _, err := VersionsFor("v1.20.0"); err == nil || !strings.Contains(err.Error(), "v1.34") {
+	if _, err := VersionsFor("v1.20.0"); err == nil || !strings.Contains(err.Error(), "v1.35 to v1.37") {
 		t.Errorf("unknown minor: %v", err)
 	}
-	v, _ := VersionsFor("1.34.4")
-	if v.Kube != "v1.34.4" || PauseImage(v) != "registry.k8s.io/pause:3.10.1" {
+	v, _ := VersionsFor("1.36.3")
+	if v.Kube != "v1.36.3" || PauseImage(v) != "registry.k8s.io/pause:3.10.2" {
 		t.Errorf("versions: %+v", v)
 	}
 	r := Registry{Host: "127.0.0.1:5000", Insecure: true}
@@ -204,12 +206,12 @@ func TestVersionsAndNames(t *testing.T) {
 	if err != nil || ref.String() != "127.0.0.1:5000/coredns/coredns:v1.12.1" || ref.Context().Registry.Scheme() != "http" {
 		t.Errorf("ref: %v %v", ref, err)
 	}
-	up, _ := Registry{}.Ref("registry.k8s.io/pause:3.10.1")
+	up, _ := Registry{}.Ref("registry.k8s.io/pause:3.10.2")
 	if up.Context().RegistryStr() != "registry.k8s.io" {
 		t.Errorf("upstream ref: %v", up)
 	}
 	_ = name.Insecure
-	if s := (Source{}).URL(Artifacts(v)[0], ".sha256"); s != "https://dl.k8s.io/release/v1.34.4/bin/linux/amd64/kubeadm.sha256" {
+	if s := (Source{}).URL(Artifacts(v)[0], ".sha256"); s != "https://dl.k8s.io/release/v1.36.3/bin/linux/amd64/kubeadm.sha256" {
 		t.Errorf("real site URL: %s", s)
 	}
 }

@@ -7,7 +7,8 @@
 #
 # Usage: test/lab/artifacts/build.sh [STEP...]
 #   with no STEP, runs all of them in order; STEPs:
-#   k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs images mirror
+#   k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs
+#   netpol flannel haproxy-rootfs images mirror
 #
 # Environment (see versions.sh for the versions):
 #   ARTIFACTS_CACHE       output folder (default <repo>/.cache/artifacts/<KUBE_VERSION>)
@@ -306,6 +307,58 @@ build_kp_rootfs() {
 	du -sh "$r"
 }
 
+# --- the add-ons' programs: kube-network-policies and flannel ----------------------------
+# kube-network-policies' main is the package ./cmd (its Dockerfile builds it
+# as /bin/netpol); a wrapper module builds it under that name.
+build_netpol() {
+	local d=$C/work/netpol m=sigs.k8s.io/kube-network-policies
+	mkdir -p "$d"
+	cd "$d"
+	printf 'module example.invalid/netpolbin\n\ngo 1.24\n\nrequire %s %s\n' "$m" "$KUBE_NETWORK_POLICIES_VERSION" >go.mod
+	printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd"\n' "$m" >tools.go
+	go mod tidy
+	"${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$C/bin/netpol" "$m/cmd"
+	"$C/bin/netpol" --help 2>&1 | head -n 5 || true
+}
+
+# The lab's flanneld is our own VXLAN-only main (test/lab/artifacts/flannel,
+# a module requiring github.com/flannel-io/flannel), not upstream's binary.
+FLANNEL_SRC=$HERE/flannel
+build_flannel() {
+	[[ -f $FLANNEL_SRC/go.mod ]] || die "no $FLANNEL_SRC/go.mod: the lab's flanneld source is missing"
+	cd "$FLANNEL_SRC"
+	"${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$C/bin/flanneld" .
+	"$C/bin/flanneld" --help 2>&1 | head -n 5 || true
+}
+
+# --- HAProxy from Debian 12's package and its libraries --------------------------------
+# The apiserver load balancer's image: haproxy and the lib* packages of its
+# dependency closure (not dpkg, adduser and the like, which only its
+# maintainer scripts use).
+haproxy_closure() {
+	apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
+		--no-replaces --no-enhances --no-pre-depends haproxy | grep -E '^(haproxy$|lib)' | sort -u
+}
+build_haproxy_rootfs() {
+	local debs=$C/work/haproxy-debs r=$C/work/haproxy-rootfs pkgs f have
+	have=$(apt-cache policy haproxy | sed -n 's/^ *Candidate: \([0-9.]*\).*/\1/p')
+	[[ $have == "$HAPROXY_VERSION" ]] || { apt-get update; have=$(apt-cache policy haproxy | sed -n 's/^ *Candidate: \([0-9.]*\).*/\1/p'); }
+	[[ $have == "$HAPROXY_VERSION" ]] || die "Debian's haproxy is $have, HAPROXY_VERSION is $HAPROXY_VERSION"
+	mkdir -p "$debs"
+	pkgs=$(haproxy_closure)
+	# shellcheck disable=SC2086
+	(cd "$debs" && rm -f ./*.deb && apt-get download $pkgs)
+	rm -rf "$r"
+	mkdir -p "$r"
+	for f in "$debs"/*.deb; do dpkg-deb -x "$f" "$r"; done
+	rm -rf "$r"/usr/share/{doc,man,info,locale,lintian,bug,vim} "$r"/etc/init.d "$r"/etc/default "$r"/etc/logrotate.d \
+		"$r"/etc/rsyslog.d "$r"/lib/systemd "$r"/usr/lib/systemd
+	mkdir -p "$r/run/haproxy" "$r/var/lib/haproxy" "$r/usr/local/etc/haproxy"
+	ls "$debs"
+	chroot "$r" /usr/sbin/haproxy -v 2>/dev/null | head -n1 || echo "(no chroot check)"
+	du -sh "$r"
+}
+
 # --- a tiny common base for every image ---------------------------------------------------
 make_base_rootfs() {
 	local b=$C/work/base-rootfs
@@ -365,6 +418,23 @@ images_spec() {
 		*) die "kubeadm wants an image this script cannot build: $ref" ;;
 		esac
 	done <"$C/images/kubeadm-images.txt"
+	# the add-ons' images (pkg/bundle's AddonImages)
+	local kp=$C/work/kube-proxy-rootfs
+	echo "image ghcr.io/flannel-io/flannel:$FLANNEL_VERSION"
+	echo "entrypoint /opt/bin/flanneld"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "tree $kp"   # iptables (nft backend), the same layer as kube-proxy's
+	echo "layer"; echo "file $b/flanneld /opt/bin/flanneld"
+	echo "image registry.k8s.io/networking/kube-network-policies:$KUBE_NETWORK_POLICIES_VERSION"
+	echo "cmd /bin/netpol"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "tree $kp"   # nft, which sigs.k8s.io/knftables runs
+	echo "layer"; echo "file $b/netpol /bin/netpol"
+	echo "image docker.io/library/haproxy:$HAPROXY_VERSION"
+	echo "entrypoint /usr/sbin/haproxy"
+	echo "cmd -f /usr/local/etc/haproxy/haproxy.cfg"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "tree $C/work/haproxy-rootfs"
 }
 
 build_images() {
@@ -476,12 +546,15 @@ write_versions() {
 	RUNC_VERSION=$(if [[ -x $C/bin/runc ]]; then echo "$RUNC_VERSION"; fi)
 	CRICTL_VERSION=$CRICTL_VERSION
 	CNI_PLUGINS_VERSION=$CNI_PLUGINS_VERSION
+	FLANNEL_VERSION=$FLANNEL_VERSION
+	KUBE_NETWORK_POLICIES_VERSION=$KUBE_NETWORK_POLICIES_VERSION
+	HAPROXY_VERSION=$HAPROXY_VERSION
 	GO_VERSION=$GO_VERSION
 	EOF
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs images mirror)
+ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -503,9 +576,14 @@ for s in "${STEPS[@]}"; do
 	kube-proxy-rootfs)
 		step kube-proxy-rootfs "${KP_PACKAGES[*]} $(. /etc/os-release && echo "$VERSION_ID")" \
 			"$C/work/kube-proxy-rootfs/usr/sbin/ipset" -- build_kp_rootfs ;;
+	netpol) HEAVY=1 step netpol "$KUBE_NETWORK_POLICIES_VERSION $GO_VERSION" "$C/bin/netpol" -- build_netpol ;;
+	flannel) HEAVY=1 step flannel "$(srchash "$FLANNEL_SRC" 2>/dev/null) $GO_VERSION" "$C/bin/flanneld" -- build_flannel ;;
+	haproxy-rootfs)
+		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID")" \
+			"$C/work/haproxy-rootfs/usr/sbin/haproxy" -- build_haproxy_rootfs ;;
 	images)
-		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause} \
-			"$C/stamps/kube-proxy-rootfs") $(srchash "$HERE/mkimage") $(sha256sum "$SELF" | cut -c1-12) $EPOCH" \
+		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol} \
+			"$C/stamps/kube-proxy-rootfs" "$C/stamps/haproxy-rootfs") $(srchash "$HERE/mkimage") $(sha256sum "$SELF" | cut -c1-12) $EPOCH" \
 			"$C/images/oci/index.json" "$C/images/k8s-images-$KUBE_VERSION.tar" -- build_images ;;
 	mirror)
 		step mirror "$(fingerprint "$C"/bin/* "$C"/bin/cni/* "$C"/work/image-tars/*.tar) $(sha256sum "$SELF" | cut -c1-12)" \

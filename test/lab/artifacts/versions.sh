@@ -1,20 +1,32 @@
 # shellcheck shell=bash disable=SC2034
 # Versions of the upstream artifacts the lab builds, and where they go.
 # Sourced by build.sh and serve.sh; every value can be overridden from the
-# environment (e.g. KUBE_VERSION=v1.34.5 ./build.sh).
+# environment (e.g. KUBE_VERSION=v1.35.4 ./build.sh).
 #
-# kubeadm v1.34.4 itself pins etcd 3.6.5-0, CoreDNS v1.12.1 and pause 3.10.1
-# (cmd/kubeadm/app/constants); build.sh asks the built kubeadm for its image
-# list, so the image tags always follow whatever kubeadm says.
+# The versions per Kubernetes minor are pkg/bundle's table (known in
+# pkg/bundle/artifacts.go), copied here one line per minor; `go test
+# ./pkg/bundle` sources this file for each minor and fails when they differ.
+# build.sh asks the built kubeadm for its image list, so the kubeadm image
+# tags always follow whatever kubeadm says.
 
-: "${KUBE_VERSION:=v1.34.4}"
-: "${ETCD_VERSION:=v3.6.5}"          # kubeadm 1.34 default etcd image is 3.6.5-0; must be >= 3.5.24
-: "${COREDNS_VERSION:=v1.12.1}"
-: "${PAUSE_VERSION:=3.10.1}"
-: "${CONTAINERD_VERSION:=v2.1.9}"
-: "${RUNC_VERSION:=v1.3.6}"
-: "${CRICTL_VERSION:=v1.34.0}"
-: "${CNI_PLUGINS_VERSION:=v1.7.1}"
+: "${KUBE_VERSION:=v1.36.3}"
+case ${KUBE_VERSION%.*} in
+v1.35) _row=(ETCD=v3.6.16 COREDNS=v1.13.1 PAUSE=3.10.1 CONTAINERD=v2.3.7 RUNC=v1.5.2 CRICTL=v1.36.0 CNI_PLUGINS=v1.9.1 FLANNEL=v0.28.10 KUBE_NETWORK_POLICIES=v0.8.0 HAPROXY=2.6.12) ;;
+v1.36) _row=(ETCD=v3.6.16 COREDNS=v1.14.2 PAUSE=3.10.2 CONTAINERD=v2.3.7 RUNC=v1.5.2 CRICTL=v1.36.0 CNI_PLUGINS=v1.9.1 FLANNEL=v0.28.10 KUBE_NETWORK_POLICIES=v0.8.0 HAPROXY=2.6.12) ;;
+v1.37) _row=(ETCD=v3.6.16 COREDNS=v1.14.6 PAUSE=3.10.2 CONTAINERD=v2.3.7 RUNC=v1.5.2 CRICTL=v1.37.0 CNI_PLUGINS=v1.9.1 FLANNEL=v0.28.10 KUBE_NETWORK_POLICIES=v0.8.0 HAPROXY=2.6.12) ;;
+*)
+	echo "versions.sh: KUBE_VERSION=$KUBE_VERSION is not supported (v1.35 to v1.37)" >&2
+	return 1 2>/dev/null || exit 1
+	;;
+esac
+# each NAME=VALUE sets NAME_VERSION unless the environment already did
+for _kv in "${_row[@]}"; do
+	_n=${_kv%%=*}_VERSION
+	[[ -n ${!_n:-} ]] || printf -v "$_n" '%s' "${_kv#*=}"
+done
+unset _row _kv _n
+# HAPROXY_VERSION is Debian 12's haproxy package (2.6.12-1+deb12u*), which
+# build.sh unpacks into the image; it checks the candidate's upstream version.
 : "${GGCR_VERSION:=v0.20.6}"          # go-containerregistry, for mkimage/ and serve/
 
 # Where everything goes. .cache/ is git-ignored at the repo root.
