@@ -45,7 +45,7 @@ demo: build lab-up lab-bundle
 
 # The lab's bundle: Kubernetes and friends built from source, served on
 # loopback like the release sites, then `metalk8s bundle build` from them.
-LAB_BUNDLE ?= .cache/bundle/v1.34.4
+LAB_BUNDLE ?= .cache/bundle/v1.36.3
 lab-bundle: build
 	LAB_BUNDLE=$(abspath $(LAB_BUNDLE)) test/lab/bundle.sh $(BIN)
 
