@@ -5,14 +5,12 @@ package etcd
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io/fs"
 	"os"
-	"path"
-	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/pki"
 )
 
 // Member is one etcd host: its name and the names/addresses its server cert must carry.
@@ -21,142 +19,51 @@ type Member struct {
 	SANs []string // DNS names and IP addresses
 }
 
-// PKI is the set of etcd certificates kept in Dir.
+// PKI is the set of etcd certificates kept in Dir; pkg/pki makes, reuses
+// and renews them (pki.Set), this package only lists them and lays them
+// out on the members.
 type PKI struct {
 	Dir string
 	Now func() time.Time // nil means time.Now
 }
 
-const (
-	renewBefore = 90 * 24 * time.Hour
-	skew        = 5 * time.Minute
-)
+// CA is the etcd CA: kubeadm's etcd-ca, ECDSA P-256.
+var CA = pki.CA{Name: "ca", CommonName: "etcd-ca", Label: "etcd"}
 
-// leaf is one certificate signed by the CA; name is its path in Dir
-// without the .crt/.key extension.
-type leaf struct {
-	name  string
-	cn    string
-	org   []string
-	usage []x509.ExtKeyUsage
-	sans  []string // normalised; nil for client certs
-}
-
-// step is one line of a plan: the CA (leaf == nil) or a leaf to (re)make.
-type step struct {
-	leaf *leaf
-	line string
+// set is the pki.Set of the members' certificates.
+func (p *PKI) set(members []Member) (*pki.Set, error) {
+	leaves, err := leaves(members)
+	if err != nil {
+		return nil, err
+	}
+	return &pki.Set{Dir: p.Dir, Now: p.Now, CA: CA, Leaves: leaves}, nil
 }
 
 // Plan says what Ensure would create or renew, without writing anything.
 func (p *PKI) Plan(members []Member) ([]string, error) {
-	_, steps, err := p.plan(members)
+	s, err := p.set(members)
 	if err != nil {
 		return nil, err
 	}
-	return lines(steps), nil
+	return s.Plan()
 }
 
 // Ensure creates or renews what Plan lists and returns the same lines.
 // On error it returns the lines already done.
 func (p *PKI) Ensure(members []Member) ([]string, error) {
-	ca, steps, err := p.plan(members)
-	if err != nil || len(steps) == 0 {
-		return nil, err
-	}
-	if err := os.MkdirAll(filepath.Dir(p.Dir), 0o755); err != nil {
-		return nil, err
-	}
-	if err := mkdirPrivate(p.Dir); err != nil {
-		return nil, err
-	}
-	for i, s := range steps {
-		if s.leaf == nil {
-			ca, err = p.createCA()
-		} else {
-			err = p.issue(ca, s.leaf)
-		}
-		if err != nil {
-			return lines(steps[:i]), err
-		}
-	}
-	return lines(steps), nil
-}
-
-func (p *PKI) plan(members []Member) (*authority, []step, error) {
-	if p.Dir == "" {
-		return nil, nil, errors.New("etcd PKI: no directory")
-	}
-	leaves, err := leaves(members)
+	s, err := p.set(members)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	ca, err := p.loadCA()
-	if err != nil {
-		return nil, nil, err
-	}
-	var steps []step
-	if ca == nil {
-		steps = append(steps, step{line: "+ create ca.crt"})
-	}
-	for i := range leaves {
-		if line := p.check(ca, &leaves[i]); line != "" {
-			steps = append(steps, step{leaf: &leaves[i], line: line})
-		}
-	}
-	return ca, steps, nil
-}
-
-// loadCA returns the CA, or nil if ca.crt does not exist yet.
-func (p *PKI) loadCA() (*authority, error) {
-	if _, err := os.Stat(p.path("ca.crt")); errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
-	cert, key, bad := p.loadPair("ca")
-	if bad != nil {
-		return nil, fmt.Errorf("%s: %s", p.path(bad.name), bad.why)
-	}
-	if !cert.IsCA {
-		return nil, fmt.Errorf("%s: not a CA certificate", p.path("ca.crt"))
-	}
-	if !p.now().Add(renewBefore).Before(cert.NotAfter) {
-		return nil, fmt.Errorf("%s: the etcd CA expires %s, within 90 days; CA rotation is not automatic, replace the CA by hand",
-			p.path("ca.crt"), day(cert.NotAfter))
-	}
-	return &authority{cert: cert, key: key}, nil
-}
-
-// check says why l must be made again, or "" if it can be kept.
-func (p *PKI) check(ca *authority, l *leaf) string {
-	renew := func(why string) string { return "~ renew " + l.name + ".crt (" + why + ")" }
-	cert, _, bad := p.loadPair(l.name)
-	now := p.now()
-	switch {
-	case bad != nil && bad.name == l.name+".crt" && bad.why == missing:
-		return "+ create " + l.name + ".crt"
-	case bad != nil:
-		return renew(path.Base(bad.name) + " " + bad.why)
-	case ca == nil || cert.CheckSignatureFrom(ca.cert) != nil:
-		return renew("not signed by the current CA")
-	case now.After(cert.NotAfter):
-		return renew("expired " + day(cert.NotAfter))
-	case !now.Add(renewBefore).Before(cert.NotAfter):
-		return renew("expires " + day(cert.NotAfter) + ", within 90 days")
-	}
-	if l.sans != nil {
-		if diff := sanDiff(l.sans, certSANs(cert)); diff != "" {
-			return renew("SANs changed: " + diff)
-		}
-	}
-	return ""
+	return s.Ensure()
 }
 
 // leaves lists the certificates the members need, in plan order.
-func leaves(members []Member) ([]leaf, error) {
+func leaves(members []Member) ([]pki.Leaf, error) {
 	both := []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}
 	client := []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
 	seen := map[string]bool{}
-	var out []leaf
+	var out []pki.Leaf
 	for _, m := range members {
 		if err := checkName(m.Name); err != nil {
 			return nil, err
@@ -167,12 +74,12 @@ func leaves(members []Member) ([]leaf, error) {
 		seen[m.Name] = true
 		sans := wantSANs(m.SANs)
 		out = append(out,
-			leaf{name: m.Name + "/server", cn: m.Name, usage: both, sans: sans},
-			leaf{name: m.Name + "/peer", cn: m.Name, usage: both, sans: sans})
+			pki.Leaf{Name: m.Name + "/server", CommonName: m.Name, Usage: both, SANs: sans},
+			pki.Leaf{Name: m.Name + "/peer", CommonName: m.Name, Usage: both, SANs: sans})
 	}
 	return append(out,
-		leaf{name: "healthcheck-client", cn: "kube-etcd-healthcheck-client", org: []string{"system:masters"}, usage: client},
-		leaf{name: "apiserver-etcd-client", cn: "kube-apiserver-etcd-client", usage: client}), nil
+		pki.Leaf{Name: "healthcheck-client", CommonName: "kube-etcd-healthcheck-client", Organization: []string{"system:masters"}, Usage: client},
+		pki.Leaf{Name: "apiserver-etcd-client", CommonName: "kube-apiserver-etcd-client", Usage: client}), nil
 }
 
 // checkName refuses member names that are not a plain directory name.
@@ -183,14 +90,15 @@ func checkName(name string) error {
 	return nil
 }
 
-// Files returns the PEM files a member node needs, keyed by their path on the node.
-func (p *PKI) Files(member string) (map[string][]byte, error) {
-	if err := checkName(member); err != nil {
-		return nil, err
-	}
+// NodeFiles maps a member's files on the node (kubeadm's layout under
+// /etc/kubernetes/pki) to their names in Dir. The CA key is there too, as
+// kubeadm lays out etcd's CA: the nodes are where a lost local copy of the
+// PKI is recovered from (pki.Recover).
+func NodeFiles(member string) map[string]string {
 	const k = "/etc/kubernetes/pki/"
-	src := map[string]string{ // path on the node -> name in Dir
+	return map[string]string{
 		k + "etcd/ca.crt":                 "ca.crt",
+		k + "etcd/ca.key":                 "ca.key",
 		k + "etcd/server.crt":             member + "/server.crt",
 		k + "etcd/server.key":             member + "/server.key",
 		k + "etcd/peer.crt":               member + "/peer.crt",
@@ -200,16 +108,21 @@ func (p *PKI) Files(member string) (map[string][]byte, error) {
 		k + "apiserver-etcd-client.crt":   "apiserver-etcd-client.crt",
 		k + "apiserver-etcd-client.key":   "apiserver-etcd-client.key",
 	}
-	if _, err := readCert(p.path("ca.crt")); err != nil {
-		return nil, fmt.Errorf("%s: %v (run Ensure first)", p.path("ca.crt"), err)
+}
+
+// Files returns the PEM files a member node needs, keyed by their path on the node.
+func (p *PKI) Files(member string) (map[string][]byte, error) {
+	if err := checkName(member); err != nil {
+		return nil, err
 	}
-	for _, name := range []string{member + "/server", member + "/peer", "healthcheck-client", "apiserver-etcd-client"} {
-		if _, _, bad := p.loadPair(name); bad != nil {
-			return nil, fmt.Errorf("%s: %s (run Ensure first)", p.path(bad.name), bad.why)
+	s := &pki.Set{Dir: p.Dir, CA: CA}
+	for _, name := range []string{"ca", member + "/server", member + "/peer", "healthcheck-client", "apiserver-etcd-client"} {
+		if err := s.CheckPair(name); err != nil {
+			return nil, fmt.Errorf("%w (run Ensure first)", err)
 		}
 	}
 	out := map[string][]byte{}
-	for node, name := range src {
+	for node, name := range NodeFiles(member) {
 		data, err := os.ReadFile(p.path(name))
 		if err != nil {
 			return nil, err
@@ -223,33 +136,16 @@ func (p *PKI) Files(member string) (map[string][]byte, error) {
 func (p *PKI) ClientTLS() (*tls.Config, error) {
 	ca, err := readCert(p.path("ca.crt"))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", p.path("ca.crt"), err)
+		return nil, fmt.Errorf("%s: %w", p.path("ca.crt"), err)
 	}
 	cert, err := tls.LoadX509KeyPair(p.path("healthcheck-client.crt"), p.path("healthcheck-client.key"))
 	if err != nil {
-		return nil, fmt.Errorf("%s: %v", p.path("healthcheck-client.crt"), err)
+		return nil, fmt.Errorf("%s: %w", p.path("healthcheck-client.crt"), err)
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(ca)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
 
-func (p *PKI) now() time.Time {
-	if p.Now != nil {
-		return p.Now()
-	}
-	return time.Now()
-}
-
 // path turns a name in Dir ("node1/server.crt") into a file path.
-func (p *PKI) path(name string) string { return filepath.Join(p.Dir, filepath.FromSlash(name)) }
-
-func lines(steps []step) []string {
-	var out []string
-	for _, s := range steps {
-		out = append(out, s.line)
-	}
-	return out
-}
-
-func day(t time.Time) string { return t.UTC().Format("2006-01-02") }
+func (p *PKI) path(name string) string { return (&pki.Set{Dir: p.Dir}).Path(name) }

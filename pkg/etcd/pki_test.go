@@ -532,7 +532,7 @@ func TestFiles(t *testing.T) {
 	}
 	want := []string{
 		"/etc/kubernetes/pki/apiserver-etcd-client.crt", "/etc/kubernetes/pki/apiserver-etcd-client.key",
-		"/etc/kubernetes/pki/etcd/ca.crt",
+		"/etc/kubernetes/pki/etcd/ca.crt", "/etc/kubernetes/pki/etcd/ca.key",
 		"/etc/kubernetes/pki/etcd/healthcheck-client.crt", "/etc/kubernetes/pki/etcd/healthcheck-client.key",
 		"/etc/kubernetes/pki/etcd/peer.crt", "/etc/kubernetes/pki/etcd/peer.key",
 		"/etc/kubernetes/pki/etcd/server.crt", "/etc/kubernetes/pki/etcd/server.key",
@@ -552,8 +552,8 @@ func TestFiles(t *testing.T) {
 		if block == nil || len(bytes.TrimSpace(rest)) != 0 {
 			t.Fatalf("%s: not one PEM block", name)
 		}
-		if bytes.Equal(data, caKey) {
-			t.Fatalf("%s is the CA key", name)
+		if bytes.Equal(data, caKey) != (name == "/etc/kubernetes/pki/etcd/ca.key") {
+			t.Fatalf("%s: is the CA key: %v", name, bytes.Equal(data, caKey))
 		}
 		if strings.HasSuffix(name, ".crt") {
 			c, err := x509.ParseCertificate(block.Bytes)
@@ -569,7 +569,7 @@ func TestFiles(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if key.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(ca.PublicKey) {
+		if name != "/etc/kubernetes/pki/etcd/ca.key" && key.(crypto.Signer).Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(ca.PublicKey) {
 			t.Fatalf("%s is the CA key", name)
 		}
 	}
