@@ -334,10 +334,20 @@ build_flannel() {
 # --- HAProxy from Debian 12's package and its libraries --------------------------------
 # The apiserver load balancer's image: haproxy and the lib* packages of its
 # dependency closure (not dpkg, adduser and the like, which only its
-# maintainer scripts use).
+# maintainer scripts use), following lib* dependencies only.
 haproxy_closure() {
-	apt-cache depends --recurse --no-recommends --no-suggests --no-conflicts --no-breaks \
-		--no-replaces --no-enhances --no-pre-depends haproxy | grep -E '^(haproxy$|lib)' | sort -u
+	local todo=(haproxy) p d
+	local -A seen=()
+	while ((${#todo[@]})); do
+		p=${todo[0]}; todo=("${todo[@]:1}")
+		[[ -z ${seen[$p]:-} ]] || continue
+		seen[$p]=1
+		echo "$p"
+		for d in $(apt-cache depends --no-recommends --no-suggests --no-conflicts --no-breaks --no-replaces \
+			--no-enhances --no-pre-depends "$p" | sed -n 's/^ *|\{0,1\}Depends: \(lib[a-z0-9.+-]*\)$/\1/p'); do
+			todo+=("$d")
+		done
+	done | sort
 }
 build_haproxy_rootfs() {
 	local debs=$C/work/haproxy-debs r=$C/work/haproxy-rootfs pkgs f have
@@ -355,7 +365,7 @@ build_haproxy_rootfs() {
 		"$r"/etc/rsyslog.d "$r"/lib/systemd "$r"/usr/lib/systemd
 	mkdir -p "$r/run/haproxy" "$r/var/lib/haproxy" "$r/usr/local/etc/haproxy"
 	ls "$debs"
-	chroot "$r" /usr/sbin/haproxy -v 2>/dev/null | head -n1 || echo "(no chroot check)"
+	chroot "$r" /usr/sbin/haproxy -v 2>/dev/null | sed -n 1p || echo "(no chroot check)"
 	du -sh "$r"
 }
 
@@ -440,6 +450,9 @@ images_spec() {
 build_images() {
 	build_tool mkimage
 	"$C/bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION" | tee "$C/images/kubeadm-images.txt"
+	printf '%s\n' "ghcr.io/flannel-io/flannel:$FLANNEL_VERSION" \
+		"registry.k8s.io/networking/kube-network-policies:$KUBE_NETWORK_POLICIES_VERSION" \
+		"docker.io/library/haproxy:$HAPROXY_VERSION" | tee "$C/images/addon-images.txt"
 	make_base_rootfs
 	mkdir -p "$C/work/image-tars"
 	images_spec >"$C/images/images.spec"
@@ -579,7 +592,7 @@ for s in "${STEPS[@]}"; do
 	netpol) HEAVY=1 step netpol "$KUBE_NETWORK_POLICIES_VERSION $GO_VERSION" "$C/bin/netpol" -- build_netpol ;;
 	flannel) HEAVY=1 step flannel "$(srchash "$FLANNEL_SRC" 2>/dev/null) $GO_VERSION" "$C/bin/flanneld" -- build_flannel ;;
 	haproxy-rootfs)
-		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID")" \
+		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID") $(declare -f haproxy_closure build_haproxy_rootfs | sha256sum | cut -c1-12)" \
 			"$C/work/haproxy-rootfs/usr/sbin/haproxy" -- build_haproxy_rootfs ;;
 	images)
 		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol} \

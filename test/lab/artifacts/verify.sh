@@ -52,6 +52,9 @@ fi
 check "crictl --version" bash -c "'$C/bin/crictl' --version | grep -F '$CRICTL_VERSION'"
 check "CNI bridge VERSION" bash -c "CNI_COMMAND=VERSION '$C/bin/cni/bridge' </dev/null | grep -F cniVersion"
 check "pause -v" bash -c "'$C/bin/pause' -v | grep -F '$PAUSE_VERSION'"
+check "netpol (kube-network-policies) runs" bash -c "'$C/bin/netpol' --help 2>&1 | grep -F -- -hostname-override"
+check "flanneld runs" bash -c "'$C/bin/flanneld' --help 2>&1 | head -n1"
+check "haproxy $HAPROXY_VERSION in its rootfs" bash -c "chroot '$C/work/haproxy-rootfs' /usr/sbin/haproxy -v | grep -F 'version $HAPROXY_VERSION'"
 
 echo "== mirror $M"
 get() { curl -fsS "$1" -o "$2"; }
@@ -99,7 +102,7 @@ echo "== registry $R"
 check "GET /v2/" curl -fsS "$R/v2/"
 check "catalog" curl -fsS "$R/v2/_catalog"
 while read -r ref _; do
-	repo=${ref%:*}; repo=${repo#registry.k8s.io/}; tag=${ref##*:}
+	repo=${ref%:*}; repo=${repo#*/}; tag=${ref##*:}   # the upstream path without its registry
 	check "manifest $repo:$tag" bash -c "
 		idx=\$(curl -fsS -H 'Accept: application/vnd.oci.image.index.v1+json' '$R/v2/$repo/manifests/$tag') &&
 		man=\$(grep -o 'sha256:[0-9a-f]\{64\}' <<<\"\$idx\" | head -n1) &&
@@ -108,7 +111,7 @@ while read -r ref _; do
 		curl -fsS '$R/v2/$repo/blobs/'\$cfg -o '$TMP/cfg.json' &&
 		test \"\$(sha256sum <'$TMP/cfg.json' | cut -d' ' -f1)\" = \"\${cfg#sha256:}\" &&
 		echo \"linux/amd64 manifest \${man:7:12}…, config digest ok: \$(grep -o '\"architecture\":\"[a-z0-9]*\"' '$TMP/cfg.json')\""
-done <"$C/images/kubeadm-images.txt"
+done < <(cat "$C/images/kubeadm-images.txt" "$C/images/addon-images.txt")
 
 echo
 echo "$pass passed, $fail failed"
