@@ -1,0 +1,240 @@
+// Package kubetest starts a real etcd and kube-apiserver on 127.0.0.1 for
+// tests of code that talks to the API (pkg/kube and its users). The
+// binaries come from $KUBETEST_BIN, else the lab's artifacts build
+// (<repo>/.cache/artifacts/<version>/bin), else $PATH; without them the
+// test is skipped, or fails when $CI is set.
+package kubetest
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Endpoint is the control-plane endpoint name the kubeconfig's server uses;
+// the serving certificate holds it, 127.0.0.1 and localhost.
+const Endpoint = "control-plane.kubetest.local"
+
+// Server is a running kube-apiserver (with its etcd) for one test.
+type Server struct {
+	Port       int           // the apiserver's port on 127.0.0.1
+	Kubeconfig []byte        // admin, server https://Endpoint:6443, client certificate
+	Started    time.Duration // from launching etcd to /readyz answering ok
+}
+
+// Start runs etcd and kube-apiserver until the test ends: etcd without
+// fsync in a temporary directory, the apiserver with a throwaway PKI,
+// AlwaysAllow authorization and the admin in system:masters.
+func Start(t testing.TB) *Server {
+	t.Helper()
+	apiserver, etcd := binaries(t)
+	dir := t.TempDir()
+	start := time.Now()
+	p, err := makePKI(dir, Endpoint)
+	if err != nil {
+		t.Fatalf("kubetest PKI: %v", err)
+	}
+	clientPort, peerPort, port := freePort(t), freePort(t), freePort(t)
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
+	run(t, dir, "etcd", etcd, "--name=kubetest", "--data-dir="+filepath.Join(dir, "etcd"),
+		"--listen-client-urls="+etcdURL, "--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL, "--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=kubetest="+peerURL, "--unsafe-no-fsync", "--log-level=warn")
+	run(t, dir, "kube-apiserver", apiserver,
+		"--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port="+strconv.Itoa(port),
+		"--tls-cert-file="+p.path("apiserver.crt"), "--tls-private-key-file="+p.path("apiserver.key"),
+		"--client-ca-file="+p.path("ca.crt"), "--authorization-mode=AlwaysAllow",
+		"--service-account-issuer=https://kubernetes.default.svc",
+		"--service-account-key-file="+p.path("sa.pub"), "--service-account-signing-key-file="+p.path("sa.key"),
+		"--service-cluster-ip-range=10.96.0.0/16", "--enable-priority-and-fairness=false",
+		"--profiling=false", "--endpoint-reconciler-type=none")
+	s := &Server{Port: port, Kubeconfig: kubeconfig(p)}
+	if err := s.waitReady(p, 90*time.Second); err != nil {
+		t.Fatalf("kubetest: kube-apiserver: %v (logs in %s)\n%s", err, dir, tail(filepath.Join(dir, "kube-apiserver.log")))
+	}
+	s.Started = time.Since(start)
+	return s
+}
+
+// Dialer stands in for a host's SSH connection: whatever address it is
+// asked for, it connects to the test apiserver (an SSH host would reach
+// its own 127.0.0.1:6443).
+func (s *Server) Dialer() *Redirect { return &Redirect{To: fmt.Sprintf("127.0.0.1:%d", s.Port)} }
+
+// Redirect dials To whatever the address; To "" refuses, like a host
+// whose apiserver is down.
+type Redirect struct{ To string }
+
+// DialContext connects to r.To.
+func (r *Redirect) DialContext(ctx context.Context, network, _ string) (net.Conn, error) {
+	if r.To == "" {
+		return nil, fmt.Errorf("kubetest: connection refused")
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, r.To)
+}
+
+func (s *Server) waitReady(p *pki, within time.Duration) error {
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(p.caPEM)
+	cert, err := tls.X509KeyPair(p.adminCert, p.adminKey)
+	if err != nil {
+		return err
+	}
+	hc := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: pool, Certificates: []tls.Certificate{cert}}}}
+	url := fmt.Sprintf("https://127.0.0.1:%d/readyz", s.Port)
+	deadline := time.Now().Add(within)
+	last := "no answer"
+	for time.Now().Before(deadline) {
+		resp, err := hc.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			last = resp.Status
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return fmt.Errorf("/readyz not ok within %s: %s", within, last)
+}
+
+// kubeconfig is the admin's, naming the server https://Endpoint:6443.
+func kubeconfig(p *pki) []byte {
+	return fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters:
+- name: kubetest
+  cluster:
+    server: https://%s:6443
+    certificate-authority-data: %s
+users:
+- name: admin
+  user:
+    client-certificate-data: %s
+    client-key-data: %s
+contexts:
+- name: admin@kubetest
+  context: {cluster: kubetest, user: admin}
+current-context: admin@kubetest
+`, Endpoint, b64(p.caPEM), b64(p.adminCert), b64(p.adminKey))
+}
+
+func b64(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
+
+// run starts a process logging to dir/<name>.log, stopped at the test's end.
+func run(t testing.TB, dir, name, bin string, args ...string) {
+	t.Helper()
+	log, err := os.Create(filepath.Join(dir, name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Stdout, cmd.Stderr = log, log
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("kubetest: starting %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		log.Close()
+	})
+}
+
+// binaries finds kube-apiserver and etcd, or skips (fails under $CI).
+func binaries(t testing.TB) (apiserver, etcd string) {
+	t.Helper()
+	var dirs []string
+	if d := os.Getenv("KUBETEST_BIN"); d != "" {
+		dirs = append(dirs, d)
+	}
+	if root := repoRoot(); root != "" {
+		found, _ := filepath.Glob(filepath.Join(root, ".cache", "artifacts", "*", "bin"))
+		sort.Sort(sort.Reverse(sort.StringSlice(found))) // the newest version first
+		dirs = append(dirs, found...)
+	}
+	for _, d := range dirs {
+		a, e := filepath.Join(d, "kube-apiserver"), filepath.Join(d, "etcd")
+		if executable(a) && executable(e) {
+			return a, e
+		}
+	}
+	a, errA := exec.LookPath("kube-apiserver")
+	e, errE := exec.LookPath("etcd")
+	if errA == nil && errE == nil {
+		return a, e
+	}
+	msg := fmt.Sprintf("kubetest: kube-apiserver and etcd not found in $KUBETEST_BIN, %v or $PATH "+
+		"(test/lab/artifacts/build.sh k8s etcd builds them)", dirs)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return "", ""
+}
+
+func executable(p string) bool {
+	st, err := os.Stat(p)
+	return err == nil && st.Mode().IsRegular() && st.Mode()&0o111 != 0
+}
+
+// repoRoot is the nearest directory above the working directory with a go.mod.
+func repoRoot() string {
+	d, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+			return d
+		}
+		up := filepath.Dir(d)
+		if up == d {
+			return ""
+		}
+		d = up
+	}
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+func tail(path string) string {
+	b, _ := os.ReadFile(path)
+	if len(b) > 3000 {
+		b = b[len(b)-3000:]
+	}
+	return string(b)
+}
