@@ -1,0 +1,224 @@
+package kubeadm
+
+import (
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	bootstraputil "k8s.io/cluster-bootstrap/token/util"
+	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
+	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
+
+	"github.com/metalk8s/metalk8s/pkg/etcd"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+)
+
+// Paths and settings on the nodes.
+const (
+	CRISocket       = "unix:///run/containerd/containerd.sock"
+	ImageRepository = "registry.k8s.io"
+	// The kube-apiserver's etcd client certificate (pkg/etcd's layout,
+	// kubeadm's file names).
+	EtcdCAFile   = etcd.PKIDir + "/ca.crt"
+	EtcdCertFile = "/etc/kubernetes/pki/apiserver-etcd-client.crt"
+	EtcdKeyFile  = "/etc/kubernetes/pki/apiserver-etcd-client.key"
+)
+
+// leaderElection are the controller manager's and the scheduler's lease
+// settings: 60s/45s/10s instead of 15s/10s/2s. Under CPU emulation (the
+// lab's TCG VMs) lease renewals took more than 10 s while nodes joined and
+// both components restarted with "leaderelection lost"; these values
+// removed that (/work/shared/lab/kubeadm-vm/NOTES.txt, runs B against C/D).
+// On real hardware they only slow a failover to another control plane
+// down to about a minute.
+var leaderElection = []v1beta4.Arg{
+	{Name: "leader-elect-lease-duration", Value: "60s"},
+	{Name: "leader-elect-renew-deadline", Value: "45s"},
+	{Name: "leader-elect-retry-period", Value: "10s"},
+}
+
+// InitConfig is the `kubeadm init --config` file of control-plane node n:
+// InitConfiguration, ClusterConfiguration, KubeletConfiguration and
+// KubeProxyConfiguration as multi-document YAML. etcd is external (the
+// etcd group's members); the kube-proxy addon stays.
+func (p *Params) InitConfig(n *inventory.Node) ([]byte, error) {
+	if !n.ControlPlane {
+		return nil, fmt.Errorf("kubeadm init config for host %s: not a control-plane host", n.Name)
+	}
+	init := &v1beta4.InitConfiguration{
+		TypeMeta:         typeMeta("InitConfiguration"),
+		NodeRegistration: p.nodeRegistration(n),
+		LocalAPIEndpoint: localAPIEndpoint(n),
+	}
+	return marshalAll(init, p.clusterConfiguration(), p.kubeletConfiguration(), p.kubeProxyConfiguration())
+}
+
+// JoinConfig is the `kubeadm join --config` file of node n:
+// a JoinConfiguration with bootstrap-token discovery through the
+// control-plane endpoint. token is a bootstrap token ("abcdef.0123456789abcdef");
+// caCertHashes pin the cluster CA ("sha256:<64 hex digits>", at least one).
+// For a control plane (controlPlane true) it adds its local API endpoint
+// and no certificateKey: the CAs are copied to the node beforehand, so
+// kubeadm's uploaded-certs secret is not used.
+func (p *Params) JoinConfig(n *inventory.Node, controlPlane bool, token string, caCertHashes []string) ([]byte, error) {
+	if controlPlane && !n.ControlPlane {
+		return nil, fmt.Errorf("kubeadm join config for host %s: not a control-plane host", n.Name)
+	}
+	if !bootstraputil.IsValidBootstrapToken(token) {
+		return nil, fmt.Errorf("kubeadm join config for host %s: the bootstrap token is not of the form [a-z0-9]{6}.[a-z0-9]{16}", n.Name)
+	}
+	if len(caCertHashes) == 0 {
+		return nil, fmt.Errorf("kubeadm join config for host %s: no CA certificate hash", n.Name)
+	}
+	for _, h := range caCertHashes {
+		if !caCertHash.MatchString(h) {
+			return nil, fmt.Errorf("kubeadm join config for host %s: CA certificate hash %q is not sha256:<64 hex digits>", n.Name, h)
+		}
+	}
+	join := &v1beta4.JoinConfiguration{
+		TypeMeta:         typeMeta("JoinConfiguration"),
+		NodeRegistration: p.nodeRegistration(n),
+		Discovery: v1beta4.Discovery{BootstrapToken: &v1beta4.BootstrapTokenDiscovery{
+			Token:             token,
+			APIServerEndpoint: p.controlPlaneEndpoint(),
+			CACertHashes:      caCertHashes,
+		}},
+	}
+	if controlPlane {
+		join.ControlPlane = &v1beta4.JoinControlPlane{LocalAPIEndpoint: localAPIEndpoint(n)}
+	}
+	return marshalAll(join)
+}
+
+var caCertHash = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+
+func typeMeta(kind string) metav1.TypeMeta {
+	return metav1.TypeMeta{APIVersion: v1beta4.SchemeGroupVersion.String(), Kind: kind}
+}
+
+func localAPIEndpoint(n *inventory.Node) v1beta4.APIEndpoint {
+	return v1beta4.APIEndpoint{AdvertiseAddress: n.Address(), BindPort: APIServerPort}
+}
+
+// nodeRegistration names the node after its inventory name and sets the
+// kubelet's node IP. A control plane that is not also a worker keeps
+// kubeadm's control-plane taint; every other node gets none (kubespray
+// does the same for hosts in both groups).
+func (p *Params) nodeRegistration(n *inventory.Node) v1beta4.NodeRegistrationOptions {
+	nr := v1beta4.NodeRegistrationOptions{
+		Name:             n.Name,
+		CRISocket:        CRISocket,
+		KubeletExtraArgs: []v1beta4.Arg{{Name: "node-ip", Value: n.Address()}},
+		Taints:           []corev1.Taint{},
+	}
+	if n.ControlPlane && !n.Worker {
+		nr.Taints = []corev1.Taint{{Key: kubeadmconstants.LabelNodeRoleControlPlane, Effect: corev1.TaintEffectNoSchedule}}
+	}
+	if p.Bundled {
+		nr.ImagePullPolicy = corev1.PullNever
+	}
+	return nr
+}
+
+// clusterConfiguration: kubeadm itself adds allocate-node-cidrs and
+// cluster-cidr (from podSubnet) to the controller manager, which flannel
+// needs (phases/controlplane/manifests.go).
+func (p *Params) clusterConfiguration() *v1beta4.ClusterConfiguration {
+	var endpoints []string
+	for _, n := range p.etcd {
+		endpoints = append(endpoints, "https://"+net.JoinHostPort(n.Address(), strconv.Itoa(etcd.ClientPort)))
+	}
+	cc := &v1beta4.ClusterConfiguration{
+		TypeMeta: typeMeta("ClusterConfiguration"),
+		Etcd: v1beta4.Etcd{External: &v1beta4.ExternalEtcd{
+			Endpoints: endpoints, CAFile: EtcdCAFile, CertFile: EtcdCertFile, KeyFile: EtcdKeyFile,
+		}},
+		Networking: v1beta4.Networking{
+			ServiceSubnet: p.ServiceAddresses, PodSubnet: p.PodsSubnet, DNSDomain: p.DNSDomain,
+		},
+		KubernetesVersion:    p.KubeVersion,
+		ControlPlaneEndpoint: p.controlPlaneEndpoint(),
+		APIServer: v1beta4.APIServer{CertSANs: p.certSANs()},
+		ControllerManager: v1beta4.ControlPlaneComponent{ExtraArgs: leaderElection},
+		Scheduler:         v1beta4.ControlPlaneComponent{ExtraArgs: leaderElection},
+		ImageRepository:   ImageRepository,
+		ClusterName:       p.ClusterName,
+	}
+	cc.DNS.ImageTag = p.coreDNSTag()
+	return cc
+}
+
+// coreDNSTag pins CoreDNS to the version table's tag only where kubeadm
+// would pick another: kubeadm of the minor linked here picks
+// constants.CoreDNSVersion; for other minors what their kubeadm picks is
+// not known here, so the table's tag (the one the bundle carries) is set.
+func (p *Params) coreDNSTag() string {
+	want := p.versions.CoreDNS
+	if want == "" || (sameMinor(p.KubeVersion, linkedKubeadm) && want == kubeadmconstants.CoreDNSVersion) {
+		return ""
+	}
+	return want
+}
+
+// certSANs are the kube-apiserver certificate's extra names: each control
+// plane's name, ip and ansible_host, the endpoint name, the balancer, the
+// admin.conf host, 127.0.0.1, localhost and
+// supplementary_addresses_in_ssl_keys; in that order, each once.
+func (p *Params) certSANs() []string {
+	var out []string
+	seen := map[string]bool{}
+	add := func(s string) {
+		if s != "" && !seen[s] {
+			seen[s] = true
+			out = append(out, s)
+		}
+	}
+	for _, n := range p.controlPlane {
+		add(n.Name)
+		add(n.IP)
+		add(n.SSH.Host)
+	}
+	add(p.EndpointName)
+	if p.LoadBalancer != nil {
+		add(p.LoadBalancer.Address)
+	}
+	if h, _, err := net.SplitHostPort(p.AdminServer()); err == nil {
+		add(h)
+	}
+	add("127.0.0.1")
+	add("localhost")
+	for _, s := range p.SupplementarySANs {
+		add(s)
+	}
+	return out
+}
+
+// kubeletConfiguration: the systemd cgroup driver (containerd is set up
+// with SystemdCgroup) and the cluster DNS, the values kubeadm would
+// derive from the networking section, written out so the file says them.
+func (p *Params) kubeletConfiguration() *kubeletv1beta1.KubeletConfiguration {
+	return &kubeletv1beta1.KubeletConfiguration{
+		TypeMeta:      metav1.TypeMeta{APIVersion: kubeletv1beta1.SchemeGroupVersion.String(), Kind: "KubeletConfiguration"},
+		CgroupDriver:  "systemd",
+		ClusterDomain: p.DNSDomain,
+		ClusterDNS:    []string{p.ServiceDNS()},
+	}
+}
+
+// kubeProxyConfiguration: kube_proxy_mode, the pod subnet as clusterCIDR,
+// and strictARP in IPVS mode (needed by ARP-answering load balancers such
+// as MetalLB; kubespray's kube_proxy_strict_arp).
+func (p *Params) kubeProxyConfiguration() *kubeproxyv1alpha1.KubeProxyConfiguration {
+	kp := &kubeproxyv1alpha1.KubeProxyConfiguration{
+		TypeMeta:    metav1.TypeMeta{APIVersion: kubeproxyv1alpha1.SchemeGroupVersion.String(), Kind: "KubeProxyConfiguration"},
+		Mode:        kubeproxyv1alpha1.ProxyMode(p.ProxyMode),
+		ClusterCIDR: p.PodsSubnet,
+	}
+	kp.IPVS.StrictARP = p.ProxyMode == "ipvs"
+	return kp
+}
