@@ -15,6 +15,7 @@ import (
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/lvm"
 	"github.com/metalk8s/metalk8s/pkg/node"
+	"github.com/metalk8s/metalk8s/pkg/pki"
 	"github.com/metalk8s/metalk8s/pkg/ssh"
 	"github.com/metalk8s/metalk8s/pkg/steps"
 )
@@ -55,6 +56,8 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 			all = append(all, node.BundlePackages(cl, bundleDir, m, store)...)
 		}
 		all = append(all, node.Containerd(cl, bundleDir, m)...)
+		// The nodes' CAs win over a missing local copy: recovered first.
+		all = append(all, pki.RecoverStep(cl.ControlPlane[0].Name, filepath.Join(ArtifactsDir(cl), "pki"), recoverPairs(cl)))
 		// etcd runs from the bundle's binary.
 		et, err := etcd.Steps(cl, filepath.Join(ArtifactsDir(cl), "pki", "etcd"))
 		if err != nil {
@@ -63,7 +66,18 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 		all = append(all, et...)
 	}
 	all = append(all, lvm.Steps(cl, ArtifactsDir(cl))...)
+	// Last: the volumes phase needs the control plane's ready step (none without a bundle).
+	all = append(all, lvm.VolumeSteps(cl, ArtifactsDir(cl), all)...)
 	return steps.NewGraph(all)
+}
+
+// recoverPairs are the PKI files pki/recover compares with the nodes'.
+func recoverPairs(cl *inventory.Cluster) []pki.Pair {
+	var cps []string
+	for _, n := range cl.ControlPlane {
+		cps = append(cps, n.Name)
+	}
+	return append(pki.KubernetesPairs(cps), etcd.RecoverPairs(cl)...)
 }
 
 // BundleDir is --bundle, else the inventory's metalk8s_bundle (relative to

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/pki"
 )
 
@@ -149,3 +150,39 @@ func (p *PKI) ClientTLS() (*tls.Config, error) {
 
 // path turns a name in Dir ("node1/server.crt") into a file path.
 func (p *PKI) path(name string) string { return (&pki.Set{Dir: p.Dir}).Path(name) }
+
+// RecoverPairs are the etcd PKI files pki.RecoverStep recovers from the
+// nodes (kubeadm's layout, NodeFiles) into artifacts/pki/etcd: the CA from
+// the etcd members and control planes (which hold etcd/ca.crt), each
+// member's server and peer pairs from that member, the client pairs from
+// every host that may hold them.
+func RecoverPairs(cl *inventory.Cluster) []pki.Pair {
+	if len(cl.Etcd) == 0 {
+		return nil
+	}
+	var all, members []string
+	for _, n := range cl.Etcd {
+		members = append(members, n.Name)
+		all = append(all, n.Name)
+	}
+	for _, n := range cl.ControlPlane {
+		if !n.Etcd {
+			all = append(all, n.Name)
+		}
+	}
+	pair := func(local, node string, hosts []string, trusted bool) pki.Pair {
+		src := func(ext string) pki.Source {
+			return pki.Source{Local: "etcd/" + local + ext, Node: "/etc/kubernetes/pki/" + node + ext, Hosts: hosts}
+		}
+		return pki.Pair{Files: [2]pki.Source{src(".crt"), src(".key")}, Trusted: trusted}
+	}
+	out := []pki.Pair{pair("ca", "etcd/ca", all, true)}
+	for _, m := range members {
+		if checkName(m) != nil {
+			continue // the etcd PKI step refuses it
+		}
+		out = append(out, pair(m+"/server", "etcd/server", []string{m}, false), pair(m+"/peer", "etcd/peer", []string{m}, false))
+	}
+	return append(out, pair("healthcheck-client", "etcd/healthcheck-client", members, false),
+		pair("apiserver-etcd-client", "apiserver-etcd-client", all, false))
+}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/pki"
 	"github.com/metalk8s/metalk8s/pkg/ssh"
 	"github.com/metalk8s/metalk8s/pkg/steps"
 )
@@ -63,7 +64,10 @@ func Steps(cl *inventory.Cluster, pkiDir string) ([]*steps.Step, error) {
 	pkiID := steps.ID("etcd/pki", first)
 	st := &state{hasData: map[string]bool{}, started: map[string]bool{}}
 	var out []*steps.Step
-	out = append(out, &steps.Step{ID: pkiID, Host: first, Phase: "etcd", Deps: []string{steps.ID("preflight/facts", first)}, Inputs: members,
+	// The PKI is made only after pki/recover has restored a lost local
+	// copy from the nodes, so a running cluster never gets new CAs.
+	recoverID := pki.RecoverStepID(cl.ControlPlane[0].Name)
+	out = append(out, &steps.Step{ID: pkiID, Host: first, Phase: "etcd", Deps: []string{steps.ID("preflight/facts", first), recoverID}, Inputs: members,
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
 			lines, err := p.Plan(members)
 			return steps.Changes(lines...), err

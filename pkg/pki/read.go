@@ -1,0 +1,143 @@
+package pki
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+	"github.com/metalk8s/metalk8s/pkg/steps"
+)
+
+// QuietRunner is a host that can run a command without its output going
+// to the run log: the output holds CA keys.
+type QuietRunner interface {
+	RunQuiet(ctx context.Context, cmd string) ([]byte, error)
+}
+
+// runQuiet runs cmd on h and returns its stdout, which never reaches the
+// run log, the journal or an error message: on a *steps.SSHHost the
+// command goes straight to its SSH client and the log records the command,
+// its exit code and stderr with stdout replaced by its size; a failed
+// command's error carries no stdout. Other hosts must be QuietRunners.
+func runQuiet(ctx context.Context, h steps.Host, cmd string) ([]byte, error) {
+	switch q := h.(type) {
+	case QuietRunner:
+		return q.RunQuiet(ctx, cmd)
+	case *steps.SSHHost:
+		start := time.Now()
+		res, err := q.Client.Run(ctx, cmd)
+		var ce *ssh.CommandError
+		if errors.As(err, &ce) {
+			clean := *ce
+			clean.Stdout = nil
+			err = &clean
+		}
+		var stdout []byte
+		if res != nil {
+			stdout = res.Stdout
+			logged := *res
+			logged.Stdout = []byte(fmt.Sprintf("(%d bytes of certificates and keys, not logged)", len(res.Stdout)))
+			res = &logged
+		}
+		q.Log.Command(q.Name(), cmd, res, err, time.Since(start))
+		return stdout, err
+	}
+	return nil, fmt.Errorf("host %s: cannot read keys without logging them (%T)", h.Name(), h)
+}
+
+// readCommand prints, for each file that exists, "<size> <path>\n" and
+// the file's bytes; missing files print nothing.
+func readCommand(paths []string) string {
+	var q []string
+	for _, p := range paths {
+		q = append(q, ssh.Quote(p))
+	}
+	return "for f in " + strings.Join(q, " ") + `; do if [ -f "$f" ]; then printf '%s %s\n' "$(wc -c < "$f")" "$f" && cat -- "$f"; fi; done`
+}
+
+// parseRead reads readCommand's output into path -> content.
+func parseRead(out []byte, asked []string) (map[string][]byte, error) {
+	files := map[string][]byte{}
+	for len(out) > 0 {
+		head, rest, ok := bytes.Cut(out, []byte("\n"))
+		if !ok {
+			return nil, errors.New("truncated output")
+		}
+		size, name, _ := strings.Cut(string(head), " ")
+		n, err := strconv.Atoi(strings.TrimSpace(size))
+		if err != nil || n < 0 || n > len(rest) || !contains(asked, name) {
+			return nil, errors.New("unexpected output (not shown: it may hold keys)")
+		}
+		files[name], out = rest[:n], rest[n:]
+	}
+	return files, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// ReadHeld reads, on every host the pairs name (through steps.HostFrom),
+// the node files of those pairs, in one command per host, hosts in
+// parallel. It returns what was read and, per host, why it could not be
+// read (an unreachable host).
+func ReadHeld(ctx context.Context, pairs []Pair) (Held, map[string]error) {
+	want := map[string][]string{} // host -> node paths
+	for _, p := range pairs {
+		for _, src := range p.Files {
+			for _, h := range src.Hosts {
+				if !contains(want[h], src.Node) {
+					want[h] = append(want[h], src.Node)
+				}
+			}
+		}
+	}
+	held, failed := Held{}, map[string]error{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for host, paths := range want {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			files, err := readHost(ctx, host, paths)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				failed[host] = err
+			} else {
+				held[host] = files
+			}
+		}()
+	}
+	wg.Wait()
+	return held, failed
+}
+
+func readHost(ctx context.Context, host string, paths []string) (map[string][]byte, error) {
+	h := steps.HostFrom(ctx, host)
+	if h == nil {
+		return nil, fmt.Errorf("no connection to %s", host)
+	}
+	sort.Strings(paths)
+	out, err := runQuiet(ctx, h, readCommand(paths))
+	if err != nil {
+		return nil, fmt.Errorf("read the PKI on %s: %w", host, err)
+	}
+	files, err := parseRead(out, paths)
+	if err != nil {
+		return nil, fmt.Errorf("read the PKI on %s: %w", host, err)
+	}
+	return files, nil
+}
