@@ -33,23 +33,32 @@ func runQuiet(ctx context.Context, h steps.Host, cmd string) ([]byte, error) {
 	case *steps.SSHHost:
 		start := time.Now()
 		res, err := q.Client.Run(ctx, cmd)
-		var ce *ssh.CommandError
-		if errors.As(err, &ce) {
-			clean := *ce
-			clean.Stdout = nil
-			err = &clean
-		}
 		var stdout []byte
 		if res != nil {
 			stdout = res.Stdout
-			logged := *res
-			logged.Stdout = []byte(fmt.Sprintf("(%d bytes of certificates and keys, not logged)", len(res.Stdout)))
-			res = &logged
 		}
-		q.Log.Command(q.Name(), cmd, res, err, time.Since(start))
+		logged, err := withoutStdout(res, err)
+		q.Log.Command(q.Name(), cmd, logged, err, time.Since(start))
 		return stdout, err
 	}
 	return nil, fmt.Errorf("host %s: cannot read keys without logging them (%T)", h.Name(), h)
+}
+
+// withoutStdout is res with its stdout replaced by its size, and err
+// without the stdout a failed command's error would quote.
+func withoutStdout(res *ssh.Result, err error) (*ssh.Result, error) {
+	var ce *ssh.CommandError
+	if errors.As(err, &ce) {
+		clean := *ce
+		clean.Stdout = nil
+		err = &clean
+	}
+	if res != nil {
+		logged := *res
+		logged.Stdout = []byte(fmt.Sprintf("(%d bytes of certificates and keys, not logged)", len(res.Stdout)))
+		res = &logged
+	}
+	return res, err
 }
 
 // readCommand prints, for each file that exists, "<size> <path>\n" and
