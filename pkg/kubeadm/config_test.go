@@ -8,8 +8,15 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"reflect"
 	"testing"
 
+	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
+	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	"k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
+	"sigs.k8s.io/yaml"
+
+	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
 
@@ -148,5 +155,144 @@ func TestLinkedKubeadm(t *testing.T) {
 	m := regexp.MustCompile(`(?m)^\s*k8s\.io/kubernetes (v\d+\.\d+)\.`).FindSubmatch(mod)
 	if m == nil || string(m[1]) != linkedKubeadm {
 		t.Fatalf("go.mod requires k8s.io/kubernetes %s; linkedKubeadm is %s", m, linkedKubeadm)
+	}
+}
+
+// TestPruneLossless decodes each document strictly into its type: it must
+// give back exactly the object built, so pruning dropped only what
+// decoding restores.
+func TestPruneLossless(t *testing.T) {
+	p, err := ParamsFrom(labCluster(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := node(t, labCluster(t), "node1")
+	kl := p.kubeletConfiguration()
+	kl.SerializeImagePulls = new(bool) // a pointer to a zero value stays
+	kp := p.kubeProxyConfiguration()
+	kp.IPVS.StrictARP = false // a zero value goes
+	worker := p.nodeRegistration(n)
+	worker.Taints = nil
+	for _, tc := range []struct {
+		obj, empty any
+		has, lacks string
+	}{
+		{p.clusterConfiguration(), &v1beta4.ClusterConfiguration{}, "external:", "dns:"},
+		{&v1beta4.InitConfiguration{NodeRegistration: p.nodeRegistration(n)}, &v1beta4.InitConfiguration{}, "taints: []", "localAPIEndpoint"},
+		{&v1beta4.InitConfiguration{NodeRegistration: worker}, &v1beta4.InitConfiguration{}, "name: node1", "taints"},
+		{kl, &kubeletv1beta1.KubeletConfiguration{}, "serializeImagePulls: false", "syncFrequency"},
+		{kp, &kubeproxyv1alpha1.KubeProxyConfiguration{}, "mode: ipvs", "ipvs:"},
+	} {
+		y, err := marshalAll(tc.obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := yaml.UnmarshalStrict(bytes.TrimPrefix(y, []byte("---\n")), tc.empty); err != nil {
+			t.Fatalf("%T: %v\n%s", tc.obj, err, y)
+		}
+		if !reflect.DeepEqual(tc.obj, tc.empty) {
+			t.Errorf("%T does not survive marshalling:\n%s", tc.obj, y)
+		}
+		if !strings.Contains(string(y), tc.has) || strings.Contains(string(y), tc.lacks) {
+			t.Errorf("%T: want %q and no %q in\n%s", tc.obj, tc.has, tc.lacks, y)
+		}
+	}
+}
+
+// TestConfigs checks what the golden files do not show.
+func TestConfigs(t *testing.T) {
+	cl := clusterWith(t, "")
+	cp1, cp2, w1 := cl.Nodes[0], cl.Nodes[1], cl.Nodes[2]
+	params := func(vars string, bundled bool) *Params {
+		p, err := ParamsFrom(clusterWith(t, vars), bundled)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	def := params("", false)
+	hashes := []string{testHash}
+	for _, tc := range []struct {
+		name       string
+		make       func() ([]byte, error)
+		has, lacks []string
+	}{
+		{"control-plane only: kubeadm's taint, no pull policy without a bundle", func() ([]byte, error) { return def.InitConfig(cp1) },
+			[]string{"taints:\n  - effect: NoSchedule\n    key: node-role.kubernetes.io/control-plane", "advertiseAddress: 10.0.0.11"},
+			[]string{"imagePullPolicy"}},
+		{"node without ip: ansible_host", func() ([]byte, error) { return def.JoinConfig(cp2, true, testToken, hashes) },
+			[]string{"advertiseAddress: 192.168.1.12", "value: 192.168.1.12", "controlPlane:"}, []string{"certificateKey"}},
+		{"worker", func() ([]byte, error) { return def.JoinConfig(w1, false, testToken, hashes) },
+			[]string{"taints: []", "name: w1"}, []string{"controlPlane:"}},
+		{"SANs", func() ([]byte, error) { return def.InitConfig(cp1) },
+			[]string{"  - cp1\n  - 10.0.0.11\n  - 192.168.1.11\n  - cp2\n  - 192.168.1.12\n  - lb-apiserver.kubernetes.local\n  - 127.0.0.1\n  - localhost\n"}, nil},
+		{"balancer", func() ([]byte, error) {
+			return params("loadbalancer_apiserver: {address: 10.0.0.100, port: 8383}", false).InitConfig(cp1)
+		}, []string{"controlPlaneEndpoint: lb-apiserver.kubernetes.local:8383", "  - lb-apiserver.kubernetes.local\n  - 10.0.0.100\n"}, nil},
+		{"balancer join", func() ([]byte, error) {
+			return params("loadbalancer_apiserver: {address: 10.0.0.100, port: 8383}", false).JoinConfig(w1, false, testToken, hashes)
+		}, []string{"apiServerEndpoint: lb-apiserver.kubernetes.local:8383"}, nil},
+		{"nftables", func() ([]byte, error) { return params("kube_proxy_mode: nftables", false).InitConfig(cp1) },
+			[]string{"mode: nftables"}, []string{"strictARP"}},
+		{"subnets and domain", func() ([]byte, error) {
+			return params("kube_pods_subnet: 10.244.0.0/16\nkube_service_addresses: 10.96.0.0/12\ncluster_name: k8s.example.com", false).InitConfig(cp1)
+		}, []string{"podSubnet: 10.244.0.0/16", "serviceSubnet: 10.96.0.0/12", "clusterCIDR: 10.244.0.0/16", "clusterDNS:\n- 10.96.0.10",
+			"clusterDomain: k8s.example.com", "dnsDomain: k8s.example.com", "clusterName: k8s.example.com"}, nil},
+		{"v1.36: kubeadm's own CoreDNS", func() ([]byte, error) { return params("kube_version: v1.36.3", false).InitConfig(cp1) },
+			[]string{"kubernetesVersion: v1.36.3"}, []string{"imageTag"}},
+		{"v1.37: the table's CoreDNS", func() ([]byte, error) { return params("kube_version: v1.37.2", false).InitConfig(cp1) },
+			[]string{"kubernetesVersion: v1.37.2", "dns:\n  imageTag: " + mustVersions(t, "v1.37.2").CoreDNS}, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			y, err := tc.make()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range tc.has {
+				if !strings.Contains(string(y), s) {
+					t.Errorf("no %q in\n%s", s, y)
+				}
+			}
+			for _, s := range tc.lacks {
+				if strings.Contains(string(y), s) {
+					t.Errorf("%q in\n%s", s, y)
+				}
+			}
+		})
+	}
+}
+
+func mustVersions(t *testing.T, kube string) bundle.Versions {
+	v, err := bundle.VersionsFor(kube)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func TestConfigErrors(t *testing.T) {
+	cl := clusterWith(t, "")
+	p, err := ParamsFrom(cl, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cp1, w1 := cl.Nodes[0], cl.Nodes[2]
+	for _, tc := range []struct {
+		name string
+		make func() ([]byte, error)
+		want string
+	}{
+		{"init on a worker", func() ([]byte, error) { return p.InitConfig(w1) }, "host w1: not a control-plane host"},
+		{"control-plane join of a worker", func() ([]byte, error) { return p.JoinConfig(w1, true, testToken, []string{testHash}) }, "host w1: not a control-plane host"},
+		{"bad token", func() ([]byte, error) { return p.JoinConfig(w1, false, "abcdef0123456789abcdef", []string{testHash}) }, "host w1: the bootstrap token"},
+		{"no hash", func() ([]byte, error) { return p.JoinConfig(cp1, true, testToken, nil) }, "host cp1: no CA certificate hash"},
+		{"bad hash", func() ([]byte, error) { return p.JoinConfig(w1, false, testToken, []string{"sha256:abc"}) }, `hash "sha256:abc"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.make()
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %v, want %q", err, tc.want)
+			}
+		})
 	}
 }
