@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
@@ -143,11 +144,11 @@ func (p *Params) clusterConfiguration() *v1beta4.ClusterConfiguration {
 		},
 		KubernetesVersion:    p.KubeVersion,
 		ControlPlaneEndpoint: p.controlPlaneEndpoint(),
-		APIServer: v1beta4.APIServer{CertSANs: p.certSANs()},
-		ControllerManager: v1beta4.ControlPlaneComponent{ExtraArgs: leaderElection},
-		Scheduler:         v1beta4.ControlPlaneComponent{ExtraArgs: leaderElection},
-		ImageRepository:   ImageRepository,
-		ClusterName:       p.ClusterName,
+		APIServer:            v1beta4.APIServer{CertSANs: p.certSANs()},
+		ControllerManager:    v1beta4.ControlPlaneComponent{ExtraArgs: slices.Clone(leaderElection)},
+		Scheduler:            v1beta4.ControlPlaneComponent{ExtraArgs: slices.Clone(leaderElection)},
+		ImageRepository:      ImageRepository,
+		ClusterName:          p.ClusterName,
 	}
 	cc.DNS.ImageTag = p.coreDNSTag()
 	return cc

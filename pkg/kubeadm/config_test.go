@@ -6,9 +6,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
-	"reflect"
 	"testing"
 
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
