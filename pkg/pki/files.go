@@ -179,3 +179,5 @@ func parsePublic(data []byte) (crypto.PublicKey, error) {
 	}
 	return x509.ParsePKIXPublicKey(block.Bytes)
 }
+
+func errorsIsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
