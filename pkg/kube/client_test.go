@@ -1,0 +1,240 @@
+package kube
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/metalk8s/metalk8s/pkg/kube/kubetest"
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+	"github.com/metalk8s/metalk8s/pkg/steps"
+)
+
+// The tests run a real kube-apiserver (kubetest). A plain TCP dialer
+// stands in for a host's SSH connection: the SSH path itself is exercised
+// by the end-to-end test on the VM lab.
+
+// counter counts API requests by "METHOD path?query".
+type counter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (c *counter) wrap(rt http.RoundTripper) http.RoundTripper {
+	return roundTripper(func(r *http.Request) (*http.Response, error) {
+		c.mu.Lock()
+		c.n[r.Method+" "+r.URL.Path]++
+		c.mu.Unlock()
+		return rt.RoundTrip(r)
+	})
+}
+
+func (c *counter) get(key string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[key]
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func dialers(s *kubetest.Server) func(string) (Dialer, error) {
+	return func(h string) (Dialer, error) {
+		if h == "down" {
+			return &kubetest.Redirect{}, nil // its apiserver refuses
+		}
+		return s.Dialer(), nil
+	}
+}
+
+func configMap(name, value string) *unstructured.Unstructured {
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "v1", "kind": "ConfigMap",
+		"metadata": map[string]any{"name": name, "namespace": "default"},
+		"data":     map[string]any{"k": value},
+	}}
+}
+
+func TestAPI(t *testing.T) {
+	s := kubetest.Start(t)
+	t.Logf("etcd + kube-apiserver ready in %s", s.Started.Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cm := corev1.SchemeGroupVersion.WithResource("configmaps")
+	reqs := &counter{n: map[string]int{}}
+
+	t.Run("connect", func(t *testing.T) {
+		if _, err := Connect(ctx, s.Kubeconfig, []string{"down"}, dialers(s)); err == nil || !strings.Contains(err.Error(), "down: ") {
+			t.Errorf("Connect through a host whose apiserver is down: %v, want an error naming it", err)
+		}
+		// TLS checks the kubeconfig's server name against the certificate.
+		other := strings.Replace(string(s.Kubeconfig), kubetest.Endpoint, "elsewhere.example", 1)
+		if _, err := Connect(ctx, []byte(other), []string{"up"}, dialers(s)); err == nil || !strings.Contains(err.Error(), "certificate") {
+			t.Errorf("Connect with a server name not in the certificate: %v, want a certificate error", err)
+		}
+	})
+	c, err := connect(ctx, s.Kubeconfig, []string{"down", "up"}, dialers(s), reqs.wrap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host() != "up" {
+		t.Errorf("Host = %q, want the first host that answers, up", c.Host())
+	}
+
+	t.Run("apply", func(t *testing.T) {
+		objs := []*unstructured.Unstructured{configMap("one", "a"), configMap("two", "a")}
+		steps := []struct {
+			name   string
+			objs   []*unstructured.Unstructured
+			dryRun bool
+			want   []string
+		}{
+			{"plan a create", objs, true, []string{"+ create ConfigMap default/one", "+ create ConfigMap default/two"}},
+			{"create", objs, false, []string{"+ create ConfigMap default/one", "+ create ConfigMap default/two"}},
+			{"again: no change", objs, false, nil},
+			{"plan a change", []*unstructured.Unstructured{configMap("one", "b")}, true, []string{"~ update ConfigMap default/one: data.k a -> b"}},
+			{"change", []*unstructured.Unstructured{configMap("one", "b")}, false, []string{"~ update ConfigMap default/one: data.k a -> b"}},
+			{"changed: no change", []*unstructured.Unstructured{configMap("one", "b")}, true, nil},
+		}
+		for _, st := range steps {
+			got, err := c.Apply(ctx, st.objs, st.dryRun)
+			if err != nil {
+				t.Fatalf("%s: %v", st.name, err)
+			}
+			if !reflect.DeepEqual(got, st.want) {
+				t.Errorf("%s: diff %q, want %q", st.name, got, st.want)
+			}
+		}
+		live, err := c.Typed().CoreV1().ConfigMaps("default").Get(ctx, "one", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if live.Data["k"] != "b" || live.ManagedFields[0].Manager != FieldManager {
+			t.Errorf("live ConfigMap one: data %v, managers %v; want k=b by %s", live.Data, live.ManagedFields, FieldManager)
+		}
+		if _, err := c.Apply(ctx, []*unstructured.Unstructured{{Object: map[string]any{
+			"apiVersion": "v1", "kind": "ConfigMap", "metadata": map[string]any{"name": "nons"}}}}, true); err == nil {
+			t.Error("Apply of a ConfigMap without a namespace: no error")
+		}
+	})
+
+	t.Run("list cache", func(t *testing.T) {
+		const list = "GET /api/v1/configmaps"
+		before := reqs.get(list)
+		var wg sync.WaitGroup
+		var found atomic.Int32
+		for range 8 {
+			wg.Go(func() {
+				items, err := c.List(ctx, cm)
+				if err != nil {
+					t.Error(err)
+				}
+				for _, it := range items {
+					if it.GetName() == "one" {
+						found.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got := reqs.get(list) - before; got > 1 || found.Load() != 8 {
+			t.Errorf("8 Lists made %d requests and saw ConfigMap one %d times; want at most 1 request, 8 sightings", got, found.Load())
+		}
+		before = reqs.get(list)
+		if _, err := c.Apply(ctx, []*unstructured.Unstructured{configMap("one", "c")}, true); err != nil {
+			t.Fatal(err)
+		}
+		if got := reqs.get(list) - before; got != 0 {
+			t.Errorf("a dry-run Apply listed ConfigMaps again (%d requests), want the cache kept", got)
+		}
+		if _, err := c.Apply(ctx, []*unstructured.Unstructured{configMap("one", "c")}, false); err != nil {
+			t.Fatal(err)
+		}
+		one, err := c.Get(ctx, cm, "default", "one")
+		if err != nil || one == nil || one.Object["data"].(map[string]any)["k"] != "c" {
+			t.Errorf("after Apply, the cached List still has the old ConfigMap: %v %v", one, err)
+		}
+		if got := reqs.get(list) - before; got != 1 {
+			t.Errorf("Apply then Get made %d Lists, want 1 (after the apply dropped the cache)", got)
+		}
+	})
+
+	t.Run("delete", func(t *testing.T) {
+		if err := c.Delete(ctx, cm, "two", "default", nil); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.Get(ctx, cm, "default", "two"); err != nil || got != nil {
+			t.Errorf("after Delete, Get = %v, %v; want absent", got, err)
+		}
+		if err := c.Delete(ctx, cm, "two", "default", nil); err != nil {
+			t.Errorf("Delete of an absent object: %v, want nil", err)
+		}
+		stale := "1"
+		err := c.Delete(ctx, cm, "one", "default", &metav1.Preconditions{ResourceVersion: &stale})
+		if !apierrors.IsConflict(err) {
+			t.Errorf("Delete with a stale resourceVersion: %v, want a conflict", err)
+		}
+	})
+
+	t.Run("one client per run", func(t *testing.T) {
+		conf := filepath.Join(t.TempDir(), "admin.conf")
+		if err := os.WriteFile(conf, s.Kubeconfig, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]*Client, 4)
+		var all []*steps.Step
+		for i := range got {
+			all = append(all, &steps.Step{ID: steps.ID("test/client-"+string(rune('a'+i)), "cp2"), Host: "cp2", Phase: "volumes",
+				Check: func(ctx context.Context, _ steps.Host) (steps.Change, error) {
+					c, err := FromRun(ctx, conf, []string{"cp1", "cp2"})
+					got[i] = c
+					return steps.NoChange, err
+				}})
+		}
+		g, err := steps.NewGraph(all)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hosts := map[string]steps.Host{"cp1": &fakeHost{"cp1", &kubetest.Redirect{}}, "cp2": &fakeHost{"cp2", s.Dialer()}}
+		for run := range 2 {
+			r := steps.Run(ctx, g, hosts, steps.Options{})
+			if err := r.Err(); err != nil {
+				t.Fatal(err)
+			}
+			for i := range got {
+				if got[i] == nil || got[i] != got[0] || got[i].Host() != "cp2" {
+					t.Fatalf("run %d: step %d got client %p (through %v), want one client through cp2 for the run", run, i, got[i], got[i])
+				}
+			}
+			first := got[0]
+			hosts = map[string]steps.Host{"cp1": &fakeHost{"cp1", &kubetest.Redirect{}}, "cp2": &fakeHost{"cp2", s.Dialer()}}
+			r = steps.Run(ctx, g, hosts, steps.Options{})
+			if r.Err() != nil || got[0] == first {
+				t.Errorf("a new run reuses the previous run's client (%v)", r.Err())
+			}
+		}
+	})
+}
+
+// fakeHost is a steps.Host whose connections go to a test apiserver.
+type fakeHost struct {
+	name string
+	*kubetest.Redirect
+}
+
+func (h *fakeHost) Name() string                                { return h.name }
+func (h *fakeHost) Run(context.Context, string) ([]byte, error) { return nil, nil }
+func (h *fakeHost) Put(context.Context, ssh.File) (bool, error) { return false, nil }
