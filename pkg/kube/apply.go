@@ -113,8 +113,12 @@ func (c *Client) Mapping(gvk schema.GroupVersionKind) (schema.GroupVersionResour
 // (from the cached List) ignoring managedFields, resourceVersion,
 // generation, uid, timestamps and status; with dryRun nothing more is
 // sent, otherwise only the objects that differ are applied for real and
-// their kind's cached List is dropped. Objects are not modified. The
-// error names the object; objects before it have been applied.
+// their kind's cached List is dropped. Each applied object carries
+// AppliedAnnotation, a hash of what was applied: when the live object has
+// the same hash and still holds every field of obj, the dry run is
+// skipped (so a no-op check costs one List per kind, not one request per
+// object). Objects are not modified. The error names the object; objects
+// before it have been applied.
 func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, dryRun bool) ([]string, error) {
 	var diff []string
 	for _, obj := range objs {
@@ -142,6 +146,13 @@ func (c *Client) apply(ctx context.Context, obj *unstructured.Unstructured, dryR
 	live, err := c.Get(ctx, gvr, obj.GetNamespace(), obj.GetName())
 	if err != nil {
 		return "", fmt.Errorf("apply %s: %w", ref, err)
+	}
+	obj, sum, err := stamp(obj)
+	if err != nil {
+		return "", fmt.Errorf("kube: apply %s: %w", ref, err)
+	}
+	if live != nil && live.GetAnnotations()[AppliedAnnotation] == sum && contains(live.Object, obj.Object) {
+		return "", nil // applied as it is now, and nobody changed it since
 	}
 	res := c.dynamic.Resource(gvr).Namespace(obj.GetNamespace())
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}}

@@ -110,7 +110,11 @@ func TestAPI(t *testing.T) {
 			{"changed: no change", []*unstructured.Unstructured{configMap("one", "b")}, true, nil},
 		}
 		for _, st := range steps {
+			patches := reqs.get("PATCH /api/v1/namespaces/default/configmaps/one")
 			got, err := c.Apply(ctx, st.objs, st.dryRun)
+			if n := reqs.get("PATCH /api/v1/namespaces/default/configmaps/one") - patches; st.want == nil && n > 0 {
+				t.Errorf("%s: %d apply requests for an object already applied, want none", st.name, n)
+			}
 			if err != nil {
 				t.Fatalf("%s: %v", st.name, err)
 			}

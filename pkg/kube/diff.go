@@ -41,7 +41,7 @@ func describe(ref string, live, would *unstructured.Unstructured) string {
 
 // Compare lists the fields that differ between two objects as
 // "path old -> new" (a missing side is "(none)"), sorted by path, leaving
-// out status and the metadata the API server maintains.
+// out status, the metadata the API server maintains and AppliedAnnotation.
 func Compare(live, want map[string]any) []string {
 	var out []string
 	compare("", clean(live), clean(want), &out)
@@ -64,6 +64,20 @@ func clean(obj map[string]any) map[string]any {
 		}
 		for _, k := range ignoredMeta {
 			delete(m, k)
+		}
+		if ann, ok := m["annotations"].(map[string]any); ok {
+			if _, ours := ann[AppliedAnnotation]; ours {
+				a := make(map[string]any, len(ann))
+				for k, v := range ann {
+					a[k] = v
+				}
+				delete(a, AppliedAnnotation) // it changes whenever anything else does
+				if len(a) == 0 {
+					delete(m, "annotations")
+				} else {
+					m["annotations"] = a
+				}
+			}
 		}
 		out["metadata"] = m
 	}

@@ -88,3 +88,46 @@ func TestDescribe(t *testing.T) {
 		})
 	}
 }
+
+func TestContains(t *testing.T) {
+	have := map[string]any{"a": "1", "n": int64(2), "l": []any{map[string]any{"x": "1", "y": "2"}}, "extra": "e"}
+	tests := []struct {
+		name string
+		want map[string]any
+		ok   bool
+	}{
+		{"subset", map[string]any{"a": "1", "l": []any{map[string]any{"x": "1"}}}, true},
+		{"numbers alike", map[string]any{"n": float64(2)}, true},
+		{"empty map for a missing one", map[string]any{"m": map[string]any{}}, true},
+		{"other value", map[string]any{"a": "2"}, false},
+		{"missing key", map[string]any{"b": "1"}, false},
+		{"longer list", map[string]any{"l": []any{map[string]any{}, map[string]any{}}}, false},
+		{"list element differs", map[string]any{"l": []any{map[string]any{"x": "2"}}}, false},
+	}
+	for _, tc := range tests {
+		if got := contains(have, tc.want); got != tc.ok {
+			t.Errorf("%s: contains = %v, want %v", tc.name, got, tc.ok)
+		}
+	}
+}
+
+func TestStamp(t *testing.T) {
+	a := configMap("x", "1")
+	b := configMap("x", "2")
+	sa, suma, err := stamp(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sumb, _ := stamp(b)
+	_, again, _ := stamp(configMap("x", "1"))
+	if suma == sumb || suma != again || len(suma) != 16 {
+		t.Errorf("hashes %s %s %s: want equal for equal objects, different otherwise, 16 digits", suma, again, sumb)
+	}
+	if a.GetAnnotations() != nil || sa.GetAnnotations()[AppliedAnnotation] != suma {
+		t.Errorf("stamp changed its input or did not annotate the copy: %v %v", a.GetAnnotations(), sa.GetAnnotations())
+	}
+	// The annotation alone never makes a diff line.
+	if got := Compare(a.Object, sa.Object); got != nil {
+		t.Errorf("Compare with only %s added: %q", AppliedAnnotation, got)
+	}
+}
