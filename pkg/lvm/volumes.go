@@ -31,7 +31,7 @@ const (
 // VolumeSteps returns the "volumes" phase: server-side apply of the
 // local-lvm StorageClass, of each worker's PersistentVolumes as its
 // storage/manifests step wrote them to artifactsDir/storage (one step per
-// node, after that step), and removal of metalk8s's PVs that no longer
+// node, after that step; see ApplyPVs), and removal of metalk8s's PVs that no longer
 // match a volume of the inventory. Every step depends on
 // kube.ReadyStepID on the first control plane; when existing has no such
 // step (no bundle, so no control plane), there is no volumes phase: nil.
@@ -101,8 +101,7 @@ func VolumeSteps(cl *inventory.Cluster, artifactsDir string, existing []*steps.S
 				if err != nil {
 					return steps.NoChange, err
 				}
-				diff, err := c.Apply(ctx, objs, dryRun)
-				return steps.Changes(diff...), err
+				return ApplyPVs(ctx, c, objs, dryRun)
 			}))
 	}
 	out = append(out, clusterStep(steps.ID(PruneStep, first), first, []string{ready}, sortedKeys(expected),

@@ -179,6 +179,25 @@ func TestVolumesAPI(t *testing.T) {
 		t.Errorf("grown volume: %q, want %q", diff, want)
 	}
 
+	// A reformatted volume (new filesystem UUID, so new mount path) has no
+	// claim: its PV is deleted and created again.
+	moved := v1
+	moved.MountPath = "/mnt/vg/u9"
+	movedObj, _ := kube.ToUnstructured(PersistentVolume(moved, DefaultStorageClass))
+	for i, want := range [][]string{
+		{"± replace PersistentVolume w1-vg-lv01: spec.local.path /mnt/vg/u1 -> /mnt/vg/u9 (no claim: deleted and created again)"},
+		{"± replace PersistentVolume w1-vg-lv01: spec.local.path /mnt/vg/u1 -> /mnt/vg/u9 (no claim: deleted and created again)"},
+		nil,
+	} {
+		ch, err := ApplyPVs(ctx, c, []*unstructured.Unstructured{movedObj}, i != 1) // plan, up, plan
+		if err != nil || !reflect.DeepEqual(ch.Diff, want) || ch.Needed != (want != nil) || ch.Warnings != nil {
+			t.Errorf("moved volume, pass %d: %+v, %v; want diff %q", i, ch, err, want)
+		}
+	}
+	if pv, err := c.Typed().CoreV1().PersistentVolumes().Get(ctx, "w1-vg-lv01", metav1.GetOptions{}); err != nil || pv.Spec.Local.Path != "/mnt/vg/u9" {
+		t.Errorf("moved volume's PV: %v, %v; want path /mnt/vg/u9", pv, err)
+	}
+
 	// Stale PVs: one unbound, one bound, and one that is not metalk8s's.
 	pvs := c.Typed().CoreV1().PersistentVolumes()
 	mk := func(v Volume, claim *corev1.ObjectReference, phase corev1.PersistentVolumePhase, ours bool) {
@@ -201,6 +220,13 @@ func TestVolumesAPI(t *testing.T) {
 		&corev1.ObjectReference{Kind: "PersistentVolumeClaim", Namespace: "default", Name: "data"}, corev1.VolumeBound, true)
 	mk(Volume{Node: "w9", VG: "vg", LV: "foreign", MountPath: "/m/3", SizeBytes: 1 << 30}, nil, corev1.VolumeAvailable, false)
 	expected := map[string]bool{PVName(v1): true, PVName(v2): true}
+
+	// A claimed PV whose volume moved is kept, with a warning.
+	usedMoved, _ := kube.ToUnstructured(PersistentVolume(Volume{Node: "w9", VG: "vg", LV: "used", MountPath: "/m/9", SizeBytes: 1 << 30}, DefaultStorageClass))
+	if ch, err := ApplyPVs(ctx, c, []*unstructured.Unstructured{usedMoved}, false); err != nil || ch.Needed ||
+		len(ch.Warnings) != 1 || !strings.Contains(ch.Warnings[0], "claim default/data") {
+		t.Errorf("claimed PV whose volume moved: %+v, %v; want no change and a warning naming the claim", ch, err)
+	}
 
 	for i, dryRun := range []bool{true, false, true} {
 		ch, err := Prune(ctx, c, expected, dryRun)
