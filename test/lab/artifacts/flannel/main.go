@@ -145,9 +145,8 @@ func main() {
 // run starts the daemon and returns when SIGINT/SIGTERM stops it, or on error.
 func run(o *options) error {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	var wg sync.WaitGroup
-	defer wg.Wait() // after cancel (defers run last-in first-out)
+	defer func() { cancel(); wg.Wait() }() // the backend's goroutines stop with ctx
 
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
