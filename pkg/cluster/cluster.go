@@ -13,7 +13,9 @@ import (
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/etcd"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/kubeadm"
 	"github.com/metalk8s/metalk8s/pkg/lvm"
+	"github.com/metalk8s/metalk8s/pkg/network"
 	"github.com/metalk8s/metalk8s/pkg/node"
 	"github.com/metalk8s/metalk8s/pkg/pki"
 	"github.com/metalk8s/metalk8s/pkg/ssh"
@@ -64,11 +66,48 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 			return nil, err
 		}
 		all = append(all, et...)
+		k8s, err := kubernetesSteps(cl, all)
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, k8s...)
 	}
 	all = append(all, lvm.Steps(cl, ArtifactsDir(cl))...)
 	// Last: the volumes phase needs the control plane's ready step (none without a bundle).
 	all = append(all, lvm.VolumeSteps(cl, ArtifactsDir(cl), all)...)
 	return steps.NewGraph(all)
+}
+
+// kubernetesSteps are kubeadm's steps and the pod network's; a node's
+// kubeadm steps come after every prepare step of its host in before.
+func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step) ([]*steps.Step, error) {
+	art := ArtifactsDir(cl)
+	kp, err := kubeadm.ParamsFrom(cl, true)
+	if err != nil {
+		return nil, err
+	}
+	prepared := map[string][]string{}
+	for _, s := range before {
+		if s.Phase == "prepare" {
+			prepared[s.Host] = append(prepared[s.Host], s.ID)
+		}
+	}
+	out := kubeadm.Steps(cl, art, kp, prepared)
+	joined := map[string]string{}
+	for _, n := range cl.Nodes {
+		if n.ControlPlane || n.Worker {
+			joined[n.Name] = kubeadm.JoinStepID(n)
+		}
+	}
+	images := kp.Versions().AddonImages()
+	net, err := network.Steps(cl, art, network.Params{
+		PodSubnet: kp.PodsSubnet, Bundled: kp.Bundled, EnableNFTables: kp.ProxyMode == "nftables",
+		FlannelImage: images.Flannel, NetpolImage: images.KubeNetworkPolicies,
+	}, joined)
+	if err != nil {
+		return nil, err
+	}
+	return append(out, net...), nil
 }
 
 // recoverPairs are the PKI files pki/recover compares with the nodes'.

@@ -35,7 +35,7 @@
 #                        line; [a-z][a-z0-9]{0,9}. Labs of distinct names and
 #                        ports can run side by side.
 #   LAB_SSH_PORT [2220]  LAB_API_PORT [6440]   forward bases (node I: base+I)
-#   LAB_MEM [2048] MiB   LAB_CPUS [1]   LAB_DISK_SIZE [80G] (/dev/vdb, /dev/vdc; sparse)
+#   LAB_MEM [3072] MiB   LAB_CPUS [1]   LAB_DISK_SIZE [80G] (/dev/vdb, /dev/vdc; sparse)
 #   LAB_BOOT_TIMEOUT [600] seconds for all nodes to answer SSH
 #   LAB_KEEP=1           leave the VMs running when `up` fails (to debug them)
 #   LAB_ACCEL [tcg]  LAB_CPU_MODEL [max,svm=off,vmx=off,la57=off]
@@ -53,7 +53,7 @@ LAB_CACHE=${LAB_CACHE:-$REPO/.cache/lab}
 LAB_NAME=${LAB_NAME:-mk8slab}
 LAB_SSH_PORT=${LAB_SSH_PORT:-2220}
 LAB_API_PORT=${LAB_API_PORT:-6440}
-LAB_MEM=${LAB_MEM:-2048}
+LAB_MEM=${LAB_MEM:-3072}
 LAB_CPUS=${LAB_CPUS:-1}
 LAB_DISK_SIZE=${LAB_DISK_SIZE:-80G}
 LAB_BOOT_TIMEOUT=${LAB_BOOT_TIMEOUT:-600}
@@ -340,7 +340,11 @@ write_inventory() {
 		for ((i = 1; i <= n; i++)); do
 			echo "node$i ansible_host=127.0.0.1 ansible_port=$(ssh_port "$i") ansible_user=root ansible_ssh_private_key_file=$CLIENT_KEY ip=$(node_addr "$i")"
 		done
-		printf '\n[kube-master]\nnode1\n\n[etcd]\n'
+		# The seed's quickstart: the first three nodes are control planes,
+		# etcd members and workers; more nodes are workers only.
+		printf '\n[kube-master]\n'
+		for ((i = 1; i <= etcd; i++)); do echo "node$i"; done
+		printf '\n[etcd]\n'
 		for ((i = 1; i <= etcd; i++)); do echo "node$i"; done
 		printf '\n[kube-node]\n'
 		for ((i = 1; i <= n; i++)); do echo "node$i"; done
@@ -348,7 +352,7 @@ write_inventory() {
 	} >"$INV/hosts.ini"
 	cat >"$INV/group_vars/all.yml" <<-'EOF'
 		# The metalk8s VM lab, written by test/lab/lab.sh up.
-		# The nodes are small VMs on emulated CPUs (QEMU TCG, 1 vCPU, 2 GiB),
+		# The nodes are small VMs on emulated CPUs (QEMU TCG, 1 vCPU, 3 GiB),
 		# where guest code runs 20-50x slower than on the host.
 		metalk8s_min_cpus: 1
 		metalk8s_min_memory_mb: 1024
@@ -363,7 +367,12 @@ write_inventory() {
 		# spurious leader elections under emulation.
 		etcd_heartbeat_interval: 500
 		etcd_election_timeout: 5000
+
+		# kubeadm wants 2 CPUs on a control plane; the lab's have one.
+		kubeadm_ignore_preflight_errors: [NumCPU]
 	EOF
+	# admin.conf points at node1's apiserver through QEMU's forward.
+	printf '\n# artifacts/admin.conf reaches node1 through its forward on this machine.\nmetalk8s_admin_api_address: "127.0.0.1:%d"\n' "$((LAB_API_PORT + 1))" >>"$INV/group_vars/all.yml"
 	{
 		for ((i = 1; i <= n; i++)); do
 			local key

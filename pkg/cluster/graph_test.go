@@ -1,0 +1,105 @@
+package cluster
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/steps"
+)
+
+// The whole graph of a bundled cluster of three control planes (etcd
+// members and workers too) and one worker-only node: every dependency
+// exists, phases only look backwards, and the Kubernetes steps are
+// ordered as kubeadm needs.
+func TestGraphKubernetes(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "hosts.ini")
+	os.WriteFile(inv, []byte(`[all]
+node1 ansible_host=192.0.2.1 ip=10.10.0.11
+node2 ansible_host=192.0.2.2 ip=10.10.0.12
+node3 ansible_host=192.0.2.3 ip=10.10.0.13
+node4 ansible_host=192.0.2.4 ip=10.10.0.14
+[kube-master]
+node[1:3]
+[etcd]
+node[1:3]
+[kube-node]
+node[1:4]
+[k8s-cluster:children]
+kube-master
+kube-node
+`), 0o600)
+	b := filepath.Join(dir, "bundle")
+	os.MkdirAll(b, 0o755)
+	var files []string
+	for _, f := range []string{"kubeadm", "kubelet", "kubectl", "containerd", "runc", "crictl", "cni-plugins", "etcd"} {
+		files = append(files, fmt.Sprintf(`{"name":%q,"path":"bin/%s","sha256":"%064d","size":1}`, f, f, 0))
+	}
+	manifest := `{"versions":{"kube":"v1.36.3"},"files":[` + strings.Join(files, ",") +
+		`],"images":[{"name":"registry.k8s.io/pause:3.10.2","digest":"sha256:0"}],"image_archive":"images.tar"}`
+	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
+	in, err := inventory.Load(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := inventory.NewCluster(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Graph(cl, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	has := func(id string) *steps.Step {
+		s := g.Step(id)
+		if s == nil {
+			t.Errorf("no step %s", id)
+		}
+		return s
+	}
+	dependsOn := func(id, dep string) {
+		if s := has(id); s != nil && !reaches(g, s, dep) {
+			t.Errorf("%s does not come after %s", id, dep)
+		}
+	}
+	dependsOn("control-plane/kubeadm@node2", "control-plane/kubeadm@node1")
+	dependsOn("control-plane/kubeadm@node3", "control-plane/kubeadm@node2")
+	dependsOn("control-plane/kubeadm@node1", "etcd/health@node1")
+	dependsOn("control-plane/kubeadm@node1", "control-plane/certs@node1")
+	dependsOn("control-plane/pki@node1", "pki/recover@node1")
+	dependsOn("workers/kubeadm@node4", "control-plane/kubeadm@node3")
+	dependsOn("workers/endpoint@node4", "workers/apiserver-proxy@node4")
+	dependsOn("workers/nodes-ready@node1", "workers/cni@node4")
+	dependsOn("workers/nodes-ready@node1", "control-plane/pod-network@node1")
+	dependsOn("volumes/storage-class@node1", "control-plane/ready@node1")
+	for _, id := range []string{"workers/apiserver-proxy@node1", "control-plane/kubeadm@node4", "workers/kubeadm@node1"} {
+		if g.Step(id) != nil {
+			t.Errorf("unexpected step %s", id)
+		}
+	}
+}
+
+// reaches says whether dep is among s's dependencies, transitively.
+func reaches(g *steps.Graph, s *steps.Step, dep string) bool {
+	seen := map[string]bool{}
+	var walk func(*steps.Step) bool
+	walk = func(s *steps.Step) bool {
+		for _, d := range s.Deps {
+			if d == dep {
+				return true
+			}
+			if !seen[d] {
+				seen[d] = true
+				if walk(g.Step(d)) {
+					return true
+				}
+			}
+		}
+		return false
+	}
+	return walk(s)
+}

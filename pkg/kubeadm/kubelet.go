@@ -1,0 +1,101 @@
+package kubeadm
+
+import (
+	"context"
+	"strings"
+
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+	"github.com/metalk8s/metalk8s/pkg/steps"
+)
+
+// Paths of the kubelet's systemd unit and kubeadm's drop-in. kubeadm
+// writes /var/lib/kubelet/config.yaml and kubeadm-flags.env, and the
+// kubeconfigs; the unit only has to read them (kubeadm's documented
+// contract: "Configuring each kubelet in your cluster using kubeadm").
+const (
+	KubeletUnitFile   = "/etc/systemd/system/kubelet.service"
+	KubeletDropInFile = "/etc/systemd/system/kubelet.service.d/10-kubeadm.conf"
+)
+
+// kubeletUnit runs the bundle's kubelet, restarting it forever: until
+// kubeadm has written its configuration, the kubelet exits at once.
+const kubeletUnit = `# Written by metalk8s.
+[Unit]
+Description=kubelet, the Kubernetes node agent
+Documentation=https://kubernetes.io/docs/reference/command-line-tools-reference/kubelet/
+Wants=network-online.target containerd.service
+After=network-online.target containerd.service
+
+[Service]
+ExecStart=/usr/local/bin/kubelet
+Restart=always
+RestartSec=10
+StartLimitInterval=0
+
+[Install]
+WantedBy=multi-user.target
+`
+
+// kubeletDropIn passes the kubelet what kubeadm writes: its kubeconfigs,
+// its configuration file and the flags kubeadm computes for this node.
+const kubeletDropIn = `# Written by metalk8s: the files kubeadm init and join write.
+[Service]
+Environment="KUBELET_KUBECONFIG_ARGS=--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf --kubeconfig=/etc/kubernetes/kubelet.conf"
+Environment="KUBELET_CONFIG_ARGS=--config=/var/lib/kubelet/config.yaml"
+EnvironmentFile=-/var/lib/kubelet/kubeadm-flags.env
+EnvironmentFile=-/etc/default/kubelet
+ExecStart=
+ExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $KUBELET_KUBEADM_ARGS $KUBELET_EXTRA_ARGS
+`
+
+// kubeletSteps install and enable the kubelet unit on every Kubernetes
+// node (phase prepare). kubeadm starts it.
+func kubeletSteps(cl *inventory.Cluster) []*steps.Step {
+	files := []ssh.File{
+		{Path: KubeletUnitFile, Data: []byte(kubeletUnit), Mode: 0o644},
+		{Path: KubeletDropInFile, Data: []byte(kubeletDropIn), Mode: 0o644},
+	}
+	var out []*steps.Step
+	for _, n := range kubeNodes(cl) {
+		out = append(out, &steps.Step{
+			ID: steps.ID("prepare/kubelet-unit", n.Name), Host: n.Name, Phase: "prepare",
+			Deps:   []string{steps.ID("prepare/binaries", n.Name)},
+			Inputs: []string{kubeletUnit, kubeletDropIn},
+			Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+				ch, err := steps.FilesChange(ctx, h, files)
+				if err != nil {
+					return ch, err
+				}
+				out, err := h.Run(ctx, "systemctl is-enabled kubelet 2>/dev/null || true")
+				if err != nil {
+					return ch, err
+				}
+				diff := ch.Diff
+				if strings.TrimSpace(string(out)) != "enabled" {
+					diff = append(diff, "~ enable kubelet.service")
+				}
+				return steps.Changes(diff...), nil
+			},
+			Apply: func(ctx context.Context, h steps.Host) error {
+				if _, err := steps.PutFiles(ctx, h, files); err != nil {
+					return err
+				}
+				_, err := h.Run(ctx, "systemctl daemon-reload && systemctl enable kubelet")
+				return err
+			},
+		})
+	}
+	return out
+}
+
+// kubeNodes are the control-plane and worker nodes, in inventory order.
+func kubeNodes(cl *inventory.Cluster) []*inventory.Node {
+	var out []*inventory.Node
+	for _, n := range cl.Nodes {
+		if n.ControlPlane || n.Worker {
+			out = append(out, n)
+		}
+	}
+	return out
+}
