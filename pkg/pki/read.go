@@ -9,56 +9,19 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/ssh"
 	"github.com/metalk8s/metalk8s/pkg/steps"
 )
 
-// QuietRunner is a host that can run a command without its output going
-// to the run log: the output holds CA keys.
-type QuietRunner interface {
-	RunQuiet(ctx context.Context, cmd string) ([]byte, error)
-}
-
 // runQuiet runs cmd on h and returns its stdout, which never reaches the
-// run log, the journal or an error message: on a *steps.SSHHost the
-// command goes straight to its SSH client and the log records the command,
-// its exit code and stderr with stdout replaced by its size; a failed
-// command's error carries no stdout. Other hosts must be QuietRunners.
+// run log, the journal or an error message (steps.SecretRunner); a host
+// that cannot keep it out is refused.
 func runQuiet(ctx context.Context, h steps.Host, cmd string) ([]byte, error) {
-	switch q := h.(type) {
-	case QuietRunner:
-		return q.RunQuiet(ctx, cmd)
-	case *steps.SSHHost:
-		start := time.Now()
-		res, err := q.Client.Run(ctx, cmd)
-		var stdout []byte
-		if res != nil {
-			stdout = res.Stdout
-		}
-		logged, err := withoutStdout(res, err)
-		q.Log.Command(q.Name(), cmd, logged, err, time.Since(start))
-		return stdout, err
+	if q, ok := h.(steps.SecretRunner); ok {
+		return q.RunSecret(ctx, cmd)
 	}
 	return nil, fmt.Errorf("host %s: cannot read keys without logging them (%T)", h.Name(), h)
-}
-
-// withoutStdout is res with its stdout replaced by its size, and err
-// without the stdout a failed command's error would quote.
-func withoutStdout(res *ssh.Result, err error) (*ssh.Result, error) {
-	var ce *ssh.CommandError
-	if errors.As(err, &ce) {
-		clean := *ce
-		clean.Stdout = nil
-		err = &clean
-	}
-	if res != nil {
-		logged := *res
-		logged.Stdout = []byte(fmt.Sprintf("(%d bytes of certificates and keys, not logged)", len(res.Stdout)))
-		res = &logged
-	}
-	return res, err
 }
 
 // readCommand prints, for each file that exists, "<size> <path>\n" and

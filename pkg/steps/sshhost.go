@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"time"
@@ -49,19 +50,33 @@ func (h *SSHHost) DialContext(ctx context.Context, network, addr string) (net.Co
 
 // RunSecret runs a command whose stdout is a secret (a private key, a
 // kubeconfig): the run log records the command, its exit code, stderr and
-// the output's size, never the output itself.
+// the output's size, never the output itself, and a failed command's error
+// does not quote its stdout.
 func (h *SSHHost) RunSecret(ctx context.Context, cmd string) ([]byte, error) {
 	start := time.Now()
 	res, err := h.Client.Run(ctx, cmd)
-	logged := res
+	var stdout []byte
 	if res != nil {
-		c := *res
-		c.Stdout = []byte(fmt.Sprintf("(secret output, %d bytes, not logged)", len(res.Stdout)))
-		logged = &c
+		stdout = res.Stdout
 	}
+	logged, err := withoutStdout(res, err)
 	h.Log.Command(h.Name(), cmd, logged, err, time.Since(start))
-	if res == nil {
-		return nil, err
+	return stdout, err
+}
+
+// withoutStdout is res with its stdout replaced by its size, and err
+// without the stdout a failed command's error would quote.
+func withoutStdout(res *ssh.Result, err error) (*ssh.Result, error) {
+	var ce *ssh.CommandError
+	if errors.As(err, &ce) {
+		clean := *ce
+		clean.Stdout = nil
+		err = &clean
 	}
-	return res.Stdout, err
+	if res != nil {
+		logged := *res
+		logged.Stdout = []byte(fmt.Sprintf("(secret output, %d bytes, not logged)", len(res.Stdout)))
+		res = &logged
+	}
+	return res, err
 }
