@@ -15,7 +15,6 @@ import (
 	"k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 
-	"github.com/metalk8s/metalk8s/pkg/etcd"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
 
@@ -24,10 +23,12 @@ const (
 	CRISocket       = "unix:///run/containerd/containerd.sock"
 	ImageRepository = "registry.k8s.io"
 	// The kube-apiserver's etcd client certificate (pkg/etcd's layout,
-	// kubeadm's file names).
-	EtcdCAFile   = etcd.PKIDir + "/ca.crt"
-	EtcdCertFile = "/etc/kubernetes/pki/apiserver-etcd-client.crt"
-	EtcdKeyFile  = "/etc/kubernetes/pki/apiserver-etcd-client.key"
+	// kubeadm's file names), and etcd's client port (IANA's, as pkg/etcd
+	// serves it: components do not import each other).
+	EtcdCAFile     = "/etc/kubernetes/pki/etcd/ca.crt"
+	etcdClientPort = 2379
+	EtcdCertFile   = "/etc/kubernetes/pki/apiserver-etcd-client.crt"
+	EtcdKeyFile    = "/etc/kubernetes/pki/apiserver-etcd-client.key"
 )
 
 // leaderElection are the controller manager's and the scheduler's lease
@@ -116,6 +117,8 @@ func (p *Params) nodeRegistration(n *inventory.Node) v1beta4.NodeRegistrationOpt
 		CRISocket:        CRISocket,
 		KubeletExtraArgs: []v1beta4.Arg{{Name: "node-ip", Value: n.Address()}},
 		Taints:           []corev1.Taint{},
+		// kubespray's kubeadm_ignore_preflight_errors
+		IgnorePreflightErrors: p.IgnorePreflightErrors,
 	}
 	if n.ControlPlane && !n.Worker {
 		nr.Taints = []corev1.Taint{{Key: kubeadmconstants.LabelNodeRoleControlPlane, Effect: corev1.TaintEffectNoSchedule}}
@@ -132,7 +135,7 @@ func (p *Params) nodeRegistration(n *inventory.Node) v1beta4.NodeRegistrationOpt
 func (p *Params) clusterConfiguration() *v1beta4.ClusterConfiguration {
 	var endpoints []string
 	for _, n := range p.etcd {
-		endpoints = append(endpoints, "https://"+net.JoinHostPort(n.Address(), strconv.Itoa(etcd.ClientPort)))
+		endpoints = append(endpoints, "https://"+net.JoinHostPort(n.Address(), strconv.Itoa(etcdClientPort)))
 	}
 	cc := &v1beta4.ClusterConfiguration{
 		TypeMeta: typeMeta("ClusterConfiguration"),

@@ -69,6 +69,9 @@ type Params struct {
 	// when unset; see AdminServer.
 	AdminAPIAddress string
 	Bundled         bool // images come from the bundle: imagePullPolicy Never
+	// IgnorePreflightErrors are kubespray's kubeadm_ignore_preflight_errors:
+	// kubeadm preflight checks reported as warnings ("NumCPU", "all").
+	IgnorePreflightErrors []string
 
 	versions     bundle.Versions
 	controlPlane []*inventory.Node
@@ -100,6 +103,7 @@ func ParamsFrom(cl *inventory.Cluster, bundled bool) (*Params, error) {
 	p.LoadBalancer = r.loadBalancer("loadbalancer_apiserver")
 	p.SupplementarySANs = r.sans("supplementary_addresses_in_ssl_keys")
 	p.AdminAPIAddress = r.hostPort("metalk8s_admin_api_address")
+	p.IgnorePreflightErrors = r.words("kubeadm_ignore_preflight_errors")
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -282,6 +286,29 @@ func (r *reader) sans(key string) []string {
 		s, _ := x.(string)
 		if !isAddress(s) && len(validation.IsWildcardDNS1123Subdomain(s)) > 0 {
 			r.fail(key, "%v is not an IP address or a DNS name", x)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// words reads a list of plain words (kubeadm check names); unset gives nil.
+func (r *reader) words(key string) []string {
+	v, ok := r.n.Vars[key]
+	if !ok || v == nil {
+		return nil
+	}
+	list, ok := v.([]any)
+	if !ok {
+		r.fail(key, "must be a list of names, found %v", v)
+		return nil
+	}
+	var out []string
+	for _, x := range list {
+		s, _ := x.(string)
+		if s == "" || strings.ContainsAny(s, " \t\n,") {
+			r.fail(key, "%v is not a single name", x)
+			continue
 		}
 		out = append(out, s)
 	}

@@ -107,6 +107,9 @@ func TestParamsFrom(t *testing.T) {
 			return reflect.DeepEqual(p.SupplementarySANs, []string{"api.example.com", "192.0.2.1", "*.apps.example.com"})
 		}},
 		{"metalk8s_admin_api_address: 127.0.0.1:6441", func(p *Params) bool { return p.AdminServer() == "127.0.0.1:6441" }},
+		{"kubeadm_ignore_preflight_errors: [NumCPU, Mem]", func(p *Params) bool {
+			return reflect.DeepEqual(p.IgnorePreflightErrors, []string{"NumCPU", "Mem"})
+		}},
 		{"metalk8s_admin_api_address: '[fd00::1]:6443'", func(p *Params) bool { return p.AdminServer() == "[fd00::1]:6443" }},
 	} {
 		t.Run(tc.vars, func(t *testing.T) {
@@ -143,6 +146,8 @@ func TestParamsFromErrors(t *testing.T) {
 		{"loadbalancer_apiserver: {port: 8383}", []string{"variable loadbalancer_apiserver", "no address"}},
 		{"loadbalancer_apiserver: {address: 10.0.0.100, port: 70000}", []string{"variable loadbalancer_apiserver", "port 70000"}},
 		{"loadbalancer_apiserver: {address: 10.0.0.100, prot: 8383}", []string{"variable loadbalancer_apiserver", `unknown key "prot"`}},
+		{"kubeadm_ignore_preflight_errors: NumCPU", []string{"variable kubeadm_ignore_preflight_errors", "must be a list"}},
+		{"kubeadm_ignore_preflight_errors: ['NumCPU,Mem']", []string{"variable kubeadm_ignore_preflight_errors", "not a single name"}},
 		{"supplementary_addresses_in_ssl_keys: api.example.com", []string{"variable supplementary_addresses_in_ssl_keys", "must be a list"}},
 		{"supplementary_addresses_in_ssl_keys: ['bad name']", []string{"variable supplementary_addresses_in_ssl_keys", "bad name"}},
 		{"metalk8s_admin_api_address: 127.0.0.1", []string{"variable metalk8s_admin_api_address", `"127.0.0.1"`, "host:port"}},

@@ -7,6 +7,8 @@
 #   lab.sh up [N]         boot N nodes (default 3), write the inventory, wait for SSH
 #   lab.sh down           stop every VM of the lab and remove its network (idempotent)
 #   lab.sh ssh I [CMD..]  SSH into node I (1-based), host key verified
+#   lab.sh poweroff I     power node I off (ACPI), keeping its disks
+#   lab.sh poweron I      boot node I again on its disks
 #   lab.sh status         show each node's VM and SSH state (exit 1 if one is down)
 #   lab.sh clock [check]  set every node's clock from this machine's again (or
 #                         only measure how far off it is); `up` sets them once
@@ -189,13 +191,18 @@ net_up() {
 # start_vm I N IMAGE_DIR: boot node I of N. QEMU daemonizes once the VM runs
 # (its tap and forwards are open), or fails with a message.
 start_vm() {
-	local i=$1 n=$2 img=$3 d=$RUN/node$1 tap j
-	tap=$(tap_name "$i")
+	local i=$1 n=$2 img=$3 d=$RUN/node$1
 	mkdir -p "$d/fw"
 	qemu-img create -q -f qcow2 -F raw -b "$img/root.img" "$d/root.qcow2"
 	qemu-img create -q -f qcow2 "$d/data1.qcow2" "$LAB_DISK_SIZE"
 	qemu-img create -q -f qcow2 "$d/data2.qcow2" "$LAB_DISK_SIZE"
+	launch_vm "$i" "$n" "$img"
+}
 
+# launch_vm I N IMG: run node I's QEMU on the disks it has.
+launch_vm() {
+	local i=$1 n=$2 img=$3 d=$RUN/node$1 tap j
+	tap=$(tap_name "$i")
 	local mac_user mac_lab
 	mac_user=$(printf '52:54:00:4d:00:%02x' "$i")
 	mac_lab=$(printf '52:54:00:4d:01:%02x' "$i")
@@ -599,6 +606,48 @@ cmd_clock() {
 	done
 }
 
+# poweroff I: an orderly ACPI power-off of node I (QMP system_powerdown),
+# as an operator pressing the button; its disks are kept for poweron.
+cmd_poweroff() {
+	local i=${1:-} p t0=$EPOCHREALTIME
+	[[ $i =~ ^[1-9]$ ]] || die "usage: lab.sh poweroff I"
+	load_state
+	p=$(vm_pid "$i")
+	[[ -n $p ]] || die "node$i is not running"
+	python3 - "$RUN/node$i/qmp.sock" <<-'PY' || die "node$i: QMP system_powerdown failed"
+		import json, socket, sys
+		s = socket.socket(socket.AF_UNIX)
+		s.connect(sys.argv[1])
+		f = s.makefile("rw")
+		f.readline()
+		for cmd in ("qmp_capabilities", "system_powerdown"):
+		    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
+		    while "return" not in (r := json.loads(f.readline())):
+		        if "error" in r: sys.exit(r["error"]["desc"])
+	PY
+	while [[ -d /proc/$p ]]; do
+		if (($(elapsed "$t0" | cut -d. -f1) > 180)); then kill -9 "$p"; log "node$i: no power-off after 180 s: killed"; fi
+		sleep 1
+	done
+	ip -n "$LAB_NAME" link del "$(tap_name "$i")" 2>/dev/null || true
+	log "node$i: powered off in $(elapsed "$t0")s"
+}
+
+# poweron I: boot node I again on the disks it had, wait for SSH, set its clock.
+cmd_poweron() {
+	local i=${1:-} t0=$EPOCHREALTIME skew rtt
+	[[ $i =~ ^[1-9]$ ]] || die "usage: lab.sh poweron I"
+	need_root
+	load_state
+	((i <= LAB_N)) || die "node$i is not part of the lab (lab.sh up)"
+	[[ -z $(vm_pid "$i") ]] || die "node$i is running"
+	launch_vm "$i" "$LAB_N" "$(image_dir)"
+	wait_ssh "$i" $((${EPOCHREALTIME%.*} + LAB_BOOT_TIMEOUT)) || die "node$i: $(cat "$RUN/node$i/failed" 2>/dev/null)"
+	sync_clock "$i" >"$RUN/node$i/clock" 2>&1 || die "node$i: could not set its clock: $(<"$RUN/node$i/clock")"
+	read -r skew rtt <"$RUN/node$i/clock"
+	log "node$i: powered on in $(elapsed "$t0")s, clock $((skew / 1000)) ms off"
+}
+
 cmd_ssh() {
 	local i=${1:-}
 	[[ $i =~ ^[1-9]$ ]] || die "usage: lab.sh ssh I [CMD...]"
@@ -617,6 +666,8 @@ build) cmd_build ;;
 up) cmd_up "${2:-3}" ;;
 down) cmd_down ;;
 ssh) shift && cmd_ssh "$@" ;;
+poweroff) cmd_poweroff "${2:-}" ;;
+poweron) cmd_poweron "${2:-}" ;;
 status) cmd_status ;;
 clock) cmd_clock "${2:-}" ;;
 leftovers) leftovers ;;
