@@ -9,8 +9,11 @@ BIN      := bin/metalk8s
 # Debian packages the tests use: Ansible (the reference for inventories),
 # OpenSSH (the fleet of real servers), iproute2 (network namespaces).
 DEBS := ansible-core python3-yaml openssh-server openssh-client iproute2 sudo procps git make
-# ... and the VM lab (test/lab): QEMU, and mmdebstrap to build its image.
-DEBS += qemu-system-x86 qemu-utils mmdebstrap e2fsprogs util-linux
+# haproxy checks the apiserver proxy's configuration (haproxy -c).
+DEBS += haproxy
+# ... and the VM lab (test/lab): QEMU, and mmdebstrap to build its image;
+# busybox-static is the lab test's pod image (shell, wget, nslookup, httpd).
+DEBS += qemu-system-x86 qemu-utils mmdebstrap e2fsprogs util-linux busybox-static
 
 all: build
 

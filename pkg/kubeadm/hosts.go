@@ -13,10 +13,13 @@ import (
 // endpoint's name and the address it resolves to on this node.
 const hostsMark = "# metalk8s: control-plane endpoint"
 
+// hostsFile is the nodes' /etc/hosts (a test points it elsewhere).
+var hostsFile = "/etc/hosts"
+
 // endpointAddress reads the address the endpoint name maps to in the
 // node's /etc/hosts ("" when metalk8s wrote no line).
 func endpointAddress(ctx context.Context, h steps.Host, name string) (string, error) {
-	out, err := h.Run(ctx, "grep -F "+ssh.Quote(hostsMark)+" /etc/hosts || true")
+	out, err := h.Run(ctx, "grep -F "+ssh.Quote(hostsMark)+" "+hostsFile+" || true")
 	if err != nil {
 		return "", err
 	}
@@ -37,10 +40,10 @@ func setEndpointAddress(ctx context.Context, h steps.Host, name, addr string) er
 		return fmt.Errorf("endpoint %q -> %q: not usable in /etc/hosts", name, addr)
 	}
 	line := fmt.Sprintf("%s %s %s", addr, name, hostsMark)
-	script := fmt.Sprintf(`set -e; t=$(mktemp /etc/hosts.metalk8s.XXXXXX); trap 'rm -f "$t"' EXIT
-grep -vF %s /etc/hosts > "$t" || true
+	script := fmt.Sprintf(`set -e; f=%s; t=$(mktemp "$f.metalk8s.XXXXXX"); trap 'rm -f "$t"' EXIT
+grep -vF %s "$f" > "$t" || true
 printf '%%s\n' %s >> "$t"
-cat "$t" > /etc/hosts`, ssh.Quote(hostsMark), ssh.Quote(line))
+cat "$t" > "$f"`, ssh.Quote(hostsFile), ssh.Quote(hostsMark), ssh.Quote(line))
 	_, err := h.Run(ctx, script)
 	return err
 }
