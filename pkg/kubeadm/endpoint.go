@@ -161,7 +161,7 @@ func (g *graph) proxyStep(n *inventory.Node) *steps.Step {
 		return []ssh.File{{Path: ProxyConfigFile, Data: cfg, Mode: 0o644}, {Path: ProxyManifestFile, Data: pod, Mode: 0o600}}, nil
 	}
 	return &steps.Step{ID: steps.ID("workers/apiserver-proxy", n.Name), Host: n.Name, Phase: "workers",
-		Deps: []string{JoinStepID(n)}, Inputs: backends, Units: units,
+		Deps: []string{JoinStepID(n)}, Inputs: backends, Units: units, Diag: diag,
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
 			files, err := build()
 			if err != nil {

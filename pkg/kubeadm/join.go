@@ -76,7 +76,7 @@ func (g *graph) initHost() string {
 
 func (g *graph) joinStep(n *inventory.Node, deps []string) *steps.Step {
 	host := n.Name
-	return &steps.Step{ID: JoinStepID(n), Host: host, Phase: phaseOf(n), Deps: deps, Units: units,
+	return &steps.Step{ID: JoinStepID(n), Host: host, Phase: phaseOf(n), Deps: deps, Units: units, Diag: diag,
 		Inputs: g.p,
 		Retry:  steps.Retry{Attempts: 1},
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {

@@ -22,6 +22,17 @@ import (
 // Units whose journal explains a failed Kubernetes step.
 var units = []string{"kubelet", "containerd"}
 
+// diag explains a failed Kubernetes step beyond the units' journals: every
+// container the kubelet ran, and the last lines of each that exited (a
+// static pod that crash-loops leaves its exited attempts).
+var diag = map[string]string{
+	"crictl-ps.txt":   "crictl ps -a 2>&1",
+	"crictl-pods.txt": "crictl pods 2>&1",
+	"container-logs.txt": `for id in $(crictl ps -a -q --state exited 2>/dev/null); do
+  echo "=== $(crictl ps -a --id "$id" 2>/dev/null | tail -n +2)"; crictl logs --tail 60 "$id" 2>&1
+done`,
+}
+
 // graph holds what the steps of one cluster share.
 type graph struct {
 	cl   *inventory.Cluster

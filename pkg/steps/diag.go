@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -55,6 +56,14 @@ func CollectDiag(ctx context.Context, h Host, o *Outcome, dir, run string, mask 
 	cmds := diagCommands
 	for _, u := range o.Step.Units {
 		cmds = append(cmds, struct{ file, cmd string }{"journal-" + u + ".txt", "journalctl -u " + u + " --no-pager -n 300 2>&1"})
+	}
+	var extra []string
+	for f := range o.Step.Diag {
+		extra = append(extra, f)
+	}
+	sort.Strings(extra)
+	for _, f := range extra {
+		cmds = append(cmds, struct{ file, cmd string }{f, o.Step.Diag[f]})
 	}
 	for _, c := range cmds {
 		out, err := h.Run(ctx, c.cmd)

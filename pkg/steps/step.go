@@ -67,6 +67,9 @@ type Step struct {
 	Apply func(ctx context.Context, h Host) error
 	// Units are the systemd units worth collecting when the step fails.
 	Units []string
+	// Diag are more commands whose output explains a failure, keyed by
+	// the file name they get in the diagnostics bundle.
+	Diag  map[string]string
 	Retry Retry
 }
 
