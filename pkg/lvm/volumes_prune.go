@@ -17,7 +17,7 @@ import (
 var PVResource = corev1.SchemeGroupVersion.WithResource("persistentvolumes")
 
 // Prune finds metalk8s's PersistentVolumes (those labelled with LabelNode
-// and LabelVG) whose names are not in expected (the PVName of every
+// and LabelVG, and not being deleted) whose names are not in expected (the PVName of every
 // volume of the inventory) and, unless dryRun, deletes those that are
 // unbound: no spec.claimRef and phase Available, Pending or Failed. A PV
 // with a claimRef (Bound, or Released: its claim is gone but the data was
@@ -33,7 +33,7 @@ func Prune(ctx context.Context, c *kube.Client, expected map[string]bool, dryRun
 	var stale []corev1.PersistentVolume
 	for i := range items {
 		l := items[i].GetLabels()
-		if l[LabelNode] == "" || l[LabelVG] == "" || expected[items[i].GetName()] {
+		if l[LabelNode] == "" || l[LabelVG] == "" || expected[items[i].GetName()] || items[i].GetDeletionTimestamp() != nil {
 			continue
 		}
 		var pv corev1.PersistentVolume
