@@ -174,6 +174,10 @@ func TestAPI(t *testing.T) {
 		if got := reqs.get(list) - before; got != 1 {
 			t.Errorf("Apply then Get made %d Lists, want 1 (after the apply dropped the cache)", got)
 		}
+		c.Forget(cm)
+		if _, err := c.List(ctx, cm); err != nil || reqs.get(list)-before != 2 {
+			t.Errorf("List after Forget: %d Lists in all, %v; want a new one", reqs.get(list)-before, err)
+		}
 	})
 
 	t.Run("delete", func(t *testing.T) {
