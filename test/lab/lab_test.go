@@ -44,6 +44,8 @@ type lab struct {
 	inv    string // inventory/hosts.ini
 	known  string // inventory/known_hosts
 	bin    string // metalk8s built for this test
+	// kubectlBin is the bundle's kubectl, run on this machine.
+	kubectlBin string
 }
 
 func TestLab(t *testing.T) {
@@ -170,6 +172,15 @@ func TestLab(t *testing.T) {
 		t.Fatalf("bundle.sh: %v", err)
 	}
 	bundleDir := strings.TrimSpace(lastLines(string(bout), 1))
+	m := readManifest(t, bundleDir)
+	for _, f := range m.Files {
+		if f.Name == "kubectl" {
+			l.kubectlBin = filepath.Join(bundleDir, f.Path)
+		}
+	}
+	if l.kubectlBin == "" {
+		t.Fatal("the bundle has no kubectl")
+	}
 
 	t.Run("up", func(t *testing.T) {
 		t0 := time.Now()
@@ -177,14 +188,20 @@ func TestLab(t *testing.T) {
 		t.Logf("metalk8s up --bundle (1st): %v\n%s", since(t0), out)
 
 		// Every node has the packages, binaries and images, from the bundle.
+		var images []string
+		for _, im := range m.Images {
+			images = append(images, im.Name)
+		}
 		out = l.metalk8s(t, 5*time.Minute, "exec", "-i", l.inv, "--known-hosts", l.known, "--",
 			"dpkg-query -W -f='${Package} ${Status}\\n' lvm2 ipvsadm conntrack socat ebtables ipset | grep -c ' install ok installed$';"+
 				" kubeadm version -o short; runc --version | head -1; systemctl is-active containerd;"+
-				" crictl images -o json | grep -c '\"registry.k8s.io/'")
+				" for i in "+strings.Join(images, " ")+"; do crictl inspecti -q $i >/dev/null 2>&1 || echo missing image $i; done")
 		t.Logf("installed:\n%s", out)
-		want := regexp.MustCompile(`(?m)^== node[0-9]+: ok\n6\nv1\.34\.4\nrunc version 1\.3\.6\nactive\n6$`)
-		if n := len(want.FindAllString(out, -1)); n != nodes {
-			t.Errorf("%d nodes of %d have the 6 packages, kubeadm v1.34.4, runc 1.3.6, containerd running and 6 images", n, nodes)
+		want := regexp.MustCompile(`(?m)^== node[0-9]+: ok\n6\n` + regexp.QuoteMeta(m.Versions.Kube) +
+			`\nrunc version ` + regexp.QuoteMeta(strings.TrimPrefix(m.Versions.Runc, "v")) + `\nactive$`)
+		if n := len(want.FindAllString(out, -1)); n != nodes || strings.Contains(out, "missing image") || len(images) < 9 {
+			t.Errorf("%d nodes of %d have the 6 packages, kubeadm %s, runc %s, containerd running and the bundle's %d images",
+				n, nodes, m.Versions.Kube, m.Versions.Runc, len(images))
 		}
 
 		t1 := time.Now()
@@ -192,6 +209,12 @@ func TestLab(t *testing.T) {
 		t.Logf("metalk8s up --bundle (2nd): %v\n%s", since(t1), out)
 		if !strings.Contains(out, " 0 steps changed") {
 			t.Errorf("the second up changed something")
+		}
+		t2 := time.Now()
+		out, err := l.metalk8sErr(10*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		t.Logf("plan on the healthy cluster: %v, exit %d\n%s", since(t2), exitCode(err), out)
+		if exitCode(err) != 0 {
+			t.Errorf("plan on the healthy cluster: exit %d, want 0", exitCode(err))
 		}
 		// ... and wrote nothing but its journal: no upload in its log.
 		m := regexp.MustCompile(`(?m)^log: (\S+)$`).FindStringSubmatch(out)
@@ -212,6 +235,8 @@ func TestLab(t *testing.T) {
 			}
 		}
 	})
+
+	t.Run("kubernetes", func(t *testing.T) { l.testKubernetes(t, m) })
 
 	t.Run("etcd", func(t *testing.T) {
 		run := func(limit, cmd string) string { return l.exec(t, limit, cmd) }
@@ -349,6 +374,9 @@ func TestLab(t *testing.T) {
 			t.Errorf("node1 not extended after forcing /dev/vdc:\n%s", out)
 		}
 	})
+
+	t.Run("pki-recovery", func(t *testing.T) { l.testPKIRecovery(t, bundleDir) })
+	t.Run("power-off", func(t *testing.T) { l.testPowerOff(t, bundleDir) })
 
 	t.Run("down", func(t *testing.T) {
 		// As after a crash of the harness: the pid files and the lab's
