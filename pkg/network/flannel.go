@@ -1,6 +1,8 @@
 package network
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 
@@ -18,6 +20,8 @@ const (
 	FlannelConfigMap = "kube-flannel-cfg" // holds net-conf.json
 	FlannelDaemonSet = "kube-flannel-ds"
 	flannelBinary    = "/opt/bin/flanneld" // in the image
+	// NetConfHashAnnotation on flannel's pod template: SHA-256 of net-conf.json.
+	NetConfHashAnnotation = "metalk8s.io/net-conf-sha256"
 )
 
 // NetConf is flannel's net-conf.json (flannel pkg/subnet config.go), the
@@ -81,14 +85,16 @@ func flannelObjects(p Params) ([]runtime.Object, error) {
 			ObjectMeta: metav1.ObjectMeta{Name: FlannelConfigMap, Namespace: FlannelNamespace, Labels: labels},
 			Data:       map[string]string{"net-conf.json": string(conf)},
 		},
-		flannelDaemonSet(p, labels),
+		flannelDaemonSet(p, labels, conf),
 	}, nil
 }
 
 // flannelDaemonSet runs flanneld on every node. --iface=$(NODE_IP) makes
 // VXLAN use the interface of the kubelet's node IP (status.hostIP), not the
-// default route's, which on the lab's VMs is the NAT interface.
-func flannelDaemonSet(p Params, labels map[string]string) *appsv1.DaemonSet {
+// default route's, which on the lab's VMs is the NAT interface. The pod
+// template carries the hash of net-conf.json, so that a change of it rolls
+// the pods (flanneld reads it only at start).
+func flannelDaemonSet(p Params, labels map[string]string, netConf []byte) *appsv1.DaemonSet {
 	c := corev1.Container{
 		Name:            "kube-flannel",
 		Image:           p.FlannelImage,
@@ -121,5 +127,8 @@ func flannelDaemonSet(p Params, labels map[string]string) *appsv1.DaemonSet {
 		hostPathVolume("xtables-lock", "/run/xtables.lock", corev1.HostPathFileOrCreate),
 		hostPathVolume("lib-modules", "/lib/modules", corev1.HostPathDirectory),
 	}
-	return nodeDaemonSet(FlannelDaemonSet, FlannelNamespace, FlannelName, labels, c, vols)
+	ds := nodeDaemonSet(FlannelDaemonSet, FlannelNamespace, FlannelName, labels, c, vols)
+	sum := sha256.Sum256(netConf)
+	ds.Spec.Template.Annotations = map[string]string{NetConfHashAnnotation: hex.EncodeToString(sum[:])}
+	return ds
 }
