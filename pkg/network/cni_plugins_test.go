@@ -16,14 +16,24 @@ import (
 // host-local and portmap plugins, as a container runtime would (CNI spec
 // 1.0.0: each plugin gets its config plus name, cniVersion and the previous
 // result), between two throwaway network namespaces, then deletes it. It
-// needs root and METALK8S_CNI_BIN, a folder with the three plugins (built
-// from github.com/containernetworking/plugins, e.g. the lab's bin/cni/).
+// needs root and the three plugins (built from
+// github.com/containernetworking/plugins): METALK8S_CNI_BIN, else the lab's
+// artifacts (.cache/artifacts/*/bin/cni, test/lab/artifacts/build.sh cni).
 // Only change to the config under test: host-local's dataDir goes to a
 // temporary folder instead of /var/lib/cni/networks.
 func TestCNIConfigRealPlugins(t *testing.T) {
 	bin := os.Getenv("METALK8S_CNI_BIN")
+	if bin == "" {
+		found, _ := filepath.Glob("../../.cache/artifacts/*/bin/cni/bridge")
+		if len(found) > 0 {
+			bin = filepath.Dir(found[len(found)-1])
+		}
+	}
 	if bin == "" || os.Geteuid() != 0 {
-		t.Skip("needs root and METALK8S_CNI_BIN (a folder with bridge, host-local, portmap)")
+		if os.Getenv("CI") != "" && os.Geteuid() == 0 {
+			t.Fatal("no CNI plugins: set METALK8S_CNI_BIN or build the lab's artifacts (test/lab/artifacts/build.sh cni)")
+		}
+		t.Skip("needs root and the CNI plugins (METALK8S_CNI_BIN or the lab's artifacts)")
 	}
 	conf, err := CNIConfig("10.233.65.0/24", 0)
 	if err != nil {

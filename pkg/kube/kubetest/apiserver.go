@@ -61,7 +61,8 @@ func Start(t testing.TB) *Server {
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file="+p.path("sa.pub"), "--service-account-signing-key-file="+p.path("sa.key"),
 		"--service-cluster-ip-range=10.96.0.0/16", "--enable-priority-and-fairness=false",
-		"--profiling=false", "--endpoint-reconciler-type=none")
+		"--profiling=false", "--endpoint-reconciler-type=none",
+		"--allow-privileged=true") // as kubeadm starts it
 	s := &Server{Port: port, Kubeconfig: kubeconfig(p)}
 	if err := s.waitReady(p, 90*time.Second); err != nil {
 		t.Fatalf("kubetest: kube-apiserver: %v (logs in %s)\n%s", err, dir, tail(filepath.Join(dir, "kube-apiserver.log")))
