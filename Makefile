@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/metalk8s
 
-.PHONY: all build test unit vet clean deps demo bench lab-bundle lab-up lab-down lab-ssh lab-status e2e
+.PHONY: all build test unit vet clean deps demo bench artifacts lab-bundle lab-up lab-down lab-ssh lab-status e2e
 
 # Debian packages the tests use: Ansible (the reference for inventories),
 # OpenSSH (the fleet of real servers), iproute2 (network namespaces).
@@ -24,11 +24,17 @@ vet:
 	$(GO) vet ./...
 
 # The whole suite: unit tests, ansible-inventory comparisons, the
-# integration tests on the sshd fleet, and the VM lab's end-to-end test,
-# which builds the offline bundle from source the first time (these need
-# root; see .ci/run). About 45 minutes cold on 2 cores.
-test: vet
+# integration tests on the sshd fleet, and the VM lab's end-to-end test
+# (these need root; see .ci/run). The upstream artifacts are built first
+# (cached by version): the unit tests judge what metalk8s generates with
+# the real kubeadm, kube-apiserver, etcd and CNI plugins.
+test: vet artifacts
 	$(GO) test -count=1 -timeout 80m ./...
+
+# Kubernetes, etcd, containerd, the CNI plugins and the images, built from
+# the Go module proxy into .cache/artifacts/<version> (test/lab/artifacts).
+artifacts:
+	test/lab/artifacts/build.sh
 
 unit:
 	$(GO) test -count=1 -short ./...
