@@ -416,10 +416,12 @@ func main() {
 		for _, r := range s.refs {
 			t, _ := name.NewTag(r, name.StrictValidation)
 			mine[t], all[t] = img, img
-			lines = append(lines, fmt.Sprintf("%s %s %s", t.Name(), id, md))
+			// r as written (docker.io/library/x:t, as containerd names it),
+			// not t.Name(), which says index.docker.io
+			lines = append(lines, fmt.Sprintf("%s %s %s", r, id, md))
 			if *ociDir != "" {
 				if err := lp.AppendIndex(idx, layout.WithAnnotations(map[string]string{
-					"io.containerd.image.name":          t.Name(),
+					"io.containerd.image.name":          r,
 					"org.opencontainers.image.ref.name": t.TagStr(),
 				})); err != nil {
 					log.Fatal(err)
