@@ -17,7 +17,7 @@ import (
 // systemd cgroup driver, the bundle's pause image, CNI from /opt/cni/bin.
 func containerdConfig(pause string) string {
 	return fmt.Sprintf(`# Written by metalk8s.
-version = 3
+version = 4
 
 [plugins.'io.containerd.cri.v1.images'.pinned_images]
   sandbox = %q
