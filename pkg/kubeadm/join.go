@@ -3,7 +3,6 @@ package kubeadm
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -44,19 +43,15 @@ func (g *graph) joinSteps() []*steps.Step {
 			out = append(out, g.adminConfStep(adminID, s.ID))
 		}
 	}
-	var joins []string
 	for _, n := range g.cl.Workers {
 		if n.ControlPlane {
 			continue
 		}
 		deps := append(append(g.nodeDeps(n), stateIDs...), adminID, steps.ID("workers/node-state", n.Name))
 		deps = append(deps, cpJoins...)
-		s := g.joinStep(n, deps)
-		out = append(out, s)
-		joins = append(joins, s.ID)
+		out = append(out, g.joinStep(n, deps))
 	}
 	out = append(out, g.readyStep(append(cpJoins, adminID)))
-	_ = joins
 	return out
 }
 
@@ -271,7 +266,7 @@ func (g *graph) checkNameFree(ctx context.Context, host string) error {
 		return err
 	}
 	if found && ready {
-		return fmt.Errorf("a Ready node named %s is already in the cluster, while host %s has no kubeadm install: another machine has this name (rename one in the inventory), or remove the node first (kubectl delete node %s)", host, host, strings.ReplaceAll(host, " ", ""))
+		return fmt.Errorf("a Ready node named %s is already in the cluster, while host %s has no kubeadm install: another machine has this name (rename one in the inventory), or remove the node first (kubectl delete node %s)", host, host, host)
 	}
 	return nil
 }
