@@ -51,6 +51,8 @@ deps:
 # (built from the Go module proxy, cached by version), and metalk8s up.
 demo: build lab-up lab-bundle
 	$(BIN) up $(LAB_INV)/hosts.ini --known-hosts $(LAB_INV)/known_hosts --bundle $(LAB_BUNDLE)
+	@printf '\nThe cluster is up. From this machine, with the bundle'"'"'s kubectl:\n  export KUBECONFIG=%s\n  %s get nodes -o wide\n  %s get pods -A\nOn a node: make lab-ssh I=1 CMD='"'"'kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes'"'"'\nStop the lab: make lab-down\n' \
+		$(abspath $(LAB_INV))/artifacts/admin.conf $(LAB_BUNDLE)/bin/kubectl $(LAB_BUNDLE)/bin/kubectl
 
 # The lab's bundle: Kubernetes and friends built from source, served on
 # loopback like the release sites, then `metalk8s bundle build` from them.
