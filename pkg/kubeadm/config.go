@@ -6,17 +6,22 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
+	bootstraptokenv1 "k8s.io/kubernetes/cmd/kubeadm/app/apis/bootstraptoken/v1"
 	"k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
+
+// InitTokenTTL is how long the bootstrap token kubeadm init makes lives.
+const InitTokenTTL = 10 * time.Minute
 
 // Paths and settings on the nodes.
 const (
@@ -56,6 +61,12 @@ func (p *Params) InitConfig(n *inventory.Node) ([]byte, error) {
 		TypeMeta:         typeMeta("InitConfiguration"),
 		NodeRegistration: p.nodeRegistration(n),
 		LocalAPIEndpoint: localAPIEndpoint(n),
+		// kubeadm init always makes a bootstrap token (24 h by default);
+		// metalk8s makes its own per join, so init's lives 10 minutes.
+		BootstrapTokens: []bootstraptokenv1.BootstrapToken{{
+			Description: "kubeadm init's own token (metalk8s makes one per join)",
+			TTL:         &metav1.Duration{Duration: InitTokenTTL},
+		}},
 	}
 	return marshalAll(init, p.clusterConfiguration(), p.kubeletConfiguration(), p.kubeProxyConfiguration())
 }

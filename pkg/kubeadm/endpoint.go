@@ -125,11 +125,8 @@ func (g *graph) endpointSteps() []*steps.Step {
 		out = append(out, &steps.Step{ID: steps.ID(phaseOf(n)+"/endpoint", n.Name), Host: n.Name, Phase: phaseOf(n), Deps: deps,
 			Inputs: []string{name, want},
 			Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-				have, err := endpointAddress(ctx, h, name)
-				if err != nil || have == want {
-					return steps.NoChange, err
-				}
-				return steps.Changes(fmt.Sprintf("~ /etc/hosts: %s -> %s (was %q)", name, want, have)), nil
+				diff, err := endpointDiff(ctx, h, name, want)
+				return steps.Changes(diff...), err
 			},
 			Apply: func(ctx context.Context, h steps.Host) error {
 				return setEndpointAddress(ctx, h, name, want)

@@ -3,6 +3,7 @@ package kubeadm
 import (
 	"context"
 	"fmt"
+	"path"
 	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -99,8 +100,10 @@ func (g *graph) joinStep(n *inventory.Node, deps []string) *steps.Step {
 			st, active := g.st.get(host)
 			if st == Joined {
 				if !active {
-					_, err := h.Run(ctx, "systemctl start kubelet")
-					return err
+					if _, err := h.Run(ctx, "systemctl start kubelet && systemctl is-active kubelet"); err != nil {
+						return err
+					}
+					g.st.set(host, Joined, true)
 				}
 				return nil
 			}
@@ -123,6 +126,13 @@ func (g *graph) joinStep(n *inventory.Node, deps []string) *steps.Step {
 			if err != nil {
 				return err
 			}
+			role := RoleWorker
+			if n.ControlPlane {
+				role = RoleControlPlane
+			}
+			if _, err := h.Run(ctx, fmt.Sprintf("mkdir -p %s && echo %s > %s", path.Dir(JoinedMarker), role, JoinedMarker)); err != nil {
+				return err
+			}
 			g.st.set(host, Joined, true)
 			return nil
 		}}
@@ -138,7 +148,7 @@ func (g *graph) init(ctx context.Context, h steps.Host, n *inventory.Node) error
 	if err != nil {
 		return err
 	}
-	return runKubeadm(ctx, h, cfg, "init --config "+configFile)
+	return runKubeadm(ctx, h, cfg, "init --skip-token-print --config "+configFile)
 }
 
 // join joins a node with a bootstrap token made for it and deleted after:
@@ -158,7 +168,7 @@ func (g *graph) join(ctx context.Context, h steps.Host, n *inventory.Node) error
 		defer cancel()
 		_ = deleteToken(dctx, c.Typed(), tok)
 	}()
-	addr, err := g.joinEndpointAddress()
+	addr, err := g.joinEndpointAddress(c.Host())
 	if err != nil {
 		return err
 	}
@@ -204,7 +214,8 @@ crictl --runtime-endpoint unix:///run/containerd/containerd.sock rmp -fa >/dev/n
 rm -f /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/manifests/kube-controller-manager.yaml /etc/kubernetes/manifests/kube-scheduler.yaml /etc/kubernetes/manifests/apiserver-proxy.yaml
 rm -f /etc/kubernetes/admin.conf /etc/kubernetes/super-admin.conf /etc/kubernetes/kubelet.conf /etc/kubernetes/bootstrap-kubelet.conf /etc/kubernetes/controller-manager.conf /etc/kubernetes/scheduler.conf
 rm -f /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/pki/apiserver.key /etc/kubernetes/pki/apiserver-kubelet-client.crt /etc/kubernetes/pki/apiserver-kubelet-client.key /etc/kubernetes/pki/front-proxy-client.crt /etc/kubernetes/pki/front-proxy-client.key
-rm -rf /var/lib/kubelet/pki /var/lib/kubelet/config.yaml /var/lib/kubelet/kubeadm-flags.env /var/lib/kubelet/instance-config.yaml`
+rm -rf /var/lib/kubelet/pki /var/lib/kubelet/config.yaml /var/lib/kubelet/kubeadm-flags.env /var/lib/kubelet/instance-config.yaml
+rm -f ` + JoinedMarker + ` /etc/cni/net.d/10-metalk8s.conflist`
 	if !controlPlane {
 		// A worker's join writes the cluster CA; its preflight wants it gone.
 		s += "\nrm -f /etc/kubernetes/pki/ca.crt"
@@ -229,21 +240,18 @@ func (g *graph) finalEndpointAddress(n *inventory.Node) string {
 }
 
 // joinEndpointAddress is where a joining node reaches the API: the
-// balancer, else the first joined control plane.
-func (g *graph) joinEndpointAddress() (string, error) {
+// balancer, else the control plane whose apiserver answered the run's
+// client (healthy a moment ago).
+func (g *graph) joinEndpointAddress(healthy string) (string, error) {
 	if lb := g.lbAddress(); lb != "" {
 		return lb, nil
 	}
-	joined := g.st.joinedOf(g.cps)
-	if len(joined) == 0 {
-		return "", fmt.Errorf("no control plane is joined yet")
-	}
 	for _, n := range g.cl.ControlPlane {
-		if n.Name == joined[0] {
+		if n.Name == healthy {
 			return n.Address(), nil
 		}
 	}
-	return "", fmt.Errorf("control plane %s not in the inventory", joined[0])
+	return "", fmt.Errorf("the API client's control plane %q is not in the inventory", healthy)
 }
 
 func (g *graph) caHash() (string, error) {

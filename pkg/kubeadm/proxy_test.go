@@ -91,30 +91,47 @@ func (localHost) Run(ctx context.Context, cmd string) ([]byte, error) {
 }
 func (localHost) Put(context.Context, ssh.File) (bool, error) { return false, nil }
 
-// The endpoint line is added, replaced and read back, every other line of
-// the file kept, through the real sh, grep and mktemp.
-func TestEndpointHostsLine(t *testing.T) {
-	old := hostsFile
-	t.Cleanup(func() { hostsFile = old })
-	hostsFile = filepath.Join(t.TempDir(), "hosts")
-	orig := "127.0.0.1\tlocalhost\n10.10.0.11\tnode1\n# a comment\n"
-	os.WriteFile(hostsFile, []byte(orig), 0o644)
-	ctx := context.Background()
+// The endpoint line is added and replaced, an older line mapping the name
+// commented out, the running pods' copies that carry the line follow, every
+// other line is kept, through the real sh, awk, grep and mktemp.
+func TestEndpointHosts(t *testing.T) {
+	oldHosts, oldPods := hostsFile, podHosts
+	t.Cleanup(func() { hostsFile, podHosts = oldHosts, oldPods })
+	dir := t.TempDir()
+	hostsFile = filepath.Join(dir, "hosts")
+	podHosts = filepath.Join(dir, "pods", "*", "etc-hosts")
 	name := "lb-apiserver.kubernetes.local"
-	if got, err := endpointAddress(ctx, localHost{}, name); err != nil || got != "" {
-		t.Fatalf("before: %q %v", got, err)
+	orig := "127.0.0.1\tlocalhost\n10.10.0.11\tnode1\n# a comment about " + name + "\n"
+	os.WriteFile(hostsFile, []byte(orig+"192.0.2.9 "+name+"\n"), 0o644)
+	for _, p := range []string{"a", "b"} {
+		os.MkdirAll(filepath.Join(dir, "pods", p), 0o755)
 	}
-	for _, addr := range []string{"10.10.0.11", "127.0.0.1", "127.0.0.1"} {
+	podA, podB := filepath.Join(dir, "pods", "a", "etc-hosts"), filepath.Join(dir, "pods", "b", "etc-hosts")
+	os.WriteFile(podA, []byte("127.0.0.1 localhost\n10.10.0.11 "+name+" "+hostsMark+"\n"), 0o644)
+	os.WriteFile(podB, []byte("127.0.0.1 localhost\n"), 0o644) // a pod started before metalk8s's line
+	ctx := context.Background()
+	diff, err := endpointDiff(ctx, localHost{}, name, "127.0.0.1")
+	if err != nil || len(diff) != 3 {
+		t.Fatalf("before: %v %q; want the older line, /etc/hosts and pod a", err, diff)
+	}
+	for _, addr := range []string{"10.10.0.12", "127.0.0.1", "127.0.0.1"} {
 		if err := setEndpointAddress(ctx, localHost{}, name, addr); err != nil {
 			t.Fatal(err)
 		}
-		if got, err := endpointAddress(ctx, localHost{}, name); err != nil || got != addr {
-			t.Fatalf("after setting %s: %q %v", addr, got, err)
+		if diff, err := endpointDiff(ctx, localHost{}, name, addr); err != nil || len(diff) != 0 {
+			t.Fatalf("after setting %s: %q %v", addr, diff, err)
 		}
 	}
-	data, _ := os.ReadFile(hostsFile)
-	if want := orig + "127.0.0.1 " + name + " " + hostsMark + "\n"; string(data) != want {
+	line := "127.0.0.1 " + name + " " + hostsMark + "\n"
+	want := orig + "# 192.0.2.9 " + name + " # metalk8s: the endpoint name is set below\n" + line
+	if data, _ := os.ReadFile(hostsFile); string(data) != want {
 		t.Errorf("hosts:\n%s\nwant:\n%s", data, want)
+	}
+	if data, _ := os.ReadFile(podA); string(data) != "127.0.0.1 localhost\n"+line {
+		t.Errorf("pod a's hosts:\n%s", data)
+	}
+	if data, _ := os.ReadFile(podB); string(data) != "127.0.0.1 localhost\n" {
+		t.Errorf("pod b's hosts changed:\n%s", data)
 	}
 	if err := setEndpointAddress(ctx, localHost{}, name, "1.2.3.4 evil"); err == nil {
 		t.Errorf("an address with a blank was accepted")

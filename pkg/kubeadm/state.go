@@ -37,11 +37,19 @@ var stateFiles = []string{
 	"/etc/kubernetes/admin.conf",
 }
 
-const stateCommand = `for f in /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/bootstrap-kubelet.conf /var/lib/kubelet/config.yaml /etc/kubernetes/kubelet.conf /etc/kubernetes/admin.conf; do test -e "$f" && echo "$f"; done; echo "kubelet=$(systemctl is-active kubelet 2>/dev/null)"`
+// JoinedMarker is written once kubeadm init or join has exited 0; it holds
+// the role the node joined as ("control-plane" or "worker"). kubeadm
+// writes the kubelet's files long before it is done (init's later phases
+// upload the configuration, make the join RBAC and cluster-info), so the
+// files alone cannot tell a finished join from one that failed late.
+const JoinedMarker = "/etc/kubernetes/metalk8s/joined"
+
+const stateCommand = `for f in /etc/kubernetes/pki/apiserver.crt /etc/kubernetes/manifests/kube-apiserver.yaml /etc/kubernetes/bootstrap-kubelet.conf /var/lib/kubelet/config.yaml /etc/kubernetes/kubelet.conf /etc/kubernetes/admin.conf; do test -e "$f" && echo "$f"; done; echo "role=$(cat ` + JoinedMarker + ` 2>/dev/null)"; echo "kubelet=$(systemctl is-active kubelet 2>/dev/null)"`
 
 // Facts are one node's state as stateCommand reports it.
 type Facts struct {
 	Files         map[string]bool
+	Role          string // from JoinedMarker: "control-plane", "worker" or ""
 	KubeletActive bool
 }
 
@@ -52,6 +60,8 @@ func ParseFacts(out string) Facts {
 		line = strings.TrimSpace(line)
 		if v, ok := strings.CutPrefix(line, "kubelet="); ok {
 			f.KubeletActive = v == "active"
+		} else if v, ok := strings.CutPrefix(line, "role="); ok {
+			f.Role = v
 		} else if line != "" {
 			f.Files[line] = true
 		}
@@ -60,16 +70,19 @@ func ParseFacts(out string) Facts {
 }
 
 // Classify says whether a node is joined, partial or fresh for the role
-// it has in the inventory. A node joined as a worker that the inventory
-// now lists as a control plane is an error: promotion is not built.
+// it has in the inventory: joined when kubeadm finished (JoinedMarker) and
+// the kubelet's files are there, partial when anything of an init or join
+// is there, else fresh. A node joined as a worker that the inventory now
+// lists as a control plane is an error: promotion is not built.
 func Classify(f Facts, controlPlane bool) (NodeState, error) {
 	kubelet := f.Files["/etc/kubernetes/kubelet.conf"] && f.Files["/var/lib/kubelet/config.yaml"]
-	apiserver := f.Files["/etc/kubernetes/manifests/kube-apiserver.yaml"]
 	switch {
-	case kubelet && (apiserver || !controlPlane):
+	case kubelet && f.Role == RoleWorker && controlPlane:
+		return Joined, fmt.Errorf("joined as a worker but listed as a control plane; metalk8s cannot promote a worker yet: remove it from the control-plane group, or remove the node (kubeadm reset) and run up again")
+	case kubelet && f.Role != "":
 		return Joined, nil
-	case kubelet && controlPlane:
-		return Joined, fmt.Errorf("joined as a worker (no kube-apiserver manifest) but listed as a control plane; metalk8s cannot promote a worker yet: remove it from the control-plane group, or remove the node (kubeadm reset) and run up again")
+	case f.Role != "":
+		return Partial, nil
 	}
 	for _, p := range stateFiles {
 		if f.Files[p] {
@@ -78,6 +91,12 @@ func Classify(f Facts, controlPlane bool) (NodeState, error) {
 	}
 	return Fresh, nil
 }
+
+// Roles a node joins as, in JoinedMarker.
+const (
+	RoleControlPlane = "control-plane"
+	RoleWorker       = "worker"
+)
 
 // runState is what the Kubernetes steps of one run know of the nodes:
 // filled by the read-only node-state checks, updated by init and join.

@@ -16,23 +16,26 @@ func TestClassify(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		files []string
+		role  string
 		cp    bool
 		want  NodeState
 		err   string
 	}{
-		{"nothing", nil, true, Fresh, ""},
-		{"nothing, worker", nil, false, Fresh, ""},
-		{"control plane joined", []string{apicrt, apisrv, kcfg, kubeconf}, true, Joined, ""},
-		{"worker joined", []string{kcfg, kubeconf}, false, Joined, ""},
-		{"init stopped after the static pods", []string{apicrt, apisrv}, true, Partial, ""},
-		{"join stopped in TLS bootstrap", []string{boot, kcfg}, false, Partial, ""},
-		{"certificates only", []string{apicrt}, true, Partial, ""},
-		{"control plane node that is a worker", []string{kcfg, kubeconf}, true, Joined, "cannot promote a worker"},
+		{"nothing", nil, "", true, Fresh, ""},
+		{"nothing, worker", nil, "", false, Fresh, ""},
+		{"control plane joined", []string{apicrt, apisrv, kcfg, kubeconf}, RoleControlPlane, true, Joined, ""},
+		{"worker joined", []string{kcfg, kubeconf}, RoleWorker, false, Joined, ""},
+		{"init failed after kubelet-start", []string{apicrt, apisrv, kcfg, kubeconf}, "", true, Partial, ""},
+		{"init stopped after the static pods", []string{apicrt, apisrv}, "", true, Partial, ""},
+		{"join stopped in TLS bootstrap", []string{boot, kcfg}, "", false, Partial, ""},
+		{"certificates only", []string{apicrt}, "", true, Partial, ""},
+		{"marker left, files gone", nil, RoleWorker, false, Partial, ""},
+		{"control plane node that is a worker", []string{kcfg, kubeconf}, RoleWorker, true, Joined, "cannot promote a worker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			out := strings.Join(tc.files, "\n") + "\nkubelet=active\n"
+			out := strings.Join(tc.files, "\n") + "\nrole=" + tc.role + "\nkubelet=active\n"
 			f := ParseFacts(out)
-			if !f.KubeletActive || len(f.Files) != len(tc.files) {
+			if !f.KubeletActive || len(f.Files) != len(tc.files) || f.Role != tc.role {
 				t.Fatalf("ParseFacts(%q) = %+v", out, f)
 			}
 			got, err := Classify(f, tc.cp)
@@ -53,7 +56,7 @@ func TestStateCommandFiles(t *testing.T) {
 			t.Errorf("stateCommand does not test %s", f)
 		}
 	}
-	if n := strings.Count(stateCommand, " /"); n != len(stateFiles) {
+	if n := strings.Count(stateCommand, " /"); n != len(stateFiles)+1 { // and the marker
 		t.Errorf("stateCommand tests %d paths, stateFiles has %d", n, len(stateFiles))
 	}
 }

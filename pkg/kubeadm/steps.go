@@ -176,7 +176,30 @@ func (g *graph) stateStep(n *inventory.Node) *steps.Step {
 }
 
 // client returns the run's API client, through the control planes' SSH
-// connections.
+// connections. Without a local admin.conf (a fresh clone of the inventory
+// while the first control plane rejoins), it is first read from a joined
+// control plane; the admin-conf step sets its server later.
 func (g *graph) client(ctx context.Context) (*kube.Client, error) {
-	return kube.FromRun(ctx, kube.AdminConfPath(g.art), g.cps)
+	path := kube.AdminConfPath(g.art)
+	if _, err := os.Stat(path); os.IsNotExist(err) {
+		joined := g.st.joinedOf(g.cps)
+		if len(joined) == 0 {
+			return nil, fmt.Errorf("%s is missing and no control plane is joined", path)
+		}
+		h := steps.HostFrom(ctx, joined[0])
+		if h == nil {
+			return nil, fmt.Errorf("no connection to %s", joined[0])
+		}
+		conf, err := g.adminConf(ctx, h)
+		if err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(g.art, 0o700); err != nil {
+			return nil, err
+		}
+		if err := steps.WriteFileAtomic(path, conf, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	return kube.FromRun(ctx, path, g.cps)
 }

@@ -70,13 +70,14 @@ func Steps(cl *inventory.Cluster, art string, p Params, joined map[string]string
 		phase, _, _ := strings.Cut(joinID, "/")
 		id := steps.ID(phase+"/cni", host)
 		cniIDs = append(cniIDs, id)
+		// want is the node's conflist, nil while the node has no podCIDR.
 		want := func(ctx context.Context) ([]ssh.File, error) {
 			c, err := client(ctx)
 			if err != nil {
 				return nil, err
 			}
 			cidr, err := podCIDR(ctx, c, host)
-			if err != nil {
+			if err != nil || cidr == "" {
 				return nil, err
 			}
 			conf, err := CNIConfig(cidr, 0)
@@ -91,14 +92,34 @@ func Steps(cl *inventory.Cluster, art string, p Params, joined map[string]string
 				if err != nil {
 					return steps.NoChange, err
 				}
+				if files == nil {
+					return steps.Changes(fmt.Sprintf("+ write %s (once node %s is registered with a podCIDR)", CNIConfPath, host)), nil
+				}
 				return steps.FilesChange(ctx, h, files)
 			},
 			Apply: func(ctx context.Context, h steps.Host) error {
-				files, err := want(ctx)
-				if err != nil {
-					return err
+				// A node registers a moment after its join returns, and
+				// kube-controller-manager then gives it a podCIDR.
+				var files []ssh.File
+				deadline := time.Now().Add(5 * time.Minute)
+				for {
+					var err error
+					if files, err = want(ctx); err != nil || files != nil {
+						if err != nil {
+							return err
+						}
+						break
+					}
+					if time.Now().After(deadline) {
+						return fmt.Errorf("node %s has no podCIDR after 5 minutes (kube-controller-manager assigns it from kube_pods_subnet)", host)
+					}
+					select {
+					case <-ctx.Done():
+						return ctx.Err()
+					case <-time.After(5 * time.Second):
+					}
 				}
-				_, err = steps.PutFiles(ctx, h, files)
+				_, err := steps.PutFiles(ctx, h, files)
 				return err
 			}})
 	}
@@ -145,21 +166,16 @@ func Steps(cl *inventory.Cluster, art string, p Params, joined map[string]string
 }
 
 // podCIDR is the node's spec.podCIDR, from the run's one list of nodes
-// (re-listed while the controller manager has not assigned one yet).
+// (re-listed while the controller manager has not assigned one yet); ""
+// while the node is not registered or has none.
 func podCIDR(ctx context.Context, c *kube.Client, name string) (string, error) {
 	n, err := node(ctx, c, name)
 	if err == nil && (n == nil || n.Spec.PodCIDR == "") {
 		c.Forget(nodesGVR)
 		n, err = node(ctx, c, name)
 	}
-	if err != nil {
+	if err != nil || n == nil {
 		return "", err
-	}
-	if n == nil {
-		return "", fmt.Errorf("node %s is not registered", name)
-	}
-	if n.Spec.PodCIDR == "" {
-		return "", fmt.Errorf("node %s has no podCIDR yet (kube-controller-manager assigns it from kube_pods_subnet)", name)
 	}
 	return n.Spec.PodCIDR, nil
 }
