@@ -20,6 +20,25 @@ import (
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
 
+// timeouts are how long kubeadm waits for each thing: 2.5 to 10 times its
+// defaults (4 min for the control plane's and kubelet's health, 1 min per
+// API call, 2 min per etcd call, 5 min for discovery and TLS bootstrap).
+// They are limits, not delays: a fast machine is done as soon as ever, and
+// a slow one (the lab's emulated CPUs, where an apiserver takes minutes to
+// answer while its neighbours import images) is not failed half-way
+// through an init that would have finished.
+func timeouts() *v1beta4.Timeouts {
+	d := func(m time.Duration) *metav1.Duration { return &metav1.Duration{Duration: m * time.Minute} }
+	return &v1beta4.Timeouts{
+		ControlPlaneComponentHealthCheck: d(15),
+		KubeletHealthCheck:               d(10),
+		KubernetesAPICall:                d(5),
+		EtcdAPICall:                      d(5),
+		TLSBootstrap:                     d(15),
+		Discovery:                        d(15),
+	}
+}
+
 // InitTokenTTL is how long the bootstrap token kubeadm init makes lives.
 const InitTokenTTL = 10 * time.Minute
 
@@ -67,6 +86,7 @@ func (p *Params) InitConfig(n *inventory.Node) ([]byte, error) {
 			Description: "kubeadm init's own token (metalk8s makes one per join)",
 			TTL:         &metav1.Duration{Duration: InitTokenTTL},
 		}},
+		Timeouts: timeouts(),
 	}
 	return marshalAll(init, p.clusterConfiguration(), p.kubeletConfiguration(), p.kubeProxyConfiguration())
 }
@@ -101,6 +121,7 @@ func (p *Params) JoinConfig(n *inventory.Node, controlPlane bool, token string, 
 			APIServerEndpoint: p.controlPlaneEndpoint(),
 			CACertHashes:      caCertHashes,
 		}},
+		Timeouts: timeouts(),
 	}
 	if controlPlane {
 		join.ControlPlane = &v1beta4.JoinControlPlane{LocalAPIEndpoint: localAPIEndpoint(n)}
