@@ -320,6 +320,14 @@ func (l *lab) testKubernetes(t *testing.T, m manifest) {
 	eventually(t, 10*time.Minute, "every kube-system and kube-flannel pod running", func() error { return l.podsRunning("kube-system", "kube-flannel") })
 	out := l.mustKubectl(t, "", "get", "pods", "-A", "-o", "wide")
 	t.Logf("pods:\n%s", out)
+	// node3 is a worker only: it reaches the API through its own proxy.
+	if !strings.Contains(out, "apiserver-proxy-node3 ") || strings.Contains(out, "kube-apiserver-node3 ") {
+		t.Errorf("want the apiserver proxy on node3, a worker, and no apiserver there")
+	}
+	out = l.exec(t, "node3", "getent hosts lb-apiserver.kubernetes.local")
+	if !strings.Contains(out, "127.0.0.1 ") {
+		t.Errorf("on node3 the endpoint name does not resolve to the local proxy:\n%s", out)
+	}
 
 	eventually(t, 5*time.Minute, "the kubernetes Service in every node's IPVS table", func() error {
 		out, err := l.metalk8sErr(2*time.Minute, "exec", "-i", l.inv, "--known-hosts", l.known, "--", "ipvsadm -Ln")
@@ -437,11 +445,13 @@ func (l *lab) testPKIRecovery(t *testing.T, bundleDir string) {
 	}
 }
 
-// nodesFrom reads the Node objects through a node's own endpoint (its
-// /etc/kubernetes/admin.conf) and checks their readiness.
+// nodesFrom reads the Node objects as a node's kubelet does (its
+// kubeconfig names the control-plane endpoint, which resolves to the
+// node's own apiserver on a control plane and to its apiserver proxy on a
+// worker) and checks their readiness.
 func (l *lab) nodesFrom(node string, want map[string]bool) error {
 	out, err := l.metalk8sErr(2*time.Minute, "exec", "-i", l.inv, "--known-hosts", l.known, "--limit", node, "--",
-		"kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout 20s get nodes -o json")
+		"kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout 20s get nodes -o json")
 	if err != nil {
 		return fmt.Errorf("%v: %s", err, out)
 	}
@@ -452,9 +462,10 @@ func (l *lab) nodesFrom(node string, want map[string]bool) error {
 	return checkNodes(js, want, "")
 }
 
-// testPowerOff powers node1 off: node2 and node3 keep reaching the API
-// through their own endpoint and stay Ready; once node1 is back, up heals
-// what it must and the up after it changes nothing.
+// testPowerOff powers node1, the first control plane, off: node2 (the
+// other control plane) and node3 (a worker, through its apiserver proxy)
+// keep reaching the API and stay Ready; once node1 is back, up heals what
+// it must and the up after it changes nothing.
 func (l *lab) testPowerOff(t *testing.T, bundleDir string) {
 	if out, err := l.sh(5*time.Minute, "poweroff", "1"); err != nil {
 		t.Fatalf("lab.sh poweroff 1: %v\n%s", err, out)

@@ -38,6 +38,7 @@
 #                        ports can run side by side.
 #   LAB_SSH_PORT [2220]  LAB_API_PORT [6440]   forward bases (node I: base+I)
 #   LAB_MEM [3072] MiB   LAB_CPUS [1]   LAB_DISK_SIZE [80G] (/dev/vdb, /dev/vdc; sparse)
+#   LAB_CONTROL_PLANES [2]  how many of the first nodes are control planes
 #   LAB_BOOT_TIMEOUT [600] seconds for all nodes to answer SSH
 #   LAB_KEEP=1           leave the VMs running when `up` fails (to debug them)
 #   LAB_ACCEL [tcg]  LAB_CPU_MODEL [max,svm=off,vmx=off,la57=off]
@@ -57,6 +58,7 @@ LAB_SSH_PORT=${LAB_SSH_PORT:-2220}
 LAB_API_PORT=${LAB_API_PORT:-6440}
 LAB_MEM=${LAB_MEM:-3072}
 LAB_CPUS=${LAB_CPUS:-1}
+LAB_CONTROL_PLANES=${LAB_CONTROL_PLANES:-2}
 LAB_DISK_SIZE=${LAB_DISK_SIZE:-80G}
 LAB_BOOT_TIMEOUT=${LAB_BOOT_TIMEOUT:-600}
 LAB_SUITE=${LAB_SUITE:-bookworm}
@@ -336,9 +338,10 @@ sync_clock() {
 # --- inventory ----------------------------------------------------------------
 
 write_inventory() {
-	local n=$1 i etcd
+	local n=$1 i etcd cps
 	mkdir -p "$INV/group_vars"
 	etcd=$(((n >= 3) ? 3 : 1))
+	cps=$((LAB_CONTROL_PLANES < n ? LAB_CONTROL_PLANES : n))
 	{
 		echo "# The metalk8s VM lab ($n nodes), written by test/lab/lab.sh up: rewritten"
 		echo "# at every up. SSH goes through QEMU's forwards on 127.0.0.1; ip= is each"
@@ -347,10 +350,12 @@ write_inventory() {
 		for ((i = 1; i <= n; i++)); do
 			echo "node$i ansible_host=127.0.0.1 ansible_port=$(ssh_port "$i") ansible_user=root ansible_ssh_private_key_file=$CLIENT_KEY ip=$(node_addr "$i")"
 		done
-		# The seed's quickstart: the first three nodes are control planes,
-		# etcd members and workers; more nodes are workers only.
+		# After the seed's quickstart, every node a worker and the first three
+		# etcd members; the first LAB_CONTROL_PLANES (2) are control planes,
+		# so the last node reaches the API through its apiserver proxy. Three
+		# apiservers and three etcd members outrun two emulated cores.
 		printf '\n[kube-master]\n'
-		for ((i = 1; i <= etcd; i++)); do echo "node$i"; done
+		for ((i = 1; i <= cps; i++)); do echo "node$i"; done
 		printf '\n[etcd]\n'
 		for ((i = 1; i <= etcd; i++)); do echo "node$i"; done
 		printf '\n[kube-node]\n'
