@@ -5,11 +5,16 @@
 // mk8se2e, LAB_DIR .lab/e2e, SSH forwards 127.0.0.1:2321-2323, so a lab that
 // a developer has up is left alone), runs `metalk8s exec`, builds the
 // offline bundle (test/lab/bundle.sh), runs `metalk8s up --bundle` (twice:
-// the second changes and uploads nothing), checks the installed packages,
-// binaries and images, the etcd cluster (etcdctl, status, a snapshot read
-// by etcdutl, a stopped member restarted alone) and the storage (VGs, LVs,
-// mounts; a drive holding a filesystem refused, then forced; a VG
-// extended), takes the lab down and checks that nothing of it is left.
+// the second changes and uploads nothing, and plan then exits 0), checks
+// the installed packages, binaries and images, the Kubernetes cluster (two
+// control planes and a worker behind its apiserver proxy: nodes Ready,
+// system pods, IPVS, a Service across nodes, DNS, a NetworkPolicy, a
+// local-lvm claim; kube_test.go), the etcd cluster (etcdctl, status, a
+// snapshot read by etcdutl, a stopped member restarted alone) and the
+// storage (VGs, LVs, mounts; a drive holding a filesystem refused, then
+// forced; a VG extended), the PKI recovered from the nodes after the local
+// copy is deleted, node1 powered off and back, takes the lab down and
+// checks that nothing of it is left.
 //
 // It needs root and minutes: it is skipped as non-root, with -short, and
 // when METALK8S_E2E=0. The image cache (.cache/lab) is shared with
