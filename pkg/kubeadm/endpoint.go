@@ -102,7 +102,7 @@ func (g *graph) readyStep(deps []string) *steps.Step {
 			return steps.NoChange, nil
 		},
 		Apply: func(ctx context.Context, h steps.Host) error {
-			return poll(ctx, 5*time.Minute, 5*time.Second, check)
+			return steps.Poll(ctx, 5*time.Minute, 5*time.Second, check)
 		}}
 }
 
@@ -177,24 +177,4 @@ func (g *graph) proxyStep(n *inventory.Node) *steps.Step {
 			_, err = h.Run(ctx, fmt.Sprintf(`for i in $(seq 120); do kubectl --kubeconfig /etc/kubernetes/kubelet.conf --server https://127.0.0.1:%d --request-timeout 5s get --raw /readyz >/dev/null 2>&1 && exit 0; sleep 2; done; echo "the apiserver proxy does not answer on 127.0.0.1:%d after 4 minutes" >&2; exit 1`, ProxyPort, ProxyPort))
 			return err
 		}}
-}
-
-// poll calls f every interval until it succeeds or limit passes; the
-// last error is returned.
-func poll(ctx context.Context, limit, interval time.Duration, f func(context.Context) error) error {
-	deadline := time.Now().Add(limit)
-	for {
-		err := f(ctx)
-		if err == nil {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("after %s: %w", limit, err)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(interval):
-		}
-	}
 }

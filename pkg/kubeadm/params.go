@@ -272,42 +272,35 @@ func (r *reader) loadBalancer(key string) *LoadBalancer {
 // sans reads a list of IP addresses and DNS names (wildcards allowed, as
 // in kubeadm's certSANs).
 func (r *reader) sans(key string) []string {
-	v, ok := r.n.Vars[key]
-	if !ok || v == nil {
-		return nil
-	}
-	list, ok := v.([]any)
-	if !ok {
-		r.fail(key, "must be a list of addresses and names, found %v", v)
-		return nil
-	}
-	var out []string
-	for _, x := range list {
-		s, _ := x.(string)
-		if !isAddress(s) && len(validation.IsWildcardDNS1123Subdomain(s)) > 0 {
-			r.fail(key, "%v is not an IP address or a DNS name", x)
-		}
-		out = append(out, s)
-	}
-	return out
+	return r.list(key, "addresses and names", "an IP address or a DNS name", func(s string) bool {
+		return isAddress(s) || len(validation.IsWildcardDNS1123Subdomain(s)) == 0
+	})
 }
 
-// words reads a list of plain words (kubeadm check names); unset gives nil.
+// words reads a list of plain words (kubeadm check names).
 func (r *reader) words(key string) []string {
+	return r.list(key, "names", "a single name", func(s string) bool {
+		return s != "" && !strings.ContainsAny(s, " \t\n,")
+	})
+}
+
+// list reads a list of strings each valid says is one (of what, one);
+// unset gives nil.
+func (r *reader) list(key, what, one string, valid func(string) bool) []string {
 	v, ok := r.n.Vars[key]
 	if !ok || v == nil {
 		return nil
 	}
 	list, ok := v.([]any)
 	if !ok {
-		r.fail(key, "must be a list of names, found %v", v)
+		r.fail(key, "must be a list of %s, found %v", what, v)
 		return nil
 	}
 	var out []string
 	for _, x := range list {
 		s, _ := x.(string)
-		if s == "" || strings.ContainsAny(s, " \t\n,") {
-			r.fail(key, "%v is not a single name", x)
+		if !valid(s) {
+			r.fail(key, "%v is not %s", x, one)
 			continue
 		}
 		out = append(out, s)

@@ -101,25 +101,17 @@ func Steps(cl *inventory.Cluster, art string, p Params, joined map[string]string
 				// A node registers a moment after its join returns, and
 				// kube-controller-manager then gives it a podCIDR.
 				var files []ssh.File
-				deadline := time.Now().Add(5 * time.Minute)
-				for {
+				err := steps.Poll(ctx, 5*time.Minute, 5*time.Second, func(ctx context.Context) error {
 					var err error
-					if files, err = want(ctx); err != nil || files != nil {
-						if err != nil {
-							return err
-						}
-						break
+					if files, err = want(ctx); err == nil && files == nil {
+						return fmt.Errorf("node %s has no podCIDR (kube-controller-manager assigns it from kube_pods_subnet)", host)
 					}
-					if time.Now().After(deadline) {
-						return fmt.Errorf("node %s has no podCIDR after 5 minutes (kube-controller-manager assigns it from kube_pods_subnet)", host)
-					}
-					select {
-					case <-ctx.Done():
-						return ctx.Err()
-					case <-time.After(5 * time.Second):
-					}
+					return err
+				})
+				if err != nil {
+					return err
 				}
-				_, err := steps.PutFiles(ctx, h, files)
+				_, err = steps.PutFiles(ctx, h, files)
 				return err
 			}})
 	}
@@ -146,21 +138,7 @@ func Steps(cl *inventory.Cluster, art string, p Params, joined map[string]string
 			return steps.NoChange, nil
 		},
 		Apply: func(ctx context.Context, h steps.Host) error {
-			deadline := time.Now().Add(10 * time.Minute)
-			for {
-				err := ready(ctx)
-				if err == nil {
-					return nil
-				}
-				if time.Now().After(deadline) {
-					return fmt.Errorf("after 10 minutes: %w", err)
-				}
-				select {
-				case <-ctx.Done():
-					return ctx.Err()
-				case <-time.After(5 * time.Second):
-				}
-			}
+			return steps.Poll(ctx, 10*time.Minute, 5*time.Second, ready)
 		}})
 	return out, nil
 }
