@@ -45,7 +45,7 @@ deps:
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
-	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.22 or newer" >&2; exit 1; }
+	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26.8 or newer (go.mod) in /usr/local/go, as the lab's artifact build expects" >&2; exit 1; }
 
 # The main job: a lab of $(N) Debian 12 VMs (test/lab), the offline bundle
 # (built from the Go module proxy, cached by version), and metalk8s up.

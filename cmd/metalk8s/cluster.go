@@ -88,7 +88,7 @@ func addNodeCommand() *cli.Command {
 			if _, err := loadCluster(c); err != nil {
 				return err
 			}
-			return cli.Exit("add-node: not built yet (joining nodes needs the control plane); the inventory is valid", exitFailure)
+			return cli.Exit("add-node: not built yet; the inventory is valid: run up, which joins the new hosts", exitFailure)
 		},
 	}
 }

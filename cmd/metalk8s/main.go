@@ -65,7 +65,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Usage:   "provision an on-premises Kubernetes cluster over SSH, from an Ansible inventory",
 		Version: version,
 		Description: "metalk8s reads the hosts.ini you use with Ansible and, over SSH, prepares every node,\n" +
-			"builds LVM storage, an etcd cluster, a kubeadm control plane and the addon stack.\n\n" +
+			"builds LVM storage, an etcd cluster, a kubeadm control plane, the workers and the pod network.\n\n" +
 			"Exit codes: 0 success, 1 failure, 2 bad usage or bad input.",
 		Writer:          stdout,
 		ErrWriter:       stderr,

@@ -97,7 +97,7 @@ node_addr() { echo "$SUBNET.$((10 + $1))"; }
 # command:package pairs of what the lab runs on the host
 DEPS=(qemu-system-x86_64:qemu-system-x86 qemu-img:qemu-utils mmdebstrap:mmdebstrap
 	mkfs.ext4:e2fsprogs ssh:openssh-client ssh-keygen:openssh-client ip:iproute2
-	ss:iproute2 flock:util-linux pgrep:procps)
+	ss:iproute2 flock:util-linux pgrep:procps python3:python3-minimal)
 
 missing_debs() {
 	local d
