@@ -4,7 +4,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/metalk8s
 
-.PHONY: all build test unit vet clean deps demo bench artifacts lab-bundle lab-up lab-down lab-ssh lab-status e2e
+.PHONY: all build test unit vet clean deps demo bench artifacts lab-bundle lab-up lab-down lab-ssh lab-status e2e e2e-kube
 
 # Debian packages the tests use: Ansible (the reference for inventories),
 # OpenSSH (the fleet of real servers), iproute2 (network namespaces).
@@ -87,9 +87,13 @@ BENCH_ROUNDS ?= 3
 bench: deps
 	test/bench/fleet/bench.sh $(BENCH_N) $(BENCH_ROUNDS)
 
-# Only the lab's end-to-end test (it also runs within `make test`).
+# Only the lab's end-to-end test (it also runs within `make test`), and the
+# same with the Kubernetes phases and their checks (not yet in make test).
 e2e:
 	$(GO) test -count=1 -v -timeout 80m ./test/lab/
+
+e2e-kube:
+	METALK8S_E2E_KUBE=1 $(GO) test -count=1 -v -timeout 120m ./test/lab/
 
 clean:
 	rm -rf bin

@@ -20,9 +20,12 @@ import (
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
 
-// timeouts are how long kubeadm waits for each thing: 2.5 to 10 times its
+// timeouts are how long kubeadm waits for each thing: 2.5 to 15 times its
 // defaults (4 min for the control plane's and kubelet's health, 1 min per
 // API call, 2 min per etcd call, 5 min for discovery and TLS bootstrap).
+// On the lab, init's first API call (the admin's ClusterRoleBinding) came
+// after more than 5 minutes: the apiserver's bootstrap roles go through a
+// three-member etcd on emulated CPUs.
 // They are limits, not delays: a fast machine is done as soon as ever, and
 // a slow one (the lab's emulated CPUs, where an apiserver takes minutes to
 // answer while its neighbours import images) is not failed half-way
@@ -30,12 +33,12 @@ import (
 func timeouts() *v1beta4.Timeouts {
 	d := func(m time.Duration) *metav1.Duration { return &metav1.Duration{Duration: m * time.Minute} }
 	return &v1beta4.Timeouts{
-		ControlPlaneComponentHealthCheck: d(15),
+		ControlPlaneComponentHealthCheck: d(20),
 		KubeletHealthCheck:               d(10),
-		KubernetesAPICall:                d(5),
+		KubernetesAPICall:                d(15),
 		EtcdAPICall:                      d(5),
-		TLSBootstrap:                     d(15),
-		Discovery:                        d(15),
+		TLSBootstrap:                     d(20),
+		Discovery:                        d(20),
 	}
 }
 

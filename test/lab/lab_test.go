@@ -51,7 +51,13 @@ type lab struct {
 	bin    string // metalk8s built for this test
 	// kubectlBin is the bundle's kubectl, run on this machine.
 	kubectlBin string
+	// kube: the Kubernetes phases run and are checked
+	// (METALK8S_E2E_KUBE=1); else every up and plan skips them.
+	kube bool
 }
+
+// kubePhases are what METALK8S_E2E_KUBE turns on.
+const kubePhases = "control-plane,workers,volumes"
 
 func TestLab(t *testing.T) {
 	if testing.Short() {
@@ -76,6 +82,10 @@ func TestLab(t *testing.T) {
 	l.inv = filepath.Join(l.dir, "inventory/hosts.ini")
 	l.known = filepath.Join(l.dir, "inventory/known_hosts")
 	l.bin = filepath.Join(t.TempDir(), "metalk8s")
+	l.kube = os.Getenv("METALK8S_E2E_KUBE") == "1"
+	if !l.kube {
+		t.Logf("the Kubernetes phases (%s) are skipped: METALK8S_E2E_KUBE=1 (make e2e-kube) runs and checks them", kubePhases)
+	}
 
 	start := time.Now()
 	if bin := os.Getenv("METALK8S_BIN"); bin != "" {
@@ -241,7 +251,10 @@ func TestLab(t *testing.T) {
 		}
 	})
 
-	t.Run("kubernetes", func(t *testing.T) { l.testKubernetes(t, m) })
+	t.Run("kubernetes", func(t *testing.T) {
+		l.needKube(t)
+		l.testKubernetes(t, m)
+	})
 
 	t.Run("etcd", func(t *testing.T) {
 		run := func(limit, cmd string) string { return l.exec(t, limit, cmd) }
@@ -380,8 +393,14 @@ func TestLab(t *testing.T) {
 		}
 	})
 
-	t.Run("pki-recovery", func(t *testing.T) { l.testPKIRecovery(t, bundleDir) })
-	t.Run("power-off", func(t *testing.T) { l.testPowerOff(t, bundleDir) })
+	t.Run("pki-recovery", func(t *testing.T) {
+		l.needKube(t)
+		l.testPKIRecovery(t, bundleDir)
+	})
+	t.Run("power-off", func(t *testing.T) {
+		l.needKube(t)
+		l.testPowerOff(t, bundleDir)
+	})
 
 	t.Run("down", func(t *testing.T) {
 		// As after a crash of the harness: the pid files and the lab's
@@ -474,6 +493,9 @@ func (l *lab) metalk8s(t *testing.T, timeout time.Duration, args ...string) stri
 }
 
 func (l *lab) metalk8sErr(timeout time.Duration, args ...string) (string, error) {
+	if !l.kube && len(args) > 0 && (args[0] == "up" || args[0] == "plan") {
+		args = append(append([]string{}, args...), "--skip", kubePhases)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, l.bin, args...)
@@ -502,6 +524,14 @@ func (l *lab) exec(t *testing.T, limit, cmd string) string {
 		args = append(args, "--limit", limit)
 	}
 	return l.metalk8s(t, 5*time.Minute, append(args, "--", cmd)...)
+}
+
+// needKube skips a subtest of the Kubernetes phases when they are off.
+func (l *lab) needKube(t *testing.T) {
+	t.Helper()
+	if !l.kube {
+		t.Skip("METALK8S_E2E_KUBE=1 runs the Kubernetes phases and this check (make e2e-kube)")
+	}
 }
 
 // exitCode is a command's exit status (-1 when it did not run).
