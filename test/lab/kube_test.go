@@ -260,43 +260,33 @@ spec:
 `
 
 // A claim on local-lvm, written by one pod and read by another on node2.
-const pvcManifests = `apiVersion: v1
+const pvcClaim = `apiVersion: v1
 kind: PersistentVolumeClaim
 metadata: {name: data, namespace: e2e}
 spec:
   storageClassName: local-lvm
   accessModes: [ReadWriteOnce]
   resources: {requests: {storage: 1Gi}}
----
-apiVersion: v1
-kind: Pod
-metadata: {name: writer, namespace: e2e}
-spec:
-  nodeSelector: {kubernetes.io/hostname: node2}
-  restartPolicy: Never
-  volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
-  containers:
-  - name: writer
-    image: ` + podImage + `
-    imagePullPolicy: Never
-    command: [sh, -c, 'echo "written on $(hostname)" > /data/proof']
-    volumeMounts: [{name: data, mountPath: /data}]
 `
 
-const pvcReader = `apiVersion: v1
+// volumePod is a pod on node2 that runs command (YAML flow list) once with
+// the claim mounted at /data.
+func volumePod(name, command string) string {
+	return `apiVersion: v1
 kind: Pod
-metadata: {name: reader, namespace: e2e}
+metadata: {name: ` + name + `, namespace: e2e}
 spec:
   nodeSelector: {kubernetes.io/hostname: node2}
   restartPolicy: Never
   volumes: [{name: data, persistentVolumeClaim: {claimName: data}}]
   containers:
-  - name: reader
+  - name: main
     image: ` + podImage + `
     imagePullPolicy: Never
-    command: [cat, /data/proof]
+    command: ` + command + `
     volumeMounts: [{name: data, mountPath: /data}]
 `
+}
 
 // podPhase returns a pod's phase.
 func (l *lab) podPhase(ns, pod string) string {
@@ -372,14 +362,14 @@ func (l *lab) testKubernetes(t *testing.T, m manifest) {
 		return nil
 	})
 
-	l.mustKubectl(t, pvcManifests, "apply", "-f", "-")
+	l.mustKubectl(t, pvcClaim+"---\n"+volumePod("writer", `[sh, -c, 'echo "written on $(hostname)" > /data/proof']`), "apply", "-f", "-")
 	eventually(t, 5*time.Minute, "the writer pod done on its local-lvm volume", func() error {
 		if p := l.podPhase("e2e", "writer"); p != "Succeeded" {
 			return fmt.Errorf("writer %q", p)
 		}
 		return nil
 	})
-	l.mustKubectl(t, pvcReader, "apply", "-f", "-")
+	l.mustKubectl(t, volumePod("reader", "[cat, /data/proof]"), "apply", "-f", "-")
 	eventually(t, 5*time.Minute, "the reader pod done", func() error {
 		if p := l.podPhase("e2e", "reader"); p != "Succeeded" {
 			return fmt.Errorf("reader %q", p)
