@@ -3,6 +3,7 @@ package kube
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -119,15 +120,27 @@ func (c *Client) Mapping(gvk schema.GroupVersionKind) (schema.GroupVersionResour
 // skipped (so a no-op check costs one List per kind, not one request per
 // object). Objects are not modified. The error names the object; objects
 // before it have been applied.
+//
+// In a dry run, an object in a namespace the same objects would create is
+// reported as created without asking the API (which refuses a dry run in
+// a namespace that does not exist yet).
 func (c *Client) Apply(ctx context.Context, objs []*unstructured.Unstructured, dryRun bool) ([]string, error) {
 	var diff []string
+	newNamespaces := map[string]bool{}
 	for _, obj := range objs {
+		if ns := obj.GetNamespace(); dryRun && ns != "" && newNamespaces[ns] {
+			diff = append(diff, "+ create "+objRef(obj.GetKind(), ns, obj.GetName()))
+			continue
+		}
 		line, err := c.apply(ctx, obj, dryRun)
 		if err != nil {
 			return diff, err
 		}
 		if line != "" {
 			diff = append(diff, line)
+			if dryRun && obj.GetKind() == "Namespace" && obj.GetAPIVersion() == "v1" && strings.HasPrefix(line, "+ ") {
+				newNamespaces[obj.GetName()] = true
+			}
 		}
 	}
 	return diff, nil

@@ -29,6 +29,10 @@ func TestObjectsAPIServer(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// plan's dry run, before the namespace exists: no error.
+		if _, err := c.Apply(ctx, objs, true); err != nil {
+			t.Fatalf("%+v: dry run: %v", p, err)
+		}
 		diff, err := c.Apply(ctx, objs, false)
 		if err != nil {
 			t.Fatalf("%+v: %v", p, err)
