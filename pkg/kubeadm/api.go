@@ -13,6 +13,7 @@ import (
 	bootstrapapi "k8s.io/cluster-bootstrap/token/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 
+	"github.com/metalk8s/metalk8s/pkg/kube"
 	"github.com/metalk8s/metalk8s/pkg/pki"
 )
 
@@ -81,16 +82,7 @@ func nodeReady(ctx context.Context, c kubernetes.Interface, name string) (ready,
 	if err != nil {
 		return false, false, fmt.Errorf("read node %s: %w", name, err)
 	}
-	return isReady(n), true, nil
-}
-
-func isReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
+	return kube.NodeReady(n), true, nil
 }
 
 func pkiHash(caPEM []byte) (string, error) {

@@ -50,19 +50,7 @@ func TestObjectsGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			got := render(t, objs)
-			golden := filepath.Join("testdata", tc.name+".yaml")
-			if *update {
-				if err := os.WriteFile(golden, got, 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if !bytes.Equal(got, want) {
-				t.Errorf("%s differs (run with -update if the change is wanted):\n%s", golden, got)
-			}
+			checkGolden(t, filepath.Join("testdata", tc.name+".yaml"), got)
 		})
 	}
 }
@@ -192,5 +180,22 @@ func TestImages(t *testing.T) {
 	got := Images(Params{NetpolImage: "x/n:1"})
 	if len(got) != 2 || got[0] != DefaultFlannelImage || got[1] != "x/n:1" {
 		t.Errorf("Images = %v", got)
+	}
+}
+
+// checkGolden compares got with the golden file (rewritten with -update).
+func checkGolden(t *testing.T, golden string, got []byte) {
+	t.Helper()
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs (run with -update if the change is wanted):\n%s", golden, got)
 	}
 }

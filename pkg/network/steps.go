@@ -186,19 +186,10 @@ func notReadyNodes(ctx context.Context, c *kube.Client, names []string) ([]strin
 		if err != nil {
 			return nil, err
 		}
-		if n == nil || !isReady(n) {
+		if n == nil || !kube.NodeReady(n) {
 			out = append(out, name)
 		}
 	}
 	sort.Strings(out)
 	return out, nil
-}
-
-func isReady(n *corev1.Node) bool {
-	for _, c := range n.Status.Conditions {
-		if c.Type == corev1.NodeReady {
-			return c.Status == corev1.ConditionTrue
-		}
-	}
-	return false
 }
