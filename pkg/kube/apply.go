@@ -58,7 +58,7 @@ func (c *Client) listAll(ctx context.Context, gvr schema.GroupVersionResource) (
 	for {
 		page, err := c.dynamic.Resource(gvr).List(ctx, opts)
 		if err != nil {
-			return nil, fmt.Errorf("kube: list %s (through %s): %w", gvr.Resource, c.host, err)
+			return nil, fmt.Errorf("kube: list %s (through %s): %w", gvr.Resource, c.Host(), err)
 		}
 		out = append(out, page.Items...)
 		if opts.Continue = page.GetContinue(); opts.Continue == "" {
@@ -171,7 +171,7 @@ func (c *Client) apply(ctx context.Context, obj *unstructured.Unstructured, dryR
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}}
 	would, err := res.Apply(ctx, obj.GetName(), obj, opts)
 	if err != nil {
-		return "", fmt.Errorf("kube: apply (dry run) %s through %s: %w", ref, c.host, err)
+		return "", fmt.Errorf("kube: apply (dry run) %s through %s: %w", ref, c.Host(), err)
 	}
 	line := describe(ref, live, would)
 	if line == "" || dryRun {
@@ -179,7 +179,7 @@ func (c *Client) apply(ctx context.Context, obj *unstructured.Unstructured, dryR
 	}
 	opts.DryRun = nil
 	if _, err := res.Apply(ctx, obj.GetName(), obj, opts); err != nil {
-		return "", fmt.Errorf("kube: apply %s through %s: %w", ref, c.host, err)
+		return "", fmt.Errorf("kube: apply %s through %s: %w", ref, c.Host(), err)
 	}
 	c.invalidate(gvr, nil)
 	return line, nil
@@ -193,7 +193,7 @@ func (c *Client) Delete(ctx context.Context, gvr schema.GroupVersionResource, na
 	defer c.invalidate(gvr, nil)
 	err := c.dynamic.Resource(gvr).Namespace(namespace).Delete(ctx, name, metav1.DeleteOptions{Preconditions: pre})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("kube: delete %s %s through %s: %w", gvr.Resource, objRef("", namespace, name), c.host, err)
+		return fmt.Errorf("kube: delete %s %s through %s: %w", gvr.Resource, objRef("", namespace, name), c.Host(), err)
 	}
 	return nil
 }

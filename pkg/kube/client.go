@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -45,15 +44,15 @@ type Dialer interface {
 	DialContext(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
-// Client is one run's connection to the API: the control-plane host
-// chosen by Connect, typed and dynamic clients over it, and the run's
+// Client is one run's connection to the API: through the control-plane
+// host chosen by Connect (others when it fails), typed and dynamic clients over it, and the run's
 // List cache. Safe for concurrent use.
 type Client struct {
-	host    string
-	config  *rest.Config
-	typed   kubernetes.Interface
-	dynamic dynamic.Interface
-	mapper  *restmapper.DeferredDiscoveryRESTMapper
+	failover *failover
+	config   *rest.Config
+	typed    kubernetes.Interface
+	dynamic  dynamic.Interface
+	mapper   *restmapper.DeferredDiscoveryRESTMapper
 
 	mu    sync.Mutex
 	lists map[schema.GroupVersionResource]*listing
@@ -63,7 +62,10 @@ type Client struct {
 // plane writes: server "https://<endpoint>:6443", client certificate or
 // token) and tries hosts in order: each is dialled with dial(host) at its
 // own 127.0.0.1:APIServerPort and asked /readyz; the first that answers
-// "ok" serves the whole client. TLS still checks the kubeconfig's server
+// "ok" serves the client. When it stops accepting connections (its
+// apiserver restarting, the host down), new connections go to the next
+// host that accepts, and a request that got no response at all is sent
+// again, up to 5 times over 23 s. TLS still checks the kubeconfig's server
 // name against the apiserver's certificate (its SANs hold the endpoint
 // name, 127.0.0.1 and localhost). The error names every host and why it
 // was passed over.
@@ -83,7 +85,7 @@ func connect(ctx context.Context, kubeconfig []byte, hosts []string, dial func(h
 	}
 	var why []string
 	for _, h := range hosts {
-		c, err := tryHost(ctx, base, h, dial, wrap)
+		c, err := tryHost(ctx, base, h, hosts, dial, wrap)
 		if err == nil {
 			return c, nil
 		}
@@ -96,22 +98,21 @@ func connect(ctx context.Context, kubeconfig []byte, hosts []string, dial func(h
 		APIServerPort, base.Host, strings.Join(why, "; "))
 }
 
-// tryHost builds the clients through host and asks its /readyz.
-func tryHost(ctx context.Context, base *rest.Config, host string, dial func(string) (Dialer, error), wrap transport.WrapperFunc) (*Client, error) {
-	d, err := dial(host)
-	if err != nil {
+// tryHost builds the clients, first through host alone, and asks its
+// /readyz; then connections may fail over to the other hosts.
+func tryHost(ctx context.Context, base *rest.Config, host string, hosts []string, dial func(string) (Dialer, error), wrap transport.WrapperFunc) (*Client, error) {
+	if _, err := dial(host); err != nil {
 		return nil, err
 	}
+	f := newFailover(hosts, host, dial)
 	cfg := rest.CopyConfig(base)
-	target := net.JoinHostPort("127.0.0.1", strconv.Itoa(APIServerPort))
-	cfg.Dial = func(ctx context.Context, network, _ string) (net.Conn, error) {
-		return d.DialContext(ctx, network, target)
-	}
+	cfg.Dial = f.DialContext
 	cfg.Proxy = func(*http.Request) (*url.URL, error) { return nil, nil } // never an HTTPS_PROXY
 	cfg.QPS, cfg.Burst = 100, 200                                         // one user, many steps: no client-side throttling
 	cfg.Timeout = time.Minute
 	cfg.WarningHandler = rest.NoWarnings{} // keep the progress display clean
 	cfg.UserAgent = "metalk8s"
+	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { return retrying{rt, f} })
 	if wrap != nil {
 		cfg.Wrap(wrap)
 	}
@@ -134,6 +135,7 @@ func tryHost(ctx context.Context, base *rest.Config, host string, dial func(stri
 		hc.CloseIdleConnections()
 		return nil, fmt.Errorf("/readyz answered %q", s)
 	}
+	f.unpin()
 	dyn, err := dynamic.NewForConfigAndClient(cfg, hc)
 	if err != nil {
 		return nil, fmt.Errorf("kube: dynamic client: %w", err)
@@ -143,14 +145,15 @@ func tryHost(ctx context.Context, base *rest.Config, host string, dial func(stri
 		return nil, fmt.Errorf("kube: discovery client: %w", err)
 	}
 	return &Client{
-		host: host, config: cfg, typed: typed, dynamic: dyn,
+		failover: f, config: cfg, typed: typed, dynamic: dyn,
 		mapper: restmapper.NewDeferredDiscoveryRESTMapper(memory.NewMemCacheClient(disc)),
 		lists:  map[schema.GroupVersionResource]*listing{},
 	}, nil
 }
 
-// Host is the control-plane host whose apiserver serves this client.
-func (c *Client) Host() string { return c.host }
+// Host is the control-plane host whose apiserver served the client's
+// latest connection: the one chosen by Connect until it stops accepting.
+func (c *Client) Host() string { return c.failover.host() }
 
 // Typed is the typed clientset (its reads are not cached).
 func (c *Client) Typed() kubernetes.Interface { return c.typed }

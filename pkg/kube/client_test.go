@@ -2,6 +2,8 @@ package kube
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -245,3 +247,71 @@ type fakeHost struct {
 func (h *fakeHost) Name() string                                { return h.name }
 func (h *fakeHost) Run(context.Context, string) ([]byte, error) { return nil, nil }
 func (h *fakeHost) Put(context.Context, ssh.File) (bool, error) { return false, nil }
+
+// switchable dials the test apiserver until stopped, like a host whose
+// apiserver stops: its connections close, new ones are refused.
+type switchable struct {
+	to     *kubetest.Redirect
+	mu     sync.Mutex
+	refuse bool
+	conns  []net.Conn
+}
+
+func (s *switchable) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refuse {
+		return nil, fmt.Errorf("connection refused")
+	}
+	c, err := s.to.DialContext(ctx, network, addr)
+	if err == nil {
+		s.conns = append(s.conns, c)
+	}
+	return c, err
+}
+
+func (s *switchable) set(up bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.refuse = !up
+	if !up {
+		for _, c := range s.conns {
+			c.Close()
+		}
+		s.conns = nil
+	}
+}
+
+func TestFailover(t *testing.T) {
+	s := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cp := map[string]*switchable{"cp1": {to: s.Dialer()}, "cp2": {to: s.Dialer()}}
+	dial := func(h string) (Dialer, error) { return cp[h], nil }
+	c, err := Connect(ctx, s.Kubeconfig, []string{"cp1", "cp2"}, dial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Host() != "cp1" {
+		t.Fatalf("Host = %s, want cp1", c.Host())
+	}
+	// cp1's apiserver stops: its connections close and it refuses new ones.
+	cp["cp1"].set(false)
+	cmr := corev1.SchemeGroupVersion.WithResource("configmaps")
+	if _, err := c.Apply(ctx, []*unstructured.Unstructured{configMap("failover", "a")}, false); err != nil {
+		t.Fatalf("apply after cp1 stopped: %v", err)
+	}
+	if c.Host() != "cp2" {
+		t.Errorf("Host = %s after cp1 stopped, want cp2", c.Host())
+	}
+	// Both refuse for a while: a request is retried until one comes back.
+	cp["cp2"].set(false)
+	c.Forget(cmr)
+	time.AfterFunc(2*time.Second, func() { cp["cp1"].set(true) })
+	if _, err := c.List(ctx, cmr); err != nil {
+		t.Fatalf("list while no control plane accepted for 2 s: %v", err)
+	}
+	if c.Host() != "cp1" {
+		t.Errorf("Host = %s, want cp1 again", c.Host())
+	}
+}
