@@ -90,6 +90,7 @@ func (p *Params) InitConfig(n *inventory.Node) ([]byte, error) {
 			TTL:         &metav1.Duration{Duration: InitTokenTTL},
 		}},
 		Timeouts: timeouts(),
+		Patches:  p.patchesConfig(),
 	}
 	return marshalAll(init, p.clusterConfiguration(), p.kubeletConfiguration(), p.kubeProxyConfiguration())
 }
@@ -125,11 +126,20 @@ func (p *Params) JoinConfig(n *inventory.Node, controlPlane bool, token string, 
 			CACertHashes:      caCertHashes,
 		}},
 		Timeouts: timeouts(),
+		Patches:  p.patchesConfig(),
 	}
 	if controlPlane {
 		join.ControlPlane = &v1beta4.JoinControlPlane{LocalAPIEndpoint: localAPIEndpoint(n)}
 	}
 	return marshalAll(join)
+}
+
+// patchesConfig points kubeadm at PatchesDir when there are patches.
+func (p *Params) patchesConfig() *v1beta4.Patches {
+	if len(p.Patches) == 0 {
+		return nil
+	}
+	return &v1beta4.Patches{Directory: p.PatchesDir}
 }
 
 var caCertHash = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)

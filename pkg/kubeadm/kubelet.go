@@ -2,6 +2,8 @@ package kubeadm
 
 import (
 	"context"
+	"path"
+	"slices"
 	"strings"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -50,19 +52,46 @@ ExecStart=/usr/local/bin/kubelet $KUBELET_KUBECONFIG_ARGS $KUBELET_CONFIG_ARGS $
 `
 
 // kubeletSteps install and enable the kubelet unit on every Kubernetes
-// node (phase prepare). kubeadm starts it.
-func kubeletSteps(cl *inventory.Cluster) []*steps.Step {
+// node (phase prepare), with the kubeadm_patches files that kubeadm init
+// and join read; kubeadm starts the kubelet. The patches directory is
+// metalk8s's (as it is kubespray's): files in it that are not of
+// kubeadm_patches are removed.
+func kubeletSteps(cl *inventory.Cluster, p *Params) []*steps.Step {
 	files := []ssh.File{
 		{Path: KubeletUnitFile, Data: []byte(kubeletUnit), Mode: 0o644},
 		{Path: KubeletDropInFile, Data: []byte(kubeletDropIn), Mode: 0o644},
+	}
+	patches, perr := p.PatchFiles()
+	files = append(files, patches...)
+	inputs := []string{kubeletUnit, kubeletDropIn, p.PatchesDir}
+	for _, f := range patches {
+		inputs = append(inputs, f.Path, string(f.Data))
+	}
+	// stale lists the files of the patches directory kubeadm_patches
+	// does not name.
+	stale := func(ctx context.Context, h steps.Host) ([]string, error) {
+		out, err := h.Run(ctx, "ls -1 "+ssh.Quote(p.PatchesDir)+" 2>/dev/null || true")
+		if err != nil {
+			return nil, err
+		}
+		var old []string
+		for _, name := range strings.Fields(string(out)) {
+			if !slices.ContainsFunc(patches, func(f ssh.File) bool { return path.Base(f.Path) == name }) {
+				old = append(old, path.Join(p.PatchesDir, name))
+			}
+		}
+		return old, nil
 	}
 	var out []*steps.Step
 	for _, n := range kubeNodes(cl) {
 		out = append(out, &steps.Step{
 			ID: steps.ID("prepare/kubelet-unit", n.Name), Host: n.Name, Phase: "prepare",
 			Deps:   []string{steps.ID("prepare/binaries", n.Name)},
-			Inputs: []string{kubeletUnit, kubeletDropIn},
+			Inputs: inputs,
 			Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+				if perr != nil {
+					return steps.NoChange, perr
+				}
 				ch, err := steps.FilesChange(ctx, h, files)
 				if err != nil {
 					return ch, err
@@ -75,13 +104,28 @@ func kubeletSteps(cl *inventory.Cluster) []*steps.Step {
 				if strings.TrimSpace(string(out)) != "enabled" {
 					diff = append(diff, "~ enable kubelet.service")
 				}
-				return steps.Changes(diff...), nil
+				old, err := stale(ctx, h)
+				for _, f := range old {
+					diff = append(diff, "- remove "+f+" (not in kubeadm_patches)")
+				}
+				return steps.Changes(diff...), err
 			},
 			Apply: func(ctx context.Context, h steps.Host) error {
+				if perr != nil {
+					return perr
+				}
 				if _, err := steps.PutFiles(ctx, h, files); err != nil {
 					return err
 				}
-				_, err := h.Run(ctx, "systemctl daemon-reload && systemctl enable kubelet")
+				old, err := stale(ctx, h)
+				if err != nil {
+					return err
+				}
+				cmd := "systemctl daemon-reload && systemctl enable kubelet"
+				for _, f := range old {
+					cmd = "rm -f " + ssh.Quote(f) + " && " + cmd
+				}
+				_, err = h.Run(ctx, cmd)
 				return err
 			},
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"path"
 	"regexp"
 	"strconv"
 	"strings"
@@ -72,6 +73,10 @@ type Params struct {
 	// IgnorePreflightErrors are kubespray's kubeadm_ignore_preflight_errors:
 	// kubeadm preflight checks reported as warnings ("NumCPU", "all").
 	IgnorePreflightErrors []string
+	// Patches are kubespray's kubeadm_patches, written in PatchesDir
+	// (kubeadm_patches_dir, default DefaultPatchesDir) on every node.
+	Patches    []Patch
+	PatchesDir string
 
 	versions     bundle.Versions
 	controlPlane []*inventory.Node
@@ -104,6 +109,11 @@ func ParamsFrom(cl *inventory.Cluster, bundled bool) (*Params, error) {
 	p.SupplementarySANs = r.sans("supplementary_addresses_in_ssl_keys")
 	p.AdminAPIAddress = r.hostPort("metalk8s_admin_api_address")
 	p.IgnorePreflightErrors = r.words("kubeadm_ignore_preflight_errors")
+	p.Patches = r.patches("kubeadm_patches")
+	p.PatchesDir = r.str("kubeadm_patches_dir", DefaultPatchesDir)
+	if r.err == nil && !path.IsAbs(p.PatchesDir) {
+		r.fail("kubeadm_patches_dir", "must be an absolute path, found %q", p.PatchesDir)
+	}
 	if r.err != nil {
 		return nil, r.err
 	}

@@ -60,7 +60,7 @@ func Steps(cl *inventory.Cluster, art string, p *Params, prepared map[string][]s
 	for _, n := range cl.ControlPlane {
 		g.cps = append(g.cps, n.Name)
 	}
-	out := kubeletSteps(cl)
+	out := kubeletSteps(cl, p)
 	out = append(out, g.pkiSteps()...)
 	for _, n := range kubeNodes(cl) {
 		out = append(out, g.stateStep(n))

@@ -382,6 +382,14 @@ write_inventory() {
 
 		# kubeadm wants 2 CPUs on a control plane; the lab's have one.
 		kubeadm_ignore_preflight_errors: [NumCPU]
+
+		# kubeadm's liveness probes restart a control-plane component after
+		# 80 s without an answer (8 x 10 s); an emulated apiserver busy with
+		# joins can be that slow, and restarting it only adds load. 5 minutes.
+		kubeadm_patches:
+		  - {target: kube-apiserver, patch: {spec: {containers: [{name: kube-apiserver, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}}]}}}
+		  - {target: kube-controller-manager, patch: {spec: {containers: [{name: kube-controller-manager, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}}]}}}
+		  - {target: kube-scheduler, patch: {spec: {containers: [{name: kube-scheduler, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}}]}}}
 	EOF
 	# admin.conf points at node1's apiserver through QEMU's forward.
 	printf '\n# artifacts/admin.conf reaches node1 through its forward on this machine.\nmetalk8s_admin_api_address: "127.0.0.1:%d"\n' "$((LAB_API_PORT + 1))" >>"$INV/group_vars/all.yml"
