@@ -58,7 +58,7 @@ func TestParamsFromDefaults(t *testing.T) {
 	want := Params{
 		KubeVersion: bundle.DefaultKubeVersion, PodsSubnet: "10.233.64.0/18", ServiceAddresses: "10.233.0.0/18",
 		ClusterName: "cluster.local", DNSDomain: "cluster.local", ProxyMode: "ipvs", NetworkPlugin: "flannel",
-		EndpointName: "lb-apiserver.kubernetes.local",
+		EndpointName: "lb-apiserver.kubernetes.local", PatchesDir: "/etc/kubernetes/patches",
 	}
 	got := *p
 	got.versions, got.controlPlane, got.etcd = bundle.Versions{}, nil, nil
