@@ -35,8 +35,9 @@ const APIServerPort = 6443
 // FieldManager owns the fields metalk8s sets with server-side apply.
 const FieldManager = "metalk8s"
 
-// readyzTimeout bounds one host's /readyz answer in Connect.
-const readyzTimeout = 5 * time.Second
+// readyzTimeout bounds one host's /readyz answer in Connect (a busy
+// apiserver on slow hardware takes seconds).
+const readyzTimeout = 15 * time.Second
 
 // Dialer reaches a port on a host's loopback, through SSH (steps.SSHHost
 // is one).

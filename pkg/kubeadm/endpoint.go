@@ -71,6 +71,10 @@ func (g *graph) adminConf(ctx context.Context, h steps.Host) ([]byte, error) {
 	return clientcmd.Write(*cfg)
 }
 
+// readyCheckWithin is how long the ready step's Check waits for the API of
+// a joined cluster before it reports a wait to come.
+const readyCheckWithin = 2 * time.Minute
+
 // readyStep (kube.ReadyStepID) waits for the API to answer through
 // admin.conf and for every control plane to be registered.
 func (g *graph) readyStep(deps []string) *steps.Step {
@@ -96,7 +100,12 @@ func (g *graph) readyStep(deps []string) *steps.Step {
 			if len(g.st.joinedOf(g.cps)) == 0 {
 				return steps.Changes("~ wait for the API"), nil
 			}
-			if err := check(ctx); err != nil {
+			// A joined control plane's API that is slow to answer (busy,
+			// an apiserver restarting) is not a change: wait a little.
+			if err := steps.Poll(ctx, readyCheckWithin, 5*time.Second, check); err != nil {
+				if ctx.Err() != nil {
+					return steps.NoChange, ctx.Err()
+				}
 				return steps.Changes("~ wait for the API (" + err.Error() + ")"), nil
 			}
 			return steps.NoChange, nil
