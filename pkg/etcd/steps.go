@@ -187,7 +187,9 @@ func Steps(cl *inventory.Cluster, pkiDir string) ([]*steps.Step, error) {
 			if len(down) > 0 {
 				return steps.Changes("~ wait for every member to be healthy (etcd not running on " + strings.Join(down, ", ") + ")"), nil
 			}
-			if err := waitHealthy(ctx, p, names, 0); err != nil {
+			// Running members slow to answer (a busy host) are not a
+			// change: wait a little.
+			if err := waitHealthy(ctx, p, names, time.Minute); err != nil {
 				return steps.Changes("~ wait for every member to be healthy (" + err.Error() + ")"), nil
 			}
 			return steps.NoChange, nil
