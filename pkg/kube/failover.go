@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,12 +26,9 @@ type failover struct {
 	pinned bool // only hosts[cur] is dialled (until unpin)
 }
 
-// newFailover starts at preferred (a host of hosts, added when missing),
-// pinned to it until unpin: Connect first asks that host's /readyz.
+// newFailover starts at preferred (one of hosts), pinned to it until
+// unpin: Connect first asks that host's /readyz.
 func newFailover(hosts []string, preferred string, dial func(string) (Dialer, error)) *failover {
-	if !slices.Contains(hosts, preferred) {
-		hosts = append([]string{preferred}, hosts...)
-	}
 	f := &failover{hosts: hosts, dial: dial, pinned: true}
 	for i, h := range hosts {
 		if h == preferred {
