@@ -386,8 +386,19 @@ write_inventory() {
 		# kubeadm's liveness probes restart a control-plane component after
 		# 80 s without an answer (8 x 10 s); an emulated apiserver busy with
 		# joins can be that slow, and restarting it only adds load. 5 minutes.
+		# The apiserver's readiness probe runs every second, each time a new
+		# TLS handshake and an etcd read: a tenth of the kubelet's and the
+		# apiserver's CPU in the lab (pprof). Every 10 s.
+		# /livez and /readyz fail when etcd takes over 2 s to answer, which a
+		# busy emulated etcd does: the liveness probe then restarted a joining
+		# apiserver every 5 minutes, each time from scratch. 30 s.
 		kubeadm_patches:
-		  - {target: kube-apiserver, patch: {spec: {containers: [{name: kube-apiserver, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}}]}}}
+		  - {target: kube-apiserver, patch: {spec: {containers: [{name: kube-apiserver, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}, readinessProbe: {periodSeconds: 10, timeoutSeconds: 30}}]}}}
+		  - target: kube-apiserver
+		    type: json
+		    patch:
+		      - {op: add, path: /spec/containers/0/command/-, value: --etcd-healthcheck-timeout=30s}
+		      - {op: add, path: /spec/containers/0/command/-, value: --etcd-readycheck-timeout=30s}
 		  - {target: kube-controller-manager, patch: {spec: {containers: [{name: kube-controller-manager, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}}]}}}
 		  - {target: kube-scheduler, patch: {spec: {containers: [{name: kube-scheduler, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}}]}}}
 	EOF
