@@ -67,21 +67,6 @@ func kubeletSteps(cl *inventory.Cluster, p *Params) []*steps.Step {
 	for _, f := range patches {
 		inputs = append(inputs, f.Path, string(f.Data))
 	}
-	// stale lists the files of the patches directory kubeadm_patches
-	// does not name.
-	stale := func(ctx context.Context, h steps.Host) ([]string, error) {
-		out, err := h.Run(ctx, "ls -1 "+ssh.Quote(p.PatchesDir)+" 2>/dev/null || true")
-		if err != nil {
-			return nil, err
-		}
-		var old []string
-		for _, name := range strings.Fields(string(out)) {
-			if !slices.ContainsFunc(patches, func(f ssh.File) bool { return path.Base(f.Path) == name }) {
-				old = append(old, path.Join(p.PatchesDir, name))
-			}
-		}
-		return old, nil
-	}
 	var out []*steps.Step
 	for _, n := range kubeNodes(cl) {
 		out = append(out, &steps.Step{
@@ -96,19 +81,18 @@ func kubeletSteps(cl *inventory.Cluster, p *Params) []*steps.Step {
 				if err != nil {
 					return ch, err
 				}
-				out, err := h.Run(ctx, "systemctl is-enabled kubelet 2>/dev/null || true")
+				enabled, old, err := kubeletState(ctx, h, p.PatchesDir, patches)
 				if err != nil {
 					return ch, err
 				}
 				diff := ch.Diff
-				if strings.TrimSpace(string(out)) != "enabled" {
+				if !enabled {
 					diff = append(diff, "~ enable kubelet.service")
 				}
-				old, err := stale(ctx, h)
 				for _, f := range old {
 					diff = append(diff, "- remove "+f+" (not in kubeadm_patches)")
 				}
-				return steps.Changes(diff...), err
+				return steps.Changes(diff...), nil
 			},
 			Apply: func(ctx context.Context, h steps.Host) error {
 				if perr != nil {
@@ -117,7 +101,7 @@ func kubeletSteps(cl *inventory.Cluster, p *Params) []*steps.Step {
 				if _, err := steps.PutFiles(ctx, h, files); err != nil {
 					return err
 				}
-				old, err := stale(ctx, h)
+				_, old, err := kubeletState(ctx, h, p.PatchesDir, patches)
 				if err != nil {
 					return err
 				}
@@ -131,6 +115,23 @@ func kubeletSteps(cl *inventory.Cluster, p *Params) []*steps.Step {
 		})
 	}
 	return out
+}
+
+// kubeletState reads, in one remote command, whether kubelet.service is
+// enabled on h and which files of the patches directory dir are not among
+// keep (stale: kubeadm_patches no longer names them), as full paths.
+func kubeletState(ctx context.Context, h steps.Host, dir string, keep []ssh.File) (enabled bool, stale []string, err error) {
+	out, err := h.Run(ctx, "systemctl is-enabled kubelet 2>/dev/null; echo --; ls -1 "+ssh.Quote(dir)+" 2>/dev/null; true")
+	if err != nil {
+		return false, nil, err
+	}
+	unit, names, _ := strings.Cut(string(out), "--\n")
+	for _, name := range strings.Fields(names) {
+		if !slices.ContainsFunc(keep, func(f ssh.File) bool { return path.Base(f.Path) == name }) {
+			stale = append(stale, path.Join(dir, name))
+		}
+	}
+	return strings.TrimSpace(unit) == "enabled", stale, nil
 }
 
 // kubeNodes are the control-plane and worker nodes, in inventory order.

@@ -1,11 +1,15 @@
 package kubeadm
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+
+	"github.com/metalk8s/metalk8s/pkg/ssh"
 )
 
 // TestPatchesKubeadm has the real kubeadm write the kube-apiserver
@@ -92,5 +96,34 @@ func TestPatchesErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "host cp1") {
 			t.Errorf("%s: error %v, want one naming host cp1 and saying %q", vars, err, want)
 		}
+	}
+}
+
+// One remote command tells whether kubelet.service is enabled and which
+// files of the patches directory kubeadm_patches no longer names, through
+// the real sh, systemctl and ls (kubelet is not installed on this machine).
+func TestKubeletState(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "patches dir")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"kube-apiserver000+strategic.yaml", "etcd001+json.yaml"} {
+		if err := os.WriteFile(filepath.Join(dir, name), nil, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	keep := []ssh.File{{Path: filepath.Join(dir, "kube-apiserver000+strategic.yaml")}}
+	enabled, stale, err := kubeletState(context.Background(), localHost{}, dir, keep)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if enabled {
+		t.Errorf("kubelet.service reported enabled on a machine without it")
+	}
+	if want := []string{filepath.Join(dir, "etcd001+json.yaml")}; !slices.Equal(stale, want) {
+		t.Errorf("stale %q, want %q", stale, want)
+	}
+	if _, stale, _ := kubeletState(context.Background(), localHost{}, filepath.Join(dir, "missing"), nil); len(stale) != 0 {
+		t.Errorf("a missing directory has stale files %q", stale)
 	}
 }
