@@ -59,12 +59,12 @@ func TestJumpsFromArgs(t *testing.T) {
 		"-o ProxyJump=none":         nil,
 		"-o ServerAliveInterval=30": nil,
 	} {
-		got, err := jumpsFromArgs(args)
+		got, _, err := jumpsFromArgs(args)
 		if err != nil || !reflect.DeepEqual(got, want) {
 			t.Errorf("%s: %+v %v, want %+v", args, got, err, want)
 		}
 	}
-	if _, err := jumpsFromArgs(`-o ProxyCommand="nc -X 5 -x proxy %h %p"`); err == nil {
+	if _, _, err := jumpsFromArgs(`-o ProxyCommand="nc -X 5 -x proxy %h %p"`); err == nil {
 		t.Error("a non-ssh ProxyCommand must be refused")
 	}
 }

@@ -40,80 +40,178 @@ func (h Hop) String() string {
 	return s
 }
 
+// connVars is, for each connection setting metalk8s reads, the variables
+// Ansible reads it from, in the order of the option's documented vars:
+// list in ansible/plugins/connection/ssh.py (host, port, remote_user,
+// private_key_file, timeout, ssh_common_args, ssh_extra_args) and
+// ansible/plugins/become/sudo.py (become_user, become_pass). Ansible's
+// config manager (ansible/config/manager.py, _loop_entries) keeps the LAST
+// variable of the list that is set and not null: a later name wins.
+var connVars = map[string][]string{
+	"host":             {"ansible_host", "ansible_ssh_host"},
+	"port":             {"ansible_port", "ansible_ssh_port"},
+	"remote_user":      {"ansible_user", "ansible_ssh_user"},
+	"private_key_file": {"ansible_private_key_file", "ansible_ssh_private_key_file"},
+	// ssh.py lists only ansible_ssh_timeout; ansible_timeout reaches the
+	// plugin through the play context (constants.py MAGIC_VARIABLE_MAPPING,
+	// task_executor.py) when ansible_ssh_timeout is not set.
+	"timeout":         {"ansible_timeout", "ansible_ssh_timeout"},
+	"ssh_common_args": {"ansible_ssh_common_args"},
+	"ssh_extra_args":  {"ansible_ssh_extra_args"},
+	"become":          {"ansible_become"}, // constants.py MAGIC_VARIABLE_MAPPING
+	"become_user":     {"ansible_become_user", "ansible_sudo_user"},
+	"become_pass":     {"ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"},
+}
+
+// ConnVar returns the variable Ansible takes a connection option from
+// (an option name of ssh.py or sudo.py, as in connVars) and its value: the
+// last of the option's documented variables that the host sets to a
+// non-null value (ansible/config/manager.py, _loop_entries).
+func ConnVar(h *Host, option string) (key string, value any, ok bool) {
+	names, known := connVars[option]
+	if !known {
+		panic("inventory: unknown connection option " + option)
+	}
+	for _, k := range names {
+		if v, set := h.Vars[k]; set && v != nil {
+			key, value, ok = k, v, true
+		}
+	}
+	return key, value, ok
+}
+
+// connText reads a connection option that must be text. A number or a
+// boolean is refused: YAML (and INI's literal parsing) turn an unquoted
+// 000000 into the integer 0, and Ansible keeps it a number, so turning it
+// back into text would guess. A secret's value is never printed.
+func connText(h *Host, option string, secret bool) (string, error) {
+	k, v, ok := ConnVar(h, option)
+	if !ok {
+		return "", nil
+	}
+	if u, isUnsafe := v.(Unsafe); isUnsafe {
+		v = string(u)
+	}
+	s, isText := v.(string)
+	if !isText {
+		return "", textError(h, k, v, secret)
+	}
+	if strings.Contains(s, "{{") || strings.Contains(s, "{%") {
+		if secret {
+			return "", varError(h, k, "Jinja templates are not supported")
+		}
+		return "", varError(h, k, "Jinja templates are not supported: %q", s)
+	}
+	return s, nil
+}
+
+// textError refuses a value that must be text but is not.
+func textError(h *Host, key string, v any, secret bool) error {
+	found := typeName(v)
+	if !secret {
+		switch v.(type) {
+		case []any, map[string]any:
+		default:
+			found = fmt.Sprintf("%s (%v)", found, v)
+		}
+	}
+	return varError(h, key, "must be text, but the inventory gives %s, as Ansible reads it too (an unquoted 000000 is the number 0): "+
+		"quote the value in YAML (%s: \"...\") or use a vars file such as host_vars/%s.yml with the value quoted "+
+		"(an INI host line drops the quotes)", found, key, h.Name)
+}
+
 func sshConfig(h *Host) (SSHConfig, error) {
 	c := SSHConfig{Host: h.Name, Port: 22, BecomeUser: "root"}
 	var err error
-	if s, err := optString(h, "ansible_host", "ansible_ssh_host"); err != nil {
+	if s, err := connText(h, "host", false); err != nil {
 		return c, err
 	} else if s != "" {
 		c.Host = s
 	}
-	if p, ok, err := optInt(h, "ansible_port", "ansible_ssh_port"); err != nil {
-		return c, err
-	} else if ok {
+	if k, _, ok := ConnVar(h, "port"); ok {
+		p, _, err := optInt(h, k)
+		if err != nil {
+			return c, err
+		}
 		if p < 1 || p > 65535 {
-			k, _, _ := lookup(h, "ansible_port", "ansible_ssh_port")
 			return c, varError(h, k, "port %d is out of range 1-65535", p)
 		}
 		c.Port = p
 	}
-	if t, ok, err := optInt(h, "ansible_ssh_timeout", "ansible_timeout"); err != nil {
-		return c, err
-	} else if ok {
-		c.Timeout = t
+	if k, _, ok := ConnVar(h, "timeout"); ok {
+		if c.Timeout, _, err = optInt(h, k); err != nil {
+			return c, err
+		}
 	}
-	if c.User, err = optString(h, "ansible_user", "ansible_ssh_user", "ansible_remote_user"); err != nil {
-		return c, err
-	}
-	if c.KeyFile, err = optString(h, "ansible_ssh_private_key_file", "ansible_private_key_file"); err != nil {
+	if c.User, err = connText(h, "remote_user", false); err != nil {
 		return c, err
 	}
-	if c.Become, err = optBool(h, "ansible_become"); err != nil {
+	if c.KeyFile, err = connText(h, "private_key_file", false); err != nil {
 		return c, err
 	}
-	if u, err := optString(h, "ansible_become_user"); err != nil {
+	if k, _, ok := ConnVar(h, "become"); ok {
+		if c.Become, err = optBool(h, k); err != nil {
+			return c, err
+		}
+	}
+	if u, err := connText(h, "become_user", false); err != nil {
 		return c, err
 	} else if u != "" {
 		c.BecomeUser = u
 	}
-	if k, v, ok := lookup(h, "ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"); ok && v != nil {
-		s, ok := v.(string)
-		if !ok {
-			s = fmt.Sprint(v) // a numeric password is still a password
-		}
-		if strings.Contains(s, "{{") {
-			return c, varError(h, k, "Jinja templates are not supported")
-		}
-		c.BecomePassword = s
-	}
-	args, err := optString(h, "ansible_ssh_common_args", "ansible_ssh_extra_args")
-	if err != nil {
+	if c.BecomePassword, err = connText(h, "become_pass", true); err != nil {
 		return c, err
 	}
-	if args != "" {
-		k, _, _ := lookup(h, "ansible_ssh_common_args", "ansible_ssh_extra_args")
-		if c.Jumps, err = jumpsFromArgs(args); err != nil {
+	// Both apply, common first (ssh.py _build_command).
+	var r route
+	for _, opt := range []string{"ssh_common_args", "ssh_extra_args"} {
+		args, err := connText(h, opt, false)
+		if err != nil {
+			return c, err
+		}
+		if err := r.add(args); err != nil {
+			k, _, _ := ConnVar(h, opt)
 			return c, varError(h, k, "%v", err)
 		}
 	}
+	c.Jumps = r.hops
 	return c, nil
 }
 
-// jumpsFromArgs finds the bastions in OpenSSH arguments: "-J a,b",
-// "-o ProxyJump=a", or a "-o ProxyCommand='ssh -W %h:%p [-p N] user@bastion'".
-func jumpsFromArgs(args string) ([]Hop, error) {
+// route is the way to a host that OpenSSH arguments set: the first
+// ProxyJump or ProxyCommand given wins (OpenSSH readconf.c), and ssh
+// refuses a -J after either of them (ssh.c).
+type route struct {
+	set  bool  // a ProxyJump, ProxyCommand or -J was given
+	hops []Hop // nil for none
+}
+
+// add reads the bastions in OpenSSH arguments: "-J a,b", "-o ProxyJump=a",
+// or a "-o ProxyCommand='ssh -W %h:%p [-p N] user@bastion'".
+func (r *route) add(args string) error {
 	words, err := shlexSplit(args)
 	if err != nil {
-		return nil, fmt.Errorf("cannot split %q: %v", args, err)
+		return fmt.Errorf("cannot split %q: %v", args, err)
 	}
 	for i := 0; i < len(words); i++ {
 		w := words[i]
 		var opt string
 		switch {
-		case w == "-J" && i+1 < len(words):
-			return ParseJumps(words[i+1])
-		case strings.HasPrefix(w, "-J"):
-			return ParseJumps(w[2:])
+		case w == "-J" && i+1 < len(words), strings.HasPrefix(w, "-J") && len(w) > 2:
+			spec := strings.TrimPrefix(w, "-J")
+			if spec == "" {
+				spec = words[i+1]
+				i++
+			}
+			if r.set {
+				return fmt.Errorf("-J %s comes after another ProxyJump or ProxyCommand, which ssh refuses", spec)
+			}
+			hops, err := ParseJumps(spec)
+			r.set, r.hops = true, hops
+			if err != nil {
+				return err
+			}
+			continue
 		case w == "-o" && i+1 < len(words):
 			opt = words[i+1]
 			i++
@@ -123,17 +221,32 @@ func jumpsFromArgs(args string) ([]Hop, error) {
 			continue
 		}
 		key, val := splitOption(opt)
-		switch strings.ToLower(key) {
-		case "proxyjump":
-			if strings.EqualFold(val, "none") {
-				return nil, nil
-			}
-			return ParseJumps(val)
-		case "proxycommand":
-			return proxyCommandJump(val)
+		key = strings.ToLower(key)
+		if (key != "proxyjump" && key != "proxycommand") || r.set {
+			continue
+		}
+		r.set = true
+		if strings.EqualFold(val, "none") {
+			continue
+		}
+		if key == "proxyjump" {
+			r.hops, err = ParseJumps(val)
+		} else {
+			r.hops, err = proxyCommandJump(val)
+		}
+		if err != nil {
+			return err
 		}
 	}
-	return nil, nil
+	return nil
+}
+
+// jumpsFromArgs returns the bastions OpenSSH arguments set, and whether
+// they set the route at all ("ProxyJump=none" sets it to none).
+func jumpsFromArgs(args string) ([]Hop, bool, error) {
+	var r route
+	err := r.add(args)
+	return r.hops, r.set, err
 }
 
 // splitOption splits "Key=Value" or "Key Value".
