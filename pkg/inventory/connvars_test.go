@@ -232,4 +232,3 @@ func TestConnectionVarsMatchAnsible(t *testing.T) {
 		t.Errorf("c1: ansible goes to %s@%s:%d, the issue says root on port 22", r.User, r.Host, r.Port)
 	}
 }
-

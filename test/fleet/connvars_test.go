@@ -1,0 +1,159 @@
+package fleet_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+	mk8sssh "github.com/metalk8s/metalk8s/pkg/ssh"
+	"github.com/metalk8s/metalk8s/test/fleet"
+)
+
+// Connection variables set under both their new and legacy names, run by
+// the real ansible (-m raw) and by metalk8s on the same sshd hosts: both
+// must reach the same user on the same host, or both fail.
+func TestConnectionVarsLikeAnsible(t *testing.T) {
+	if testing.Short() {
+		t.Skip("fleet tests are not short")
+	}
+	bin, err := exec.LookPath("ansible")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ansible is not installed (make deps: apt-get install ansible-core)")
+		}
+		t.Skip("ansible is not installed (apt-get install ansible-core)")
+	}
+	f := fleet.Start(t, 2)
+	addr := func(name string) string { return f.Host(name).Addr }
+	// The first line is the issue's example: Ansible logs in as root on
+	// port 22 (ansible_ssh_* win), where port 2222 has no sshd.
+	inv := fmt.Sprintf(`n1 ansible_ssh_host=%s ansible_ssh_port=22 ansible_ssh_user=root
+n2 ansible_host=%s ansible_ssh_host=%s ansible_port=22 ansible_user=root
+hid ansible_host=%s ansible_port=22 ansible_user=root ansible_ssh_common_args='-o ServerAliveInterval=5' ansible_ssh_extra_args='-J root@%s'
+sudo1 ansible_host=%s ansible_port=22 ansible_user=%s ansible_become=true ansible_become_password=wrong-pw ansible_sudo_pass=%s
+sudo2 ansible_host=%s ansible_port=22 ansible_user=%s ansible_become=true ansible_become_pass=%s ansible_sudo_pass=wrong-pw
+
+[all:vars]
+ansible_user=%s
+ansible_port=2222
+ansible_ssh_private_key_file=%s
+`, addr("node-001"), addr("node-001"), addr("node-002"), addr("hidden"), addr("bastion"),
+		addr("sudopw"), fleet.SudoUser, f.SudoPassword, addr("sudopw"), fleet.SudoUser, f.SudoPassword,
+		fleet.NoPasswdUser, f.Key)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hosts.ini")
+	if err := os.WriteFile(path, []byte(inv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	const cmd = `echo "$(id -un)@$(hostname)"`
+	want := ansibleRaw(t, bin, f, path, cmd)
+
+	loaded, err := inventory.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("SSH_AUTH_SOCK", "")
+	pool, err := mk8sssh.NewPool(mk8sssh.Options{KnownHosts: f.KnownHosts, ConnectTimeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"n1", "n2", "hid", "sudo1", "sudo2"} {
+		w, ok := want[name]
+		if !ok {
+			t.Errorf("%s: ansible reports nothing", name)
+			continue
+		}
+		cfg, err := inventory.SSHFor(loaded.Hosts[name])
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		got := metalk8sRun(t, pool, name, cfg, cmd)
+		t.Logf("%s: ansible %q, metalk8s %s@%s:%d %q", name, w, cfg.User, cfg.Host, cfg.Port, got)
+		if got != w {
+			t.Errorf("%s: ansible %q, metalk8s %q (%s@%s:%d)", name, w, got, cfg.User, cfg.Host, cfg.Port)
+		}
+	}
+	// What the aliases mean on this fleet, for the reader.
+	for name, out := range map[string]string{"n1": "root@node-001", "n2": "root@node-002", "hid": "root@hidden", "sudo1": "root@sudopw", "sudo2": "failed"} {
+		if want[name] != out {
+			t.Errorf("%s: ansible gives %q, expected %q", name, want[name], out)
+		}
+	}
+}
+
+// ansibleRaw runs cmd with `ansible -m raw` on every host of the inventory
+// and returns each host's output, or "failed".
+func ansibleRaw(t *testing.T, bin string, f *fleet.Fleet, path, cmd string) map[string]string {
+	t.Helper()
+	home := t.TempDir()
+	cfg := filepath.Join(home, "ansible.cfg")
+	os.WriteFile(cfg, nil, 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	tree := filepath.Join(home, "tree") // one JSON result per host
+	c := exec.CommandContext(ctx, bin, "-i", path, "all", "-f", "10", "-m", "raw", "-a", cmd, "-t", tree)
+	c.Env = append(os.Environ(),
+		"ANSIBLE_CONFIG="+cfg,
+		// the fleet's known_hosts and key, also for the -J hop
+		"ANSIBLE_SSH_ARGS=-F "+f.SSHConfig+" -o ControlMaster=no",
+		"ANSIBLE_LOCAL_TEMP="+filepath.Join(home, "tmp"),
+		"HOME="+home,
+		"SSH_AUTH_SOCK=",
+	)
+	out, _ := c.CombinedOutput() // exit 2 when a host fails
+	t.Logf("ansible:\n%s", out)
+	files, _ := filepath.Glob(filepath.Join(tree, "*"))
+	if len(files) == 0 {
+		t.Fatalf("ansible wrote no result")
+	}
+	res := map[string]string{}
+	for _, file := range files {
+		var r struct {
+			Stdout      string `json:"stdout"`
+			Failed      bool   `json:"failed"`
+			Unreachable bool   `json:"unreachable"`
+			RC          *int   `json:"rc"` // absent when sudo failed
+		}
+		data, err := os.ReadFile(file)
+		if err == nil {
+			err = json.Unmarshal(data, &r)
+		}
+		if err != nil {
+			t.Fatalf("ansible's result %s: %v", file, err)
+		}
+		name := filepath.Base(file)
+		if r.Failed || r.Unreachable || r.RC == nil || *r.RC != 0 {
+			res[name] = "failed"
+			continue
+		}
+		res[name] = strings.TrimSpace(r.Stdout)
+	}
+	return res
+}
+
+// metalk8sRun runs cmd on the host as metalk8s does (as root under
+// become), and returns its output, or "failed".
+func metalk8sRun(t *testing.T, pool *mk8sssh.Pool, name string, cfg inventory.SSHConfig, cmd string) string {
+	t.Helper()
+	c, err := pool.Client(name, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	r, err := c.Run(ctx, cmd)
+	if err != nil {
+		t.Logf("metalk8s %s: %v", name, err)
+		return "failed"
+	}
+	return strings.TrimSpace(string(r.Stdout))
+}
