@@ -27,8 +27,8 @@ func sshFlags() []cli.Flag {
 		&cli.StringFlag{Name: "bastion", Usage: "reach hosts that name no ProxyJump through `[USER@]HOST[:PORT]`"},
 		&cli.BoolFlag{Name: "ask-become-pass", Aliases: []string{"K"}, Usage: "ask once for the sudo password of become hosts"},
 		&cli.IntFlag{Name: "forks", Value: 50, Usage: "how many hosts to work on at once"},
-		&cli.DurationFlag{Name: "connect-timeout", Value: 0, Usage: "SSH connect timeout (default 15s)"},
-		&cli.DurationFlag{Name: "timeout", Usage: "per-command timeout (default none)"},
+		durationFlag("connect-timeout", "SSH connect `TIMEOUT` (default: the inventory's ansible_ssh_timeout, else 15s)"),
+		durationFlag("timeout", "per-command `TIMEOUT` (default none)"),
 	}
 }
 
@@ -56,8 +56,8 @@ func poolOptions(c *cli.Context) (ssh.Options, error) {
 		KnownHosts:     c.String("known-hosts"),
 		TrustNewHosts:  c.Bool("trust-new-hosts"),
 		Bastion:        c.String("bastion"),
-		ConnectTimeout: c.Duration("connect-timeout"),
-		CommandTimeout: c.Duration("timeout"),
+		ConnectTimeout: duration(c, "connect-timeout"),
+		CommandTimeout: duration(c, "timeout"),
 	}
 	opts.Passphrase = func(file string) ([]byte, error) {
 		return askTTY(fmt.Sprintf("Passphrase for %s: ", file))

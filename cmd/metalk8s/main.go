@@ -89,10 +89,15 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			versionCommand(),
 		},
 	}
-	for _, c := range app.Commands {
-		c.OnUsageError = onUsage
-		c.HideHelpCommand = true
+	var setUsage func(cs []*cli.Command)
+	setUsage = func(cs []*cli.Command) {
+		for _, c := range cs {
+			c.OnUsageError = onUsage
+			c.HideHelpCommand = true
+			setUsage(c.Subcommands)
+		}
 	}
+	setUsage(app.Commands)
 	return app
 }
 
