@@ -197,6 +197,7 @@ func (p *Params) clusterConfiguration() *v1beta4.ClusterConfiguration {
 		Scheduler:            v1beta4.ControlPlaneComponent{ExtraArgs: slices.Clone(leaderElection)},
 		ImageRepository:      ImageRepository,
 		ClusterName:          p.ClusterName,
+		EncryptionAlgorithm:  v1beta4.EncryptionAlgorithmType(p.EncryptionAlgorithm),
 	}
 	cc.DNS.ImageTag = p.coreDNSTag()
 	return cc

@@ -15,6 +15,7 @@ import (
 
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/pkg/pki"
 )
 
 // APIServerPort is the port every kube-apiserver binds to (kubespray's
@@ -70,6 +71,10 @@ type Params struct {
 	// when unset; see AdminServer.
 	AdminAPIAddress string
 	Bundled         bool // images come from the bundle: imagePullPolicy Never
+	// EncryptionAlgorithm is kubespray's kube_asymmetric_encryption_algorithm
+	// (default "RSA-2048", kubeadm's): kubeadm's encryptionAlgorithm, the
+	// key type of the certificates kubeadm makes and of new CAs and sa.key.
+	EncryptionAlgorithm pki.Algorithm
 	// IgnorePreflightErrors are kubespray's kubeadm_ignore_preflight_errors:
 	// kubeadm preflight checks reported as warnings ("NumCPU", "all").
 	IgnorePreflightErrors []string
@@ -108,6 +113,11 @@ func ParamsFrom(cl *inventory.Cluster, bundled bool) (*Params, error) {
 	p.LoadBalancer = r.loadBalancer("loadbalancer_apiserver")
 	p.SupplementarySANs = r.sans("supplementary_addresses_in_ssl_keys")
 	p.AdminAPIAddress = r.hostPort("metalk8s_admin_api_address")
+	var algs []string
+	for _, a := range pki.Algorithms {
+		algs = append(algs, string(a))
+	}
+	p.EncryptionAlgorithm = pki.Algorithm(r.oneOf("kube_asymmetric_encryption_algorithm", string(pki.RSA2048), algs))
 	p.IgnorePreflightErrors = r.words("kubeadm_ignore_preflight_errors")
 	p.Patches = r.patches("kubeadm_patches")
 	p.PatchesDir = r.str("kubeadm_patches_dir", DefaultPatchesDir)

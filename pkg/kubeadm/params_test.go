@@ -58,7 +58,7 @@ func TestParamsFromDefaults(t *testing.T) {
 	want := Params{
 		KubeVersion: bundle.DefaultKubeVersion, PodsSubnet: "10.233.64.0/18", ServiceAddresses: "10.233.0.0/18",
 		ClusterName: "cluster.local", DNSDomain: "cluster.local", ProxyMode: "ipvs", NetworkPlugin: "flannel",
-		EndpointName: "lb-apiserver.kubernetes.local", PatchesDir: "/etc/kubernetes/patches",
+		EndpointName: "lb-apiserver.kubernetes.local", PatchesDir: "/etc/kubernetes/patches", EncryptionAlgorithm: "RSA-2048",
 	}
 	got := *p
 	got.versions, got.controlPlane, got.etcd = bundle.Versions{}, nil, nil
@@ -92,6 +92,9 @@ func TestParamsFrom(t *testing.T) {
 		{"cluster_name: prod\ndns_domain: prod.local", func(p *Params) bool { return p.ClusterName == "prod" && p.DNSDomain == "prod.local" }},
 		{"kube_proxy_mode: nftables", func(p *Params) bool { return p.ProxyMode == "nftables" }},
 		{"kube_proxy_mode: iptables", func(p *Params) bool { return p.ProxyMode == "iptables" }},
+		{"kube_asymmetric_encryption_algorithm: ECDSA-P256", func(p *Params) bool {
+			return p.EncryptionAlgorithm == "ECDSA-P256" && p.clusterConfiguration().EncryptionAlgorithm == "ECDSA-P256"
+		}},
 		{"kube_network_plugin: flannel", func(p *Params) bool { return p.NetworkPlugin == "flannel" }},
 		{"apiserver_loadbalancer_domain_name: api.example.com", func(p *Params) bool {
 			h, port := p.Endpoint()
@@ -140,6 +143,7 @@ func TestParamsFromErrors(t *testing.T) {
 		{"kube_service_addresses: 10.233.64.0/24", []string{"kube_pods_subnet", "kube_service_addresses", "overlap"}},
 		{"cluster_name: Cluster_Local", []string{"variable cluster_name", `"Cluster_Local"`, "DNS name"}},
 		{"kube_proxy_mode: userspace", []string{"variable kube_proxy_mode", `"userspace"`, "ipvs, nftables, iptables"}},
+		{"kube_asymmetric_encryption_algorithm: ECDSA-P521", []string{"variable kube_asymmetric_encryption_algorithm", `"ECDSA-P521"`, "ECDSA-P256, ECDSA-P384, RSA-2048"}},
 		{"kube_network_plugin: calico", []string{"variable kube_network_plugin", `"calico"`, "flannel only"}},
 		{"apiserver_loadbalancer_domain_name: 'bad name'", []string{"variable apiserver_loadbalancer_domain_name", `"bad name"`}},
 		{"loadbalancer_apiserver: 10.0.0.100", []string{"variable loadbalancer_apiserver", "must be a mapping"}},

@@ -56,7 +56,7 @@ type graph struct {
 // container runtime, images), which kubeadm must come after.
 func Steps(cl *inventory.Cluster, art string, p *Params, prepared map[string][]string) []*steps.Step {
 	g := &graph{cl: cl, p: p, art: art, st: newRunState(), prepared: prepared,
-		kpki: &pki.Kubernetes{Dir: filepath.Join(art, "pki", "kubernetes")}}
+		kpki: &pki.Kubernetes{Dir: filepath.Join(art, "pki", "kubernetes"), Algorithm: p.EncryptionAlgorithm}}
 	for _, n := range cl.ControlPlane {
 		g.cps = append(g.cps, n.Name)
 	}

@@ -13,18 +13,12 @@ import (
 )
 
 // The Kubernetes CAs, under kubeadm's names and common names
-// (cmd/kubeadm/app/phases/certs/certlist.go), with RSA-2048 keys: kubeadm
-// v1beta4's default encryptionAlgorithm, so metalk8s's CAs look like the
-// ones kubeadm would make itself.
+// (cmd/kubeadm/app/phases/certs/certlist.go). Their keys are of the
+// cluster's encryptionAlgorithm, as kubeadm would make them.
 var (
-	KubernetesCA = CA{Name: "ca", CommonName: "kubernetes", Label: "Kubernetes", RSABits: 2048}
-	FrontProxyCA = CA{Name: "front-proxy-ca", CommonName: "front-proxy-ca", Label: "front-proxy", RSABits: 2048}
+	KubernetesCA = CA{Name: "ca", CommonName: "kubernetes", Label: "Kubernetes"}
+	FrontProxyCA = CA{Name: "front-proxy-ca", CommonName: "front-proxy-ca", Label: "front-proxy"}
 )
-
-// saBits is the service-account key's size: RSA-2048, kubeadm's default
-// (phases/certs CreateServiceAccountKeyAndPublicKeyFiles with
-// EncryptionAlgorithmRSA2048).
-const saBits = 2048
 
 // KubernetesFiles are the files Kubernetes keeps, by their names in Dir and
 // under /etc/kubernetes/pki on a control plane.
@@ -40,10 +34,24 @@ var KubernetesFiles = []string{"ca.crt", "ca.key", "front-proxy-ca.crt", "front-
 type Kubernetes struct {
 	Dir string
 	Now func() time.Time // nil means time.Now
+	// Algorithm is the key type of new CAs and of a new sa.key ("": RSA2048,
+	// kubeadm v1beta4's default), as kubeadm's encryptionAlgorithm sets it
+	// for its own (phases/certs, CreateServiceAccountKeyAndPublicKeyFiles).
+	// Keys already made are kept whatever their type.
+	Algorithm Algorithm
+}
+
+func (k *Kubernetes) algorithm() Algorithm {
+	if k.Algorithm == "" {
+		return RSA2048
+	}
+	return k.Algorithm
 }
 
 func (k *Kubernetes) sets() []*Set {
-	return []*Set{{Dir: k.Dir, Now: k.Now, CA: KubernetesCA}, {Dir: k.Dir, Now: k.Now, CA: FrontProxyCA}}
+	ca, fp := KubernetesCA, FrontProxyCA
+	ca.Algorithm, fp.Algorithm = k.algorithm(), k.algorithm()
+	return []*Set{{Dir: k.Dir, Now: k.Now, CA: ca}, {Dir: k.Dir, Now: k.Now, CA: fp}}
 }
 
 // Plan lists what Ensure would make ("+ create ca.crt",
@@ -85,7 +93,7 @@ func (k *Kubernetes) Ensure() ([]string, error) {
 		return done, err
 	}
 	if key == nil {
-		if key, err = newKey(saBits); err != nil {
+		if key, err = newKey(k.algorithm()); err != nil {
 			return done, fmt.Errorf("%s: %w", k.path("sa.key"), err)
 		}
 	}

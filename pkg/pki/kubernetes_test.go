@@ -260,3 +260,43 @@ func snapshot(t *testing.T, dir string) map[string]string {
 	}
 	return out
 }
+
+// Each of kubeadm's encryptionAlgorithm values makes CAs and sa.key of
+// that type, as openssl reads them; a change of algorithm later keeps
+// the keys already made.
+func TestKubernetesAlgorithm(t *testing.T) {
+	want := map[Algorithm]string{
+		RSA2048: "Public-Key: (2048 bit)", RSA3072: "Public-Key: (3072 bit)", RSA4096: "Public-Key: (4096 bit)",
+		ECDSAP256: "NIST CURVE: P-256", ECDSAP384: "NIST CURVE: P-384",
+	}
+	for _, alg := range Algorithms {
+		k := newKubernetes(t, time.Now())
+		k.Algorithm = alg
+		mustEnsure(t, k)
+		for _, f := range []string{"ca.crt", "front-proxy-ca.crt"} {
+			if text := shell(t, k.Dir, "openssl x509 -noout -text -in "+f); !strings.Contains(text, want[alg]) {
+				t.Errorf("%s: %s lacks %q", alg, f, want[alg])
+			}
+		}
+		if text := shell(t, k.Dir, "openssl pkey -in sa.key -noout -text"); !strings.Contains(text, strings.TrimSuffix(strings.Replace(want[alg], "Public", "Private", 1), ")")) {
+			t.Errorf("%s: sa.key is not of that type:\n%s", alg, text[:min(len(text), 120)])
+		}
+		before := snapshot(t, k.Dir)
+		k.Algorithm = RSA2048
+		if alg == RSA2048 {
+			k.Algorithm = ECDSAP256
+		}
+		if lines, err := k.Plan(); err != nil || len(lines) != 0 {
+			t.Errorf("%s then %s: plan %q, %v; want the keys kept", alg, k.Algorithm, lines, err)
+		}
+		mustEnsure(t, k)
+		if !reflect.DeepEqual(before, snapshot(t, k.Dir)) {
+			t.Errorf("%s then %s: Ensure rewrote files", alg, k.Algorithm)
+		}
+	}
+	k := newKubernetes(t, time.Now())
+	k.Algorithm = "DSA-1024"
+	if _, err := k.Ensure(); err == nil || !strings.Contains(err.Error(), "DSA-1024") {
+		t.Errorf("an unknown algorithm: %v", err)
+	}
+}

@@ -36,10 +36,10 @@ const (
 // Set's directory. It is valid 10 years (kubeadm's
 // CACertificateValidityPeriod).
 type CA struct {
-	Name       string // file base name: "ca", "front-proxy-ca"
-	CommonName string // kubeadm's: "etcd-ca", "kubernetes", "front-proxy-ca"
-	Label      string // for messages: "etcd", "Kubernetes", "front-proxy"
-	RSABits    int    // 0: an ECDSA P-256 key; else an RSA key of this size
+	Name       string    // file base name: "ca", "front-proxy-ca"
+	CommonName string    // kubeadm's: "etcd-ca", "kubernetes", "front-proxy-ca"
+	Label      string    // for messages: "etcd", "Kubernetes", "front-proxy"
+	Algorithm  Algorithm // the CA key's; "": ECDSA P-256
 }
 
 // Leaf is one certificate signed by a Set's CA, valid one year (kubeadm's
@@ -183,7 +183,7 @@ func (s *Set) createCA() (*authority, error) {
 		BasicConstraintsValid: true,
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign | x509.KeyUsageDigitalSignature,
 	}
-	der, key, err := sign(tmpl, nil, s.CA.RSABits)
+	der, key, err := sign(tmpl, nil, s.CA.Algorithm)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", s.Path(s.CA.Name+".crt"), err)
 	}
@@ -218,7 +218,7 @@ func (s *Set) issue(ca *authority, l *Leaf) error {
 			tmpl.DNSNames = append(tmpl.DNSNames, san)
 		}
 	}
-	der, key, err := sign(tmpl, ca, 0)
+	der, key, err := sign(tmpl, ca, ECDSAP256)
 	if err != nil {
 		return fmt.Errorf("%s: %w", s.Path(l.Name+".crt"), err)
 	}

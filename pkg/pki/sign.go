@@ -7,25 +7,51 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"fmt"
 	"math/big"
 	"net"
 	"sort"
 	"strings"
 )
 
-// newKey makes an RSA key of rsaBits bits, or an ECDSA P-256 key when
-// rsaBits is 0.
-func newKey(rsaBits int) (crypto.Signer, error) {
-	if rsaBits > 0 {
-		return rsa.GenerateKey(rand.Reader, rsaBits)
+// Algorithm is a key type under kubeadm's names for
+// ClusterConfiguration.encryptionAlgorithm (v1beta4 EncryptionAlgorithmType),
+// which kubespray sets from kube_asymmetric_encryption_algorithm.
+type Algorithm string
+
+// The algorithms kubeadm v1beta4 accepts; "" means ECDSAP256.
+const (
+	RSA2048   Algorithm = "RSA-2048" // kubeadm's and kubespray's default
+	RSA3072   Algorithm = "RSA-3072"
+	RSA4096   Algorithm = "RSA-4096"
+	ECDSAP256 Algorithm = "ECDSA-P256"
+	ECDSAP384 Algorithm = "ECDSA-P384"
+)
+
+// Algorithms lists every Algorithm, in kubeadm's order of its constants.
+var Algorithms = []Algorithm{ECDSAP256, ECDSAP384, RSA2048, RSA3072, RSA4096}
+
+// newKey makes a key of the algorithm; an unknown one is an error.
+func newKey(alg Algorithm) (crypto.Signer, error) {
+	switch alg {
+	case RSA2048:
+		return rsa.GenerateKey(rand.Reader, 2048)
+	case RSA3072:
+		return rsa.GenerateKey(rand.Reader, 3072)
+	case RSA4096:
+		return rsa.GenerateKey(rand.Reader, 4096)
+	case ECDSAP256, "":
+		return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case ECDSAP384:
+		return ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
 	}
-	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	return nil, fmt.Errorf("unknown key algorithm %q (one of %v)", alg, Algorithms)
 }
 
-// sign makes a new key and a certificate for it from tmpl, signed by ca
-// (self-signed when ca is nil). The serial is 128 random bits.
-func sign(tmpl *x509.Certificate, ca *authority, rsaBits int) ([]byte, crypto.Signer, error) {
-	key, err := newKey(rsaBits)
+// sign makes a new key of alg and a certificate for it from tmpl, signed
+// by ca (self-signed when ca is nil). The serial is 128 random bits.
+func sign(tmpl *x509.Certificate, ca *authority, alg Algorithm) ([]byte, crypto.Signer, error) {
+	key, err := newKey(alg)
 	if err != nil {
 		return nil, nil, err
 	}
