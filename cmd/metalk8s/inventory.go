@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os/user"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -78,15 +79,8 @@ func printCluster(w io.Writer, cl *inventory.Cluster) {
 	fmt.Fprintf(w, "  etcd:          %s\n", names(cl.Etcd))
 	fmt.Fprintf(w, "  workers:       %s\n", names(cl.Workers))
 	for _, n := range cl.Nodes {
-		ssh := n.SSH
-		target := fmt.Sprintf("%s:%d", ssh.Host, ssh.Port)
-		if ssh.User != "" {
-			target = ssh.User + "@" + target
-		}
-		for _, j := range ssh.Jumps {
-			target += " via " + j.String()
-		}
-		if ssh.Become {
+		target := withLocalUser(n.SSH).Route()
+		if n.SSH.Become {
 			target += " (sudo)"
 		}
 		fmt.Fprintf(w, "  %s: ssh %s, address %s\n", n.Name, target, n.Address())
@@ -98,4 +92,25 @@ func printCluster(w io.Writer, cl *inventory.Cluster) {
 			fmt.Fprintf(w, "    vg %s on %s: %s\n", vg.Name, strings.Join(vg.Drives, ", "), strings.Join(lvs, ", "))
 		}
 	}
+}
+
+// withLocalUser fills in the user ssh and metalk8s log in as where the
+// inventory names none: the local user (ssh.c), also on jump hosts.
+func withLocalUser(c inventory.SSHConfig) inventory.SSHConfig {
+	me := "root"
+	if u, err := user.Current(); err == nil {
+		me = u.Username
+	}
+	if c.User == "" {
+		c.User = me
+	}
+	jumps := make([]inventory.Hop, len(c.Jumps))
+	for i, j := range c.Jumps {
+		if j.User == "" {
+			j.User = me
+		}
+		jumps[i] = j
+	}
+	c.Jumps = jumps
+	return c
 }

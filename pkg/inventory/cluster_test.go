@@ -1,8 +1,6 @@
 package inventory
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,15 +8,7 @@ import (
 
 func loadCluster(t *testing.T, ini string, files map[string]string) (*Cluster, error) {
 	t.Helper()
-	dir := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(dir, name)
-		os.MkdirAll(filepath.Dir(p), 0o755)
-		os.WriteFile(p, []byte(content), 0o644)
-	}
-	p := filepath.Join(dir, "hosts.ini")
-	os.WriteFile(p, []byte(ini), 0o644)
-	inv, err := Load(p)
+	inv, err := Load(writeInventory(t, ini, files))
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +45,9 @@ func TestJumpsFromArgs(t *testing.T) {
 		"-J root@b1":                         {{User: "root", Host: "b1"}},
 		"-o ProxyJump=b1:2022":               {{Host: "b1", Port: 2022}},
 		"-oProxyJump=ssh://u@[fd00::1]:2200": {{User: "u", Host: "fd00::1", Port: 2200}},
-		`-o ProxyCommand="ssh -W %h:%p -p 2201 -i key ops@bastion"`: {{User: "ops", Host: "bastion", Port: 2201}},
+		`-o ProxyCommand="ssh -W %h:%p -p 2201 -i key ops@bastion"`: {{User: "ops", Host: "bastion", Port: 2201, KeyFiles: []string{"key"}}},
+		`-o ProxyCommand="ssh -q -l ops bastion nc %h %p"`:          {{User: "ops", Host: "bastion"}},
+		`-o "ProxyCommand ssh -J a@j1 -W [%h]:%p b@j2"`:             {{User: "a", Host: "j1"}, {User: "b", Host: "j2"}},
 		"-o ProxyJump=none":         nil,
 		"-o ServerAliveInterval=30": nil,
 	} {
@@ -64,9 +56,24 @@ func TestJumpsFromArgs(t *testing.T) {
 			t.Errorf("%s: %+v %v, want %+v", args, got, err, want)
 		}
 	}
-	if _, _, err := jumpsFromArgs(`-o ProxyCommand="nc -X 5 -x proxy %h %p"`); err == nil {
-		t.Error("a non-ssh ProxyCommand must be refused")
+	for _, args := range []string{`-o ProxyCommand="nc -X 5 -x proxy %h %p"`, `-o ProxyCommand="ssh -W other:22 b"`,
+		`-o ProxyCommand="ssh b"`, `-o ProxyCommand="ssh b nc %h 22"`, `-o ProxyCommand="ssh -W %h:%p"`} {
+		if _, _, err := jumpsFromArgs(args); err == nil || !strings.Contains(err.Error(), "ProxyCommand") {
+			t.Errorf("%s: %v, want a refusal naming ProxyCommand", args, err)
+		}
 	}
+}
+
+// jumpsFromArgs returns the bastions OpenSSH arguments set, and whether
+// they set the route at all ("ProxyJump=none" sets it to none).
+func jumpsFromArgs(args string) ([]Hop, bool, error) {
+	words, err := shlexSplit(args)
+	if err != nil {
+		return nil, false, err
+	}
+	a := newSSHArgs()
+	_, _, err = a.parse(words, nil)
+	return a.route.hops, a.route.set, err
 }
 
 func TestBadSSHVariable(t *testing.T) {

@@ -4,13 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
-	"reflect"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -27,8 +23,8 @@ c1 ansible_ssh_host=127.77.1.1 ansible_ssh_port=22 ansible_ssh_user=root
 c2 ansible_host=127.77.2.1 ansible_ssh_host=127.77.2.2
 c3 ansible_ssh_host=127.77.3.2 ansible_host=127.77.3.1
 c4 ansible_host=127.77.4.1 ansible_port=2200 ansible_user=bob
-c5 ansible_host=127.77.5.1 ansible_private_key_file=/k/a ansible_ssh_private_key_file=/k/b ansible_timeout=7
-c6 ansible_host=127.77.6.1 ansible_ssh_timeout=3 ansible_timeout=9 ansible_private_key_file=/k/a
+c5 ansible_host=127.77.5.1 ansible_private_key_file=DIR/k/a ansible_ssh_private_key_file=DIR/k/b ansible_timeout=7
+c6 ansible_host=127.77.6.1 ansible_ssh_timeout=3 ansible_timeout=9 ansible_private_key_file=DIR/k/a
 c7 ansible_host=127.77.7.1 ansible_become=true ansible_become_user=alice ansible_sudo_user=carol
 c8 ansible_host=127.77.8.1 ansible_become=yes ansible_become_user=alice
 c9 ansible_host=127.77.9.1 ansible_ssh_common_args='-o ServerAliveInterval=9' ansible_ssh_extra_args='-J x@127.77.9.9'
@@ -53,49 +49,6 @@ ansible_port=2222
 const connVarsYAML = `ansible_ssh_user: carl
 ansible_ssh_port: null
 `
-
-// ansibleRoute is what the ssh connection plugin does for one host.
-type ansibleRoute struct {
-	Host, User, KeyFile, BecomeUser string
-	Port, Timeout                   int
-	Jumps                           []Hop
-	Err                             string // ssh refuses the arguments
-}
-
-// sshResolve completes r with what OpenSSH makes of Ansible's arguments
-// (ssh -G): the address, user, port, timeout and jump hosts it would use.
-func sshResolve(r *ansibleRoute, args []string, addr string) error {
-	cmd := exec.Command("ssh", append(append([]string{}, args...), "-G", addr)...)
-	cmd.Env = append(os.Environ(), "HOME="+os.TempDir())
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return fmt.Errorf("ssh: %s", strings.TrimSpace(stderr.String()))
-	}
-	for _, line := range strings.Split(string(out), "\n") {
-		k, v, _ := strings.Cut(line, " ")
-		switch k {
-		case "hostname":
-			r.Host = v
-		case "user":
-			r.User = v
-		case "port":
-			r.Port, _ = strconv.Atoi(v)
-		case "connecttimeout":
-			r.Timeout, _ = strconv.Atoi(v)
-		case "proxyjump":
-			if r.Jumps, err = ParseJumps(v); err != nil {
-				return err
-			}
-		case "proxycommand":
-			if r.Jumps, err = proxyCommandJump(v); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
-}
 
 func needAnsible(t *testing.T, bin string) string {
 	t.Helper()
@@ -156,13 +109,7 @@ func ansibleRoutes(t *testing.T, path string) map[string]ansibleRoute {
 		}
 		name, _, _ = strings.Cut(name, "'")
 		var r ansibleRoute
-		args := words[1 : len(words)-2]
-		for i := 0; i+1 < len(args); i++ {
-			if k, v := splitOption(args[i+1]); args[i] == "-o" && k == "IdentityFile" {
-				r.KeyFile = strings.Trim(v, `"`)
-			}
-		}
-		if err := sshResolve(&r, args, words[len(words)-2]); err != nil {
+		if err := sshResolve(&r, words[1:len(words)-2], words[len(words)-2]); err != nil {
 			r.Err = err.Error()
 		}
 		if f := strings.Fields(remote); len(f) > 0 && f[0] == "sudo" {
@@ -181,52 +128,8 @@ func ansibleRoutes(t *testing.T, path string) map[string]ansibleRoute {
 }
 
 func TestConnectionVarsMatchAnsible(t *testing.T) {
-	dir := t.TempDir()
-	path := filepath.Join(dir, "hosts.ini")
-	os.WriteFile(path, []byte(connVarsINI), 0o644)
-	os.MkdirAll(filepath.Join(dir, "group_vars"), 0o755)
-	os.WriteFile(filepath.Join(dir, "group_vars", "yaml.yml"), []byte(connVarsYAML), 0o644)
-	want := ansibleRoutes(t, path)
-	inv, err := Load(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(want) != len(inv.Hosts) {
-		t.Errorf("ansible ran ssh for %d hosts, the inventory has %d", len(want), len(inv.Hosts))
-	}
-	me, err := user.Current()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, w := range want {
-		c, err := SSHFor(inv.Hosts[name])
-		if w.Err != "" {
-			// ssh refuses Ansible's command: metalk8s refuses the host.
-			if err == nil {
-				t.Errorf("%s: %s, but metalk8s accepts %+v", name, w.Err, c)
-			} else {
-				t.Logf("%s: %s; metalk8s: %v", name, w.Err, err)
-			}
-			continue
-		}
-		if err != nil {
-			t.Errorf("%s: %v", name, err)
-			continue
-		}
-		got := ansibleRoute{Host: c.Host, User: c.User, KeyFile: c.KeyFile, Port: c.Port, Jumps: c.Jumps, Timeout: c.Timeout}
-		if got.User == "" {
-			got.User = me.Username // ssh's default, and metalk8s's
-		}
-		if c.Timeout == 0 {
-			got.Timeout = 10 // Ansible's default timeout
-		}
-		if c.Become {
-			got.BecomeUser = c.BecomeUser
-		}
-		if !reflect.DeepEqual(got, w) {
-			t.Errorf("%s:\n ansible  %+v\n metalk8s %+v", name, w, got)
-		}
-	}
+	want, inv := ansibleAndMetalk8s(t, connVarsINI, map[string]string{"group_vars/yaml.yml": connVarsYAML, "k/a": "", "k/b": ""})
+	compareRoutes(t, want, inv)
 	// The issue's example, spelled out.
 	if r := want["c1"]; r.User != "root" || r.Port != 22 {
 		t.Errorf("c1: ansible goes to %s@%s:%d, the issue says root on port 22", r.User, r.Host, r.Port)

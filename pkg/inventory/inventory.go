@@ -58,6 +58,7 @@ type Host struct {
 	inline   map[string]any // host vars written in the INI file
 	inlineAt map[string]string
 	groups   []*Group // groups that list it directly
+	inv      *Inventory
 }
 
 func newInventory(path string) *Inventory {
@@ -80,7 +81,7 @@ func (inv *Inventory) addGroup(name string, line int) *Group {
 func (inv *Inventory) addHost(name string, g *Group, line int) *Host {
 	h, ok := inv.Hosts[name]
 	if !ok {
-		h = &Host{Name: name, Line: line, inline: map[string]any{}, inlineAt: map[string]string{}}
+		h = &Host{Name: name, Line: line, inline: map[string]any{}, inlineAt: map[string]string{}, inv: inv}
 		inv.Hosts[name] = h
 		inv.hostOrder = append(inv.hostOrder, name)
 	}

@@ -2,28 +2,65 @@ package inventory
 
 import (
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 )
 
-// SSHConfig is how to reach a host, from Ansible's connection variables.
+// SSHConfig is how to reach a host, from Ansible's connection variables
+// and the ssh options they carry, resolved as OpenSSH does with the
+// command line Ansible's ssh connection plugin builds.
 type SSHConfig struct {
-	Host           string // ansible_host, else the inventory name
-	Port           int    // ansible_port, else 22
-	User           string // ansible_user; empty means the local user
-	KeyFile        string // ansible_ssh_private_key_file
-	Become         bool   // ansible_become
-	BecomeUser     string // ansible_become_user, else root
-	BecomePassword string `json:"-"` // ansible_become_password: a secret, never printed
-	Jumps          []Hop  // bastions, first hop first (from ProxyJump)
-	Timeout        int    // connect timeout in seconds (ansible_ssh_timeout); 0: the default
+	Connection     string   // "ssh", or "local": commands run on this machine (ansible_connection)
+	Host           string   // HostName, else ansible_host, else the inventory name
+	Port           int      // -o Port / -p, else ansible_port, else 22
+	User           string   // -o User / -l, else ansible_user; empty means the local user
+	KeyFile        string   // the first identity file (ansible_ssh_private_key_file, -i, IdentityFile)
+	MoreKeys       []string // the others, in the order ssh offers them
+	Become         bool     // ansible_become
+	BecomeUser     string   // ansible_become_user, else root
+	BecomePassword string   `json:"-"` // ansible_become_password: a secret, never printed
+	Jumps          []Hop    // bastions, first hop first (ProxyJump, ProxyCommand, kubespray's bastion)
+	Timeout        int      // connect timeout in seconds (ansible_ssh_timeout); 0: the default
+	KeepAlive      int      // ServerAliveInterval in seconds; 0: metalk8s's default; -1: none
+}
+
+// Local reports whether commands run on this machine, without SSH.
+func (c SSHConfig) Local() bool { return c.Connection == "local" }
+
+// Route is where metalk8s logs in: user@address:port (an IPv6 address in
+// brackets) and the bastions it goes through, or "local".
+func (c SSHConfig) Route() string {
+	if c.Local() {
+		return "local (ansible_connection=local: no SSH)"
+	}
+	s := Hop{User: c.User, Host: c.Host, Port: c.Port}.Addr()
+	for _, j := range c.Jumps {
+		s += " via " + j.Addr()
+	}
+	return s
 }
 
 // Hop is one bastion on the way to a host.
 type Hop struct {
-	User string
-	Host string
-	Port int
+	User     string
+	Host     string
+	Port     int
+	KeyFiles []string `json:",omitempty"` // keys for this hop (-i in a ProxyCommand); none: the host's
+}
+
+// Addr is [user@]address:port, the port always written (22 when unset),
+// an IPv6 address in brackets.
+func (h Hop) Addr() string {
+	p := h.Port
+	if p == 0 {
+		p = 22
+	}
+	s := net.JoinHostPort(h.Host, strconv.Itoa(p))
+	if h.User != "" {
+		s = h.User + "@" + s
+	}
+	return s
 }
 
 func (h Hop) String() string {
@@ -56,9 +93,11 @@ var connVars = map[string][]string{
 	// plugin through the play context (constants.py MAGIC_VARIABLE_MAPPING,
 	// task_executor.py) when ansible_ssh_timeout is not set.
 	"timeout":         {"ansible_timeout", "ansible_ssh_timeout"},
+	"ssh_args":        {"ansible_ssh_args"},
 	"ssh_common_args": {"ansible_ssh_common_args"},
 	"ssh_extra_args":  {"ansible_ssh_extra_args"},
-	"become":          {"ansible_become"}, // constants.py MAGIC_VARIABLE_MAPPING
+	"connection":      {"ansible_connection"}, // constants.py MAGIC_VARIABLE_MAPPING
+	"become":          {"ansible_become"},     // likewise
 	"become_user":     {"ansible_become_user", "ansible_sudo_user"},
 	"become_pass":     {"ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"},
 }
@@ -120,146 +159,6 @@ func textError(h *Host, key string, v any, secret bool) error {
 		"(an INI host line drops the quotes)", found, key, h.Name)
 }
 
-func sshConfig(h *Host) (SSHConfig, error) {
-	c := SSHConfig{Host: h.Name, Port: 22, BecomeUser: "root"}
-	var err error
-	if s, err := connText(h, "host", false); err != nil {
-		return c, err
-	} else if s != "" {
-		c.Host = s
-	}
-	if k, _, ok := ConnVar(h, "port"); ok {
-		p, _, err := optInt(h, k)
-		if err != nil {
-			return c, err
-		}
-		if p < 1 || p > 65535 {
-			return c, varError(h, k, "port %d is out of range 1-65535", p)
-		}
-		c.Port = p
-	}
-	if k, _, ok := ConnVar(h, "timeout"); ok {
-		if c.Timeout, _, err = optInt(h, k); err != nil {
-			return c, err
-		}
-	}
-	if c.User, err = connText(h, "remote_user", false); err != nil {
-		return c, err
-	}
-	if c.KeyFile, err = connText(h, "private_key_file", false); err != nil {
-		return c, err
-	}
-	if k, _, ok := ConnVar(h, "become"); ok {
-		if c.Become, err = optBool(h, k); err != nil {
-			return c, err
-		}
-	}
-	if u, err := connText(h, "become_user", false); err != nil {
-		return c, err
-	} else if u != "" {
-		c.BecomeUser = u
-	}
-	if c.BecomePassword, err = connText(h, "become_pass", true); err != nil {
-		return c, err
-	}
-	// Both apply, common first (ssh.py _build_command).
-	var r route
-	for _, opt := range []string{"ssh_common_args", "ssh_extra_args"} {
-		args, err := connText(h, opt, false)
-		if err != nil {
-			return c, err
-		}
-		if err := r.add(args); err != nil {
-			k, _, _ := ConnVar(h, opt)
-			return c, varError(h, k, "%v", err)
-		}
-	}
-	c.Jumps = r.hops
-	return c, nil
-}
-
-// route is the way to a host that OpenSSH arguments set: the first
-// ProxyJump or ProxyCommand given wins (OpenSSH readconf.c), and ssh
-// refuses a -J after either of them (ssh.c).
-type route struct {
-	set  bool  // a ProxyJump, ProxyCommand or -J was given
-	hops []Hop // nil for none
-}
-
-// add reads the bastions in OpenSSH arguments: "-J a,b", "-o ProxyJump=a",
-// or a "-o ProxyCommand='ssh -W %h:%p [-p N] user@bastion'".
-func (r *route) add(args string) error {
-	words, err := shlexSplit(args)
-	if err != nil {
-		return fmt.Errorf("cannot split %q: %v", args, err)
-	}
-	for i := 0; i < len(words); i++ {
-		w := words[i]
-		var opt string
-		switch {
-		case w == "-J" && i+1 < len(words), strings.HasPrefix(w, "-J") && len(w) > 2:
-			spec := strings.TrimPrefix(w, "-J")
-			if spec == "" {
-				spec = words[i+1]
-				i++
-			}
-			if r.set {
-				return fmt.Errorf("-J %s comes after another ProxyJump or ProxyCommand, which ssh refuses", spec)
-			}
-			hops, err := ParseJumps(spec)
-			r.set, r.hops = true, hops
-			if err != nil {
-				return err
-			}
-			continue
-		case w == "-o" && i+1 < len(words):
-			opt = words[i+1]
-			i++
-		case strings.HasPrefix(w, "-o"):
-			opt = w[2:]
-		default:
-			continue
-		}
-		key, val := splitOption(opt)
-		key = strings.ToLower(key)
-		if (key != "proxyjump" && key != "proxycommand") || r.set {
-			continue
-		}
-		r.set = true
-		if strings.EqualFold(val, "none") {
-			continue
-		}
-		if key == "proxyjump" {
-			r.hops, err = ParseJumps(val)
-		} else {
-			r.hops, err = proxyCommandJump(val)
-		}
-		if err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// jumpsFromArgs returns the bastions OpenSSH arguments set, and whether
-// they set the route at all ("ProxyJump=none" sets it to none).
-func jumpsFromArgs(args string) ([]Hop, bool, error) {
-	var r route
-	err := r.add(args)
-	return r.hops, r.set, err
-}
-
-// splitOption splits "Key=Value" or "Key Value".
-func splitOption(opt string) (string, string) {
-	if k, v, ok := strings.Cut(opt, "="); ok {
-		return strings.TrimSpace(k), strings.TrimSpace(v)
-	}
-	if k, v, ok := strings.Cut(strings.TrimSpace(opt), " "); ok {
-		return k, strings.TrimSpace(v)
-	}
-	return opt, ""
-}
-
 // ParseJumps reads a ProxyJump list: "[user@]host[:port],...".
 func ParseJumps(spec string) ([]Hop, error) {
 	var hops []Hop
@@ -310,54 +209,3 @@ func parseHop(s string) (Hop, error) {
 	}
 	return h, nil
 }
-
-// proxyCommandJump understands the one ProxyCommand that is a jump:
-// "ssh [options] -W %h:%p [user@]bastion".
-func proxyCommandJump(cmd string) ([]Hop, error) {
-	words, err := shlexSplit(cmd)
-	if err != nil || len(words) == 0 || !strings.HasSuffix(words[0], "ssh") {
-		return nil, fmt.Errorf("only ProxyJump or a ProxyCommand of the form 'ssh -W %%h:%%p user@bastion' is supported, got %q", cmd)
-	}
-	var hop Hop
-	sawW := false
-	for i := 1; i < len(words); i++ {
-		w := words[i]
-		switch {
-		case w == "-W" && i+1 < len(words):
-			sawW = true
-			i++
-		case w == "-p" && i+1 < len(words):
-			p, err := strconv.Atoi(words[i+1])
-			if err != nil {
-				return nil, fmt.Errorf("bad port %q in ProxyCommand", words[i+1])
-			}
-			hop.Port = p
-			i++
-		case w == "-l" && i+1 < len(words):
-			hop.User = words[i+1]
-			i++
-		case len(w) == 2 && w[0] == '-' && strings.ContainsRune("ioFEcbDeILmOQRSw", rune(w[1])) && i+1 < len(words):
-			i++ // an option with an argument we do not need
-		case strings.HasPrefix(w, "-"):
-		default:
-			h, err := parseHop(w)
-			if err != nil {
-				return nil, err
-			}
-			if h.User != "" {
-				hop.User = h.User
-			}
-			hop.Host = h.Host
-			if h.Port != 0 {
-				hop.Port = h.Port
-			}
-		}
-	}
-	if !sawW || hop.Host == "" {
-		return nil, fmt.Errorf("only a ProxyCommand of the form 'ssh -W %%h:%%p user@bastion' is supported, got %q", cmd)
-	}
-	return []Hop{hop}, nil
-}
-
-// SSHFor returns how to reach any inventory host, in the cluster or not.
-func SSHFor(h *Host) (SSHConfig, error) { return sshConfig(h) }

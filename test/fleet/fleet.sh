@@ -381,7 +381,9 @@ write_outputs() {
 		echo
 		echo "[variants]"
 		echo "port ansible_host=$(addr_of port) ansible_port=2222 ansible_user=root ansible_ssh_private_key_file=$dir/id_ed25519"
-		echo "bastion ansible_host=$(addr_of bastion) $vars"
+		# not named "bastion": kubespray (and metalk8s) would reach every
+		# other host through a host of that name
+		echo "jumphost ansible_host=$(addr_of bastion) $vars"
 		echo "hidden ansible_host=$(addr_of hidden) $vars ansible_ssh_common_args='-o ProxyJump=root@$(addr_of bastion)'"
 		echo "rekeyed ansible_host=$(addr_of rekeyed) $vars"
 		echo "sudopw ansible_host=$(addr_of sudopw) ansible_port=22 ansible_user=mk8spw ansible_ssh_private_key_file=$dir/id_ed25519 ansible_become=true ansible_become_password=$SUDO_PASSWORD"

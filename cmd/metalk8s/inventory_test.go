@@ -1,0 +1,55 @@
+package main
+
+import (
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// inventory --check prints where metalk8s connects for each host: the
+// user, the address ([IPv6]:port) and the jump hosts, kubespray's bastion
+// included, or that the host is local.
+func TestInventoryCheckRoutes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hosts.ini")
+	ini := `[bastion]
+bastion ansible_host=203.0.113.9 ansible_user=jump ansible_port=2222
+[kube-master]
+m1 ansible_host=fd00::1 ansible_user=admin ansible_become=true
+[etcd]
+m1
+[kube-node]
+w1 ansible_host=10.0.0.2 ansible_ssh_common_args='-o ProxyJump=none'
+w2 ansible_connection=local
+w3 ansible_host=10.0.0.3 ansible_ssh_common_args='-J [fd00::9]:2200'
+[k8s-cluster:children]
+kube-master
+kube-node
+`
+	if err := os.WriteFile(path, []byte(ini), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := metalk8s(t, "inventory", "--check", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	me, _ := user.Current()
+	for _, want := range []string{
+		"m1: ssh admin@[fd00::1]:22 via jump@203.0.113.9:2222 (sudo)",
+		"w1: ssh " + me.Username + "@10.0.0.2:22,",
+		"w2: ssh local (ansible_connection=local: no SSH),",
+		"w3: ssh " + me.Username + "@10.0.0.3:22 via " + me.Username + "@[fd00::9]:2200,",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	// A bastion without ansible_user is refused, naming it.
+	os.WriteFile(path, []byte(strings.Replace(ini, " ansible_user=jump", "", 1)), 0o600)
+	code, _, errOut = metalk8s(t, "inventory", "--check", path)
+	if code != 2 || !strings.Contains(errOut, "bastion") || !strings.Contains(errOut, "ansible_user") {
+		t.Errorf("bastion without a user: exit %d, %s", code, errOut)
+	}
+}

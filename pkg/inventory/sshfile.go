@@ -1,0 +1,153 @@
+package inventory
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+
+	sshconfig "github.com/kevinburke/ssh_config"
+)
+
+// sshFiles caches the -F files read, by path, for one process.
+var sshFiles sync.Map // path -> *sshconfig.Config or error
+
+func readSSHFile(path string) (*sshconfig.Config, error) {
+	if v, ok := sshFiles.Load(path); ok {
+		if err, isErr := v.(error); isErr {
+			return nil, err
+		}
+		return v.(*sshconfig.Config), nil
+	}
+	var cfg *sshconfig.Config
+	f, err := os.Open(path)
+	if err == nil {
+		cfg, err = sshconfig.Decode(f)
+		f.Close()
+	}
+	if err != nil {
+		err = fmt.Errorf("-F %s: %v", path, err)
+		sshFiles.Store(path, err)
+		return nil, err
+	}
+	sshFiles.Store(path, cfg)
+	return cfg, nil
+}
+
+// applySSHFile applies the entries of an ssh_config file (the -F of a
+// command line) that hold for alias, the host name ssh was given: every
+// Host block whose patterns match it, in file order, each keyword only
+// where the command line left it unset (ssh.c reads the configuration
+// after the command line; readconf.c keeps the first value). Match blocks
+// and Include are refused: metalk8s does not evaluate them.
+func applySSHFile(path, alias string, a *sshArgs) error {
+	if path == "" || strings.EqualFold(path, "none") {
+		return nil
+	}
+	cfg, err := readSSHFile(path)
+	if err != nil {
+		return err
+	}
+	for _, h := range cfg.Hosts {
+		if strings.HasPrefix(strings.TrimSpace(h.String()), "Match") {
+			return fmt.Errorf("-F %s: Match blocks are not supported by metalk8s: use Host blocks", path)
+		}
+		if !h.Matches(alias) {
+			continue
+		}
+		for _, n := range h.Nodes {
+			switch kv := n.(type) {
+			case *sshconfig.KV:
+				val := kv.Value
+				if strings.EqualFold(kv.Key, "hostname") {
+					if val, err = expandHostname(val, alias); err != nil {
+						return fmt.Errorf("-F %s line %d: %v", path, kv.Pos().Line, err)
+					}
+				}
+				if err := a.option(kv.Key, val); err != nil {
+					return fmt.Errorf("-F %s line %d (%s %s): %v", path, kv.Pos().Line, kv.Key, kv.Value, err)
+				}
+			case *sshconfig.Include:
+				return fmt.Errorf("-F %s line %d: Include is not supported by metalk8s", path, kv.Pos().Line)
+			}
+		}
+	}
+	return nil
+}
+
+// expandHostname expands HostName's tokens as ssh_config(5) allows: %h
+// (the name given) and %%.
+func expandHostname(v, alias string) (string, error) {
+	var b strings.Builder
+	for i := 0; i < len(v); i++ {
+		if v[i] != '%' {
+			b.WriteByte(v[i])
+			continue
+		}
+		if i+1 >= len(v) {
+			return "", fmt.Errorf("HostName %q ends with %%", v)
+		}
+		i++
+		switch v[i] {
+		case 'h':
+			b.WriteString(alias)
+		case '%':
+			b.WriteByte('%')
+		default:
+			return "", fmt.Errorf("HostName %q: token %%%c is not supported by metalk8s", v, v[i])
+		}
+	}
+	return b.String(), nil
+}
+
+// viaConfig is the way to the jump hosts of a ProxyJump list as the ssh
+// that reaches them sees them with -F path (ssh.c passes -F on to it):
+// each hop's own user, port, address and keys where the jump's spec left
+// them unset. ssh reaches the last hop with "-J <the others>", which
+// overrides that hop's own ProxyJump; only the first hop's own route
+// (through this same file) comes before it.
+func viaConfig(path string, hops []Hop, depth int) ([]Hop, error) {
+	if depth > 8 {
+		return nil, fmt.Errorf("-F %s: too many jump hosts in a row (a loop?)", path)
+	}
+	var out []Hop
+	for i, hop := range hops {
+		h, own, err := resolveHop(path, hop)
+		if err != nil {
+			return nil, err
+		}
+		if i == 0 {
+			before, err := own.resolve(path, depth+1)
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, before...)
+		}
+		out = append(out, h)
+	}
+	return out, nil
+}
+
+// resolveHop is a host as ssh -F path sees it, where the command line
+// left user, port and address unset, and the route its entries give it.
+func resolveHop(path string, hop Hop) (Hop, route, error) {
+	a := newSSHArgs()
+	a.user, a.port, a.identities = hop.User, hop.Port, hop.KeyFiles
+	if err := applySSHFile(path, hop.Host, a); err != nil {
+		return hop, route{}, err
+	}
+	h := Hop{User: a.user, Host: hop.Host, Port: a.port, KeyFiles: a.identities}
+	if a.hostname != "" {
+		h.Host = a.hostname
+	}
+	return h, a.route, nil
+}
+
+// resolve is the route's hops, a ProxyJump's resolved through the -F
+// file the ssh that reaches them reads.
+func (r route) resolve(path string, depth int) ([]Hop, error) {
+	if !r.viaJump || len(r.hops) == 0 || path == "" {
+		return r.hops, nil
+	}
+	return viaConfig(path, r.hops, depth)
+}
