@@ -121,14 +121,19 @@ func defaultKeyFiles() []string {
 }
 
 // authMethod offers, in OpenSSH's order: the agent's keys, then the key
-// file of the host, or the default identities when it names none.
-func (k *keyring) authMethod(keyFile string) (gossh.AuthMethod, error) {
+// files named (the inventory's, -i, IdentityFile), or the default
+// identities when none is named (readconf.c fill_default_options).
+func (k *keyring) authMethod(keyFiles []string) (gossh.AuthMethod, error) {
 	files := defaultKeyFiles()
-	if keyFile != "" {
-		files = []string{expandHome(keyFile)}
-		// A key named in the inventory must load: its error is the useful one.
-		if _, err := k.load(files[0]); err != nil {
-			return nil, err
+	if len(keyFiles) > 0 {
+		files = nil
+		for _, f := range keyFiles {
+			f = expandHome(f)
+			// A key named in the inventory must load: its error is the useful one.
+			if _, err := k.load(f); err != nil {
+				return nil, err
+			}
+			files = append(files, f)
 		}
 	}
 	return gossh.PublicKeysCallback(func() ([]gossh.Signer, error) {

@@ -88,7 +88,7 @@ func (p *Pool) Client(name string, cfg inventory.SSHConfig) (*Client, error) {
 	if cfg.User == "" {
 		cfg.User = p.opts.LocalUser
 	}
-	if len(cfg.Jumps) == 0 && p.opts.Bastion != "" {
+	if len(cfg.Jumps) == 0 && p.opts.Bastion != "" && !cfg.Local() {
 		hops, err := inventory.ParseJumps(p.opts.Bastion)
 		if err != nil {
 			return nil, fmt.Errorf("--bastion: %w", err)
@@ -101,13 +101,19 @@ func (p *Pool) Client(name string, cfg inventory.SSHConfig) (*Client, error) {
 	return &Client{Name: name, cfg: cfg, pool: p}, nil
 }
 
-// Addr is host:port of the host itself.
+// Addr is host:port of the host itself ("localhost" for a local one).
 func (c *Client) Addr() string {
+	if c.cfg.Local() {
+		return "localhost"
+	}
 	return net.JoinHostPort(c.cfg.Host, strconv.Itoa(c.cfg.Port))
 }
 
 // Connect opens the connection if it is not open or has dropped.
 func (c *Client) Connect(ctx context.Context) error {
+	if c.cfg.Local() {
+		return nil // nothing to connect to
+	}
 	_, err := c.connection(ctx)
 	return err
 }
@@ -128,13 +134,17 @@ func (c *Client) connection(ctx context.Context) (*gossh.Client, error) {
 		return nil, err
 	}
 	c.conn, c.hops, c.dead = conn, hops, make(chan struct{})
-	go c.keepAlive(conn, c.dead)
+	go c.keepAlive(conn, c.dead, c.keepAliveEvery())
 	return conn, nil
 }
 
 // dial connects through every bastion in turn, verifying each one's key.
 func (c *Client) dial(ctx context.Context) (*gossh.Client, []*gossh.Client, error) {
-	auth, err := c.pool.keys.authMethod(c.cfg.KeyFile)
+	var keys []string
+	if c.cfg.KeyFile != "" {
+		keys = append([]string{c.cfg.KeyFile}, c.cfg.MoreKeys...)
+	}
+	auth, err := c.pool.keys.authMethod(keys)
 	if err != nil {
 		return nil, nil, &ConnectError{Host: c.Name, Addr: c.Addr(), Err: err}
 	}
@@ -147,16 +157,25 @@ func (c *Client) dial(ctx context.Context) (*gossh.Client, []*gossh.Client, erro
 		return nil, nil, &ConnectError{Host: name, Addr: addr, Err: err, Via: c.Name}
 	}
 	for _, h := range c.cfg.Jumps {
+		// ssh reaches a jump host with its own ssh: the local user unless
+		// the jump names one (ssh.c, ProxyJump), the hop's keys if it
+		// names some (-i in a ProxyCommand), else the host's.
 		user, port := h.User, h.Port
 		if user == "" {
-			user = c.cfg.User
+			user = c.pool.opts.LocalUser
 		}
 		if port == 0 {
 			port = 22
 		}
+		hopAuth := auth
+		if len(h.KeyFiles) > 0 {
+			if hopAuth, err = c.pool.keys.authMethod(h.KeyFiles); err != nil {
+				return fail("bastion "+h.String(), net.JoinHostPort(h.Host, strconv.Itoa(port)), err)
+			}
+		}
 		addr := net.JoinHostPort(h.Host, strconv.Itoa(port))
 		name := "bastion " + h.String()
-		conn, err := c.handshake(ctx, through, addr, name, user, auth)
+		conn, err := c.handshake(ctx, through, addr, name, user, hopAuth)
 		if err != nil {
 			return fail(name, addr, err)
 		}
@@ -212,13 +231,31 @@ func (c *Client) handshake(ctx context.Context, through *gossh.Client, addr, nam
 	return gossh.NewClient(sc, chans, reqs), nil
 }
 
-// keepAlive pings the server; when it stops answering, the connection is
-// closed and marked dead so the next command reconnects.
-func (c *Client) keepAlive(conn *gossh.Client, dead chan struct{}) {
-	t := time.NewTicker(c.pool.opts.KeepAlive)
-	defer t.Stop()
+// keepAliveEvery is the host's ServerAliveInterval, else the pool's;
+// 0 when the inventory turns keepalives off (ServerAliveInterval=0).
+func (c *Client) keepAliveEvery() time.Duration {
+	switch {
+	case c.cfg.KeepAlive > 0:
+		return time.Duration(c.cfg.KeepAlive) * time.Second
+	case c.cfg.KeepAlive < 0:
+		return 0
+	}
+	return c.pool.opts.KeepAlive
+}
+
+// keepAlive pings the server every interval (never when it is 0); when it
+// stops answering, the connection is closed and marked dead so the next
+// command reconnects.
+func (c *Client) keepAlive(conn *gossh.Client, dead chan struct{}, every time.Duration) {
 	done := make(chan struct{})
 	go func() { conn.Wait(); close(done) }()
+	if every <= 0 {
+		<-done
+		close(dead)
+		return
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
 	for {
 		select {
 		case <-done:
@@ -235,7 +272,7 @@ func (c *Client) keepAlive(conn *gossh.Client, dead chan struct{}) {
 				if err != nil {
 					conn.Close()
 				}
-			case <-time.After(c.pool.opts.KeepAlive):
+			case <-time.After(every):
 				conn.Close()
 			case <-done:
 			}
@@ -310,6 +347,10 @@ func Transient(err error) bool {
 // SSH connection (direct-tcpip): services listening on the host's loopback
 // are reached without opening their ports to this machine.
 func (c *Client) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	if c.cfg.Local() {
+		var d net.Dialer
+		return d.DialContext(ctx, network, addr)
+	}
 	conn, err := c.connection(ctx)
 	if err != nil {
 		return nil, err

@@ -96,6 +96,9 @@ func (c *Client) Run(ctx context.Context, cmd string, options ...RunOption) (*Re
 		defer cancel()
 	}
 	res := &Result{Host: c.Name, Cmd: cmd, ExitCode: -1}
+	if c.cfg.Local() {
+		return c.runLocal(ctx, cmd, o, res)
+	}
 	become := c.cfg.Become && !o.noSudo
 	for try := 0; o.stdin == nil && try < 2; try++ {
 		sh, err := c.shellFor(ctx, become, cmd)

@@ -120,7 +120,7 @@ func (c *Client) Upload(ctx context.Context, f File) (bool, error) {
 			return false, c.ensureAttrs(ctx, f)
 		}
 	}
-	if c.cfg.Become {
+	if c.cfg.Become || c.cfg.Local() {
 		return true, c.uploadBecome(ctx, f)
 	}
 	return true, c.uploadDirect(ctx, f)
@@ -172,26 +172,18 @@ func (c *Client) uploadDirect(ctx context.Context, f File) error {
 	return nil
 }
 
-// uploadBecome writes to a private temporary file as the login user, then
-// installs it in place as root.
+// uploadBecome writes to a private temporary file as the login user (on
+// this machine for a local host), then installs it in place with the
+// host's commands (as root under become).
 func (c *Client) uploadBecome(ctx context.Context, f File) error {
-	sc, err := c.sftp(ctx)
+	tmp, err := c.stage(ctx, f)
 	if err != nil {
 		return err
 	}
-	tmp := "/tmp/.metalk8s-" + randomSuffix()
-	w, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL)
-	if err != nil {
-		return fmt.Errorf("host %s: upload %s: create %s: %w", c.Name, f.Path, tmp, err)
-	}
-	defer c.Run(context.WithoutCancel(ctx), "rm -f "+Quote(tmp), AsLoginUser())
-	w.Chmod(0o600)
-	if err := f.write(w); err != nil {
-		w.Close()
-		return fmt.Errorf("host %s: upload %s: write: %w", c.Name, f.Path, err)
-	}
-	if err := w.Close(); err != nil {
-		return fmt.Errorf("host %s: upload %s: close: %w", c.Name, f.Path, err)
+	if c.cfg.Local() {
+		defer os.Remove(tmp)
+	} else {
+		defer c.Run(context.WithoutCancel(ctx), "rm -f "+Quote(tmp), AsLoginUser())
 	}
 	dst := f.Path
 	next := path.Join(path.Dir(dst), ".metalk8s-"+randomSuffix()+".tmp")
@@ -203,6 +195,34 @@ func (c *Client) uploadBecome(ctx context.Context, f File) error {
 	script += " && mv -f " + Quote(next) + " " + Quote(dst) + " || { rm -f " + Quote(next) + "; exit 1; }"
 	_, err = c.Run(ctx, script)
 	return err
+}
+
+// stage writes the content to a private temporary file through SFTP, or
+// on this machine for a local host.
+func (c *Client) stage(ctx context.Context, f File) (string, error) {
+	if c.cfg.Local() {
+		return c.stageLocal(f)
+	}
+	sc, err := c.sftp(ctx)
+	if err != nil {
+		return "", err
+	}
+	tmp := "/tmp/.metalk8s-" + randomSuffix()
+	w, err := sc.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC|os.O_EXCL)
+	if err != nil {
+		return "", fmt.Errorf("host %s: upload %s: create %s: %w", c.Name, f.Path, tmp, err)
+	}
+	w.Chmod(0o600)
+	if err := f.write(w); err != nil {
+		w.Close()
+		sc.Remove(tmp)
+		return "", fmt.Errorf("host %s: upload %s: write: %w", c.Name, f.Path, err)
+	}
+	if err := w.Close(); err != nil {
+		sc.Remove(tmp)
+		return "", fmt.Errorf("host %s: upload %s: close: %w", c.Name, f.Path, err)
+	}
+	return tmp, nil
 }
 
 // ensureAttrs fixes mode and owner of an up-to-date file.
