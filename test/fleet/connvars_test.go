@@ -20,16 +20,7 @@ import (
 // the real ansible (-m raw) and by metalk8s on the same sshd hosts: both
 // must reach the same user on the same host, or both fail.
 func TestConnectionVarsLikeAnsible(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fleet tests are not short")
-	}
-	bin, err := exec.LookPath("ansible")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ansible is not installed (make deps: apt-get install ansible-core)")
-		}
-		t.Skip("ansible is not installed (apt-get install ansible-core)")
-	}
+	bin := needAnsible(t)
 	f := fleet.Start(t, 2)
 	addr := func(name string) string { return f.Host(name).Addr }
 	// The first line is the issue's example: Ansible logs in as root on
@@ -52,10 +43,35 @@ ansible_ssh_private_key_file=%s
 	if err := os.WriteFile(path, []byte(inv), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	const cmd = `echo "$(id -un)@$(hostname)"`
-	want := ansibleRaw(t, bin, f, path, cmd)
+	compareOnFleet(t, bin, f, path, path, map[string]string{"n1": "root@node-001", "n2": "root@node-002",
+		"hid": "root@hidden", "sudo1": "root@sudopw", "sudo2": "failed"})
+}
 
-	loaded, err := inventory.Load(path)
+// needAnsible finds ansible, or skips (fails under CI) without it; fleet
+// tests are not short.
+func needAnsible(t *testing.T) string {
+	if testing.Short() {
+		t.Skip("fleet tests are not short")
+	}
+	bin, err := exec.LookPath("ansible")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("ansible is not installed (make deps: apt-get install ansible-core)")
+		}
+		t.Skip("ansible is not installed (apt-get install ansible-core)")
+	}
+	return bin
+}
+
+// compareOnFleet runs a command on each host of expect with the real
+// ansible (inventory theirs) and with metalk8s (inventory mine): both must
+// give the same output, and ansible the one expected (what the case means
+// on the fleet, for the reader).
+func compareOnFleet(t *testing.T, bin string, f *fleet.Fleet, theirs, mine string, expect map[string]string) {
+	t.Helper()
+	const cmd = `echo "$(id -un)@$(hostname)"`
+	want := ansibleRaw(t, bin, f, theirs, cmd)
+	loaded, err := inventory.Load(mine)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,25 +80,17 @@ ansible_ssh_private_key_file=%s
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range []string{"n1", "n2", "hid", "sudo1", "sudo2"} {
-		w, ok := want[name]
-		if !ok {
-			t.Errorf("%s: ansible reports nothing", name)
-			continue
-		}
+	for name, out := range expect {
 		cfg, err := inventory.SSHFor(loaded.Hosts[name])
 		if err != nil {
 			t.Errorf("%s: %v", name, err)
 			continue
 		}
 		got := metalk8sRun(t, pool, name, cfg, cmd)
-		t.Logf("%s: ansible %q, metalk8s %s@%s:%d %q", name, w, cfg.User, cfg.Host, cfg.Port, got)
-		if got != w {
-			t.Errorf("%s: ansible %q, metalk8s %q (%s@%s:%d)", name, w, got, cfg.User, cfg.Host, cfg.Port)
+		t.Logf("%s: ansible %q, metalk8s %s %q", name, want[name], cfg.Route(), got)
+		if got != want[name] {
+			t.Errorf("%s: ansible %q, metalk8s %q (%s)", name, want[name], got, cfg.Route())
 		}
-	}
-	// What the aliases mean on this fleet, for the reader.
-	for name, out := range map[string]string{"n1": "root@node-001", "n2": "root@node-002", "hid": "root@hidden", "sudo1": "root@sudopw", "sudo2": "failed"} {
 		if want[name] != out {
 			t.Errorf("%s: ansible gives %q, expected %q", name, want[name], out)
 		}
@@ -157,3 +165,57 @@ func metalk8sRun(t *testing.T, pool *mk8sssh.Pool, name string, cfg inventory.SS
 	}
 	return strings.TrimSpace(string(r.Stdout))
 }
+
+// SSH options, -F files, kubespray's bastion and a local host, run by the
+// real ansible (-m raw) and by metalk8s on the fleet's sshd hosts: both
+// must reach the same user on the same host. Ansible's copy of the
+// inventory carries kubespray's rule for the bastion as Jinja in
+// [all:vars] (below every group and host, as a role default);
+// metalk8s's applies the rule itself. (Each host through the bastion
+// names its key: kubespray passes it to the bastion's ssh with -i, and
+// without it that ssh has only ~/.ssh's keys, where metalk8s would also
+// offer the host's.)
+func TestSSHArgsLikeAnsible(t *testing.T) {
+	bin := needAnsible(t)
+	f := fleet.Start(t, 3)
+	addr := func(name string) string { return f.Host(name).Addr }
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "ssh.cfg")
+	os.WriteFile(cfg, []byte(fmt.Sprintf(`Host n3alias
+  HostName %s
+  User %s
+Host *
+  UserKnownHostsFile %s
+  StrictHostKeyChecking yes
+  IdentityFile %s
+  BatchMode yes
+`, addr("node-003"), fleet.NoPasswdUser, f.KnownHosts, f.Key)), 0o600)
+	me, _ := os.Hostname()
+	inv := fmt.Sprintf(`[bastion]
+bastion ansible_host=%[1]s ansible_user=root ansible_ssh_private_key_file=%[2]s
+[nodes]
+hid ansible_host=%[3]s ansible_user=root ansible_ssh_private_key_file=%[2]s
+args1 ansible_host=%[4]s ansible_ssh_common_args='-p 2222 -l %[5]s -i %[2]s'
+args2 ansible_host=%[6]s ansible_user=root ansible_ssh_private_key_file=%[2]s ansible_ssh_args='-o User=%[5]s -F %[7]s'
+args3 ansible_host=n3alias ansible_ssh_common_args='-F %[8]s -o ControlMaster=auto -o ControlPersist=60s -C'
+local1 ansible_connection=local
+`, addr("bastion"), f.Key, addr("hidden"), addr("port"), fleet.NoPasswdUser, addr("node-002"), f.SSHConfig, cfg)
+	mine := filepath.Join(dir, "metalk8s", "hosts.ini")
+	theirs := filepath.Join(dir, "ansible", "hosts.ini")
+	for path, content := range map[string]string{mine: inv, theirs: inv + kubesprayAllVars} {
+		os.MkdirAll(filepath.Dir(path), 0o755)
+		if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	compareOnFleet(t, bin, f, theirs, mine, map[string]string{"hid": "root@hidden", "args1": "mk8s@port",
+		"args2": "mk8s@node-002", "args3": "mk8s@node-003", "local1": "root@" + me})
+}
+
+// kubesprayAllVars is kubespray's default ansible_ssh_common_args
+// (roles/kubespray_defaults/defaults/main/main.yml), as [all:vars] Jinja.
+const kubesprayAllVars = "[all:vars]\nansible_ssh_common_args=\"{% if 'bastion' in groups['all'] %}" +
+	"-o ProxyCommand='ssh -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -W %h:%p " +
+	"-p {{ hostvars['bastion']['ansible_port'] | default(22) }} " +
+	"{{ hostvars['bastion']['ansible_user'] }}@{{ hostvars['bastion']['ansible_host'] }} " +
+	"{{ ('-i ' ~ ansible_ssh_private_key_file) if ansible_ssh_private_key_file is defined else '' }}'{% endif %}\"\n"
