@@ -100,7 +100,8 @@ func MissingDeps(g *Graph, o *Options) []string {
 }
 
 // Run walks the graph: a step starts as soon as its own dependencies are
-// done, one step at a time per host, at most Forks at once.
+// done, one step at a time per host (the one with the longest chain of
+// dependants first, hostQueue), at most Forks at once.
 func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Report {
 	if o.Forks <= 0 {
 		o.Forks = 50
@@ -118,13 +119,14 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 		done[s.ID] = make(chan struct{})
 		r.Outcomes[s.ID] = &Outcome{Step: s}
 	}
-	hostLocks := map[string]*sync.Mutex{}
+	queues := map[string]*hostQueue{}
 	for _, h := range g.Hosts() {
-		hostLocks[h] = &sync.Mutex{}
+		queues[h] = &hostQueue{}
 	}
+	depth := g.depths()
 	forks := make(chan struct{}, o.Forks)
 	var wg sync.WaitGroup
-	for _, s := range g.Steps {
+	for order, s := range g.Steps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -151,9 +153,13 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 					out.AfterDeps = true
 				}
 			}
-			lock := hostLocks[s.Host]
-			lock.Lock()
-			defer lock.Unlock()
+			q := queues[s.Host]
+			if err := q.acquire(ctx, depth[s.ID], order); err != nil {
+				out.Status, out.Err = StatusCanceled, err
+				o.Events.Finished(out)
+				return
+			}
+			defer q.release()
 			select {
 			case forks <- struct{}{}:
 			case <-ctx.Done():
