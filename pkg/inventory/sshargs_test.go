@@ -127,3 +127,29 @@ r11 ansible_ssh_common_args='-F DIR/include.cfg'
 		}
 	}
 }
+
+// ansible_connection: the plugins that reach the host over SSH, and local.
+func TestConnectionPlugins(t *testing.T) {
+	inv := loadFiles(t, `p1 ansible_connection=ssh ansible_ssh_common_args='-p 2201'
+p2 ansible_connection=smart
+p3 ansible_connection=paramiko
+p4 ansible_connection=ansible.builtin.ssh
+p5 ansible_connection=local ansible_host=10.0.0.5 ansible_port=2205 ansible_user=nobody ansible_ssh_common_args='-L 1:x:1'
+p6 ansible_connection=ansible.builtin.local ansible_become=true
+`, nil)
+	for name, want := range map[string]string{"p1": "ssh", "p2": "ssh", "p3": "ssh", "p4": "ssh", "p5": "local", "p6": "local"} {
+		c, err := SSHFor(inv.Hosts[name])
+		if err != nil || c.Connection != want {
+			t.Errorf("%s: %q %v, want %s", name, c.Connection, err, want)
+		}
+	}
+	// A local host keeps its address (the node's, without ip) and become,
+	// and uses no ssh setting.
+	c, _ := SSHFor(inv.Hosts["p5"])
+	if c.Host != "10.0.0.5" || c.User != "" || c.Port != 0 || c.Route() != "local (ansible_connection=local: no SSH)" {
+		t.Errorf("p5: %+v", c)
+	}
+	if c, _ := SSHFor(inv.Hosts["p6"]); !c.Become || c.Host != "p6" {
+		t.Errorf("p6: %+v", c)
+	}
+}

@@ -14,17 +14,18 @@ func sshConfig(h *Host) (SSHConfig, error) {
 	if err := becomeVars(h, &c); err != nil {
 		return c, err
 	}
-	conn, err := connection(h)
-	if err != nil || conn == "local" {
-		// The local plugin (ansible/plugins/connection/local.py) reads
-		// no address, user, key or ssh option.
-		c.Connection, c.Host, c.Port = conn, "localhost", 0
-		return c, err
-	}
 	if s, err := connText(h, "host", false); err != nil {
 		return c, err
 	} else if s != "" {
 		c.Host = s
+	}
+	conn, err := connection(h)
+	if err != nil || conn == "local" {
+		// The local plugin (ansible/plugins/connection/local.py) reads
+		// no address, port, user, key or ssh option; Host stays the
+		// node's address when it has no ip.
+		c.Connection, c.Port = conn, 0
+		return c, err
 	}
 	a, err := commandLine(h)
 	if err != nil {
