@@ -169,6 +169,9 @@ func (a *sshArgs) option(key, val string) error {
 			a.hostname = val
 		}
 	case "identityfile":
+		if strings.Contains(val, "%") {
+			return fmt.Errorf("IdentityFile %q: %%-tokens are not supported by metalk8s", val)
+		}
 		if !strings.EqualFold(val, "none") {
 			a.identities = append(a.identities, val)
 		}

@@ -92,6 +92,8 @@ r8 ansible_connection=winrm
 r9 ansible_ssh_common_args='-o ProxyCommand="socat - TCP:%h:%p"'
 r10 ansible_ssh_common_args='-c aes128-ctr'
 r11 ansible_ssh_common_args='-F DIR/include.cfg'
+r12 ansible_ssh_common_args='-o IdentityFile=~/.ssh/%r'
+r13 ansible_ssh_extra_args='-4'
 `
 	want := map[string][]string{
 		"r1":  {"ansible_ssh_common_args", "-L"},
@@ -105,6 +107,8 @@ r11 ansible_ssh_common_args='-F DIR/include.cfg'
 		"r9":  {"ansible_ssh_common_args", "ProxyCommand", "socat"},
 		"r10": {"ansible_ssh_common_args", "-c aes128-ctr"},
 		"r11": {"ansible_ssh_common_args", "Include"},
+		"r12": {"ansible_ssh_common_args", "IdentityFile", "%r"},
+		"r13": {"ansible_ssh_extra_args", "-4"},
 	}
 	inv := loadFiles(t, ini, map[string]string{
 		"match.cfg":   "Match host *\n  User x\n",

@@ -159,7 +159,8 @@ func textError(h *Host, key string, v any, secret bool) error {
 		"(an INI host line drops the quotes)", found, key, h.Name)
 }
 
-// ParseJumps reads a ProxyJump list: "[user@]host[:port],...".
+// ParseJumps reads a ProxyJump list, "[user@]host[:port],..." or
+// ssh:// URIs, first hop first (OpenSSH readconf.c parse_jump).
 func ParseJumps(spec string) ([]Hop, error) {
 	var hops []Hop
 	for _, part := range strings.Split(spec, ",") {

@@ -6,7 +6,11 @@ import (
 	"strings"
 )
 
-// SSHFor returns how to reach any inventory host, in the cluster or not.
+// SSHFor returns how to reach any inventory host, in the cluster or not:
+// its connection variables (connVars) and the ssh options they carry, in
+// the order of ansible/plugins/connection/ssh.py's _build_command, each
+// option resolved as OpenSSH does (ssh.c, readconf.c: the first value
+// wins), or ansible_connection=local (plugins/connection/local.py).
 func SSHFor(h *Host) (SSHConfig, error) { return sshConfig(h) }
 
 func sshConfig(h *Host) (SSHConfig, error) {

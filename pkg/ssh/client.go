@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"sync"
@@ -55,8 +56,10 @@ func NewPool(opts Options) (*Pool, error) {
 		opts.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
 	}
 	if opts.LocalUser == "" {
-		opts.LocalUser = os.Getenv("USER")
-		if opts.LocalUser == "" {
+		// ssh's default user: the local account's name (ssh.c, getpwuid).
+		if u, err := user.Current(); err == nil {
+			opts.LocalUser = u.Username
+		} else if opts.LocalUser = os.Getenv("USER"); opts.LocalUser == "" {
 			opts.LocalUser = "root"
 		}
 	}
