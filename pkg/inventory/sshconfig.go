@@ -80,7 +80,7 @@ func (h Hop) String() string {
 // connVars is, for each connection setting metalk8s reads, the variables
 // Ansible reads it from, in the order of the option's documented vars:
 // list in ansible/plugins/connection/ssh.py (host, port, remote_user,
-// private_key_file, timeout, ssh_common_args, ssh_extra_args) and
+// private_key_file, timeout, ssh_args, ssh_common_args, ssh_extra_args) and
 // ansible/plugins/become/sudo.py (become_user, become_pass). Ansible's
 // config manager (ansible/config/manager.py, _loop_entries) keeps the LAST
 // variable of the list that is set and not null: a later name wins.
