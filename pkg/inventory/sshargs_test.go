@@ -94,6 +94,7 @@ r10 ansible_ssh_common_args='-c aes128-ctr'
 r11 ansible_ssh_common_args='-F DIR/include.cfg'
 r12 ansible_ssh_common_args='-o IdentityFile=~/.ssh/%r'
 r13 ansible_ssh_extra_args='-4'
+r14 ansible_ssh_extra_args='-F /dev/zero'
 `
 	want := map[string][]string{
 		"r1":  {"ansible_ssh_common_args", "-L"},
@@ -109,6 +110,7 @@ r13 ansible_ssh_extra_args='-4'
 		"r11": {"ansible_ssh_common_args", "Include"},
 		"r12": {"ansible_ssh_common_args", "IdentityFile", "%r"},
 		"r13": {"ansible_ssh_extra_args", "-4"},
+		"r14": {"ansible_ssh_extra_args", "/dev/zero", "not a regular file"},
 	}
 	inv := loadFiles(t, ini, map[string]string{
 		"match.cfg":   "Match host *\n  User x\n",
@@ -156,4 +158,18 @@ p6 ansible_connection=ansible.builtin.local ansible_become=true
 	if c, _ := SSHFor(inv.Hosts["p6"]); !c.Become || c.Host != "p6" {
 		t.Errorf("p6: %+v", c)
 	}
+}
+
+// Any text in the ssh variables gives a route or an error, never a panic.
+func FuzzSSHArgs(f *testing.F) {
+	for _, s := range []string{"-p 22 -l u -i k", "-J a,b:2 -F /dev/null", `-o ProxyCommand="ssh -W %h:%p -J x b"`,
+		"-oPort=1 -Cqv -o", "-o ProxyCommand='ssh b nc %h %p'", "x -- y", "-W", "-o ProxyJump=[::1]:22"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, args string) {
+		inv := &Inventory{Hosts: map[string]*Host{}}
+		h := &Host{Name: "f", Vars: map[string]any{"ansible_ssh_common_args": args}, inv: inv}
+		inv.Hosts["f"] = h
+		SSHFor(h)
+	})
 }

@@ -22,7 +22,12 @@ func readSSHFile(path string) (*sshconfig.Config, error) {
 	var cfg *sshconfig.Config
 	f, err := os.Open(path)
 	if err == nil {
-		cfg, err = sshconfig.Decode(f)
+		// A device or a pipe would block: only files, and /dev/null.
+		if st, serr := f.Stat(); serr == nil && !st.Mode().IsRegular() && path != os.DevNull {
+			err = fmt.Errorf("not a regular file")
+		} else {
+			cfg, err = sshconfig.Decode(f)
+		}
 		f.Close()
 	}
 	if err != nil {
