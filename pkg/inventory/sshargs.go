@@ -24,6 +24,15 @@ type sshArgs struct {
 
 func newSSHArgs() *sshArgs { return &sshArgs{timeout: -1, alive: -1} }
 
+// configFile is the configuration file ssh reads after this command line:
+// the last -F, else ~/.ssh/config (ssh.c).
+func (a *sshArgs) configFile() string {
+	if a.configs > 0 {
+		return a.config
+	}
+	return userSSHConfig()
+}
+
 // sshFlags are OpenSSH 9's command-line options (ssh.c, getopt string
 // "1246ab:c:e:fgi:kl:m:no:p:qstvxAB:CD:E:F:GI:J:KL:MNO:P:Q:R:S:TVw:W:XYy"):
 // true for those taking an argument.
@@ -304,8 +313,8 @@ func (a *sshArgs) hops(dest Hop) ([]Hop, error) {
 	}
 	dest.KeyFiles = a.identities
 	r := a.route
-	if a.config != "" {
-		d, own, err := resolveHop(a.config, dest)
+	if cfg := a.configFile(); cfg != "" {
+		d, own, err := resolveHop(cfg, dest)
 		if err != nil {
 			return nil, err
 		}
@@ -314,6 +323,6 @@ func (a *sshArgs) hops(dest Hop) ([]Hop, error) {
 		}
 		dest = d
 	}
-	before, err := r.resolve(a.config, 1)
+	before, err := r.resolve(a.configFile(), 1)
 	return append(append([]Hop{}, before...), dest), err
 }

@@ -1,6 +1,8 @@
 package inventory
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -91,7 +93,7 @@ r7 ansible_ssh_common_args='-o ConnectTimeout=5 bogus'
 r8 ansible_connection=winrm
 r9 ansible_ssh_common_args='-o ProxyCommand="socat - TCP:%h:%p"'
 r10 ansible_ssh_common_args='-c aes128-ctr'
-r11 ansible_ssh_common_args='-F DIR/include.cfg'
+r11 ansible_host=127.77.45.1 ansible_ssh_common_args='-F DIR/include.cfg'
 r12 ansible_ssh_common_args='-o IdentityFile=~/.ssh/%r'
 r13 ansible_ssh_extra_args='-4'
 r14 ansible_ssh_extra_args='-F /dev/zero'
@@ -107,7 +109,7 @@ r14 ansible_ssh_extra_args='-F /dev/zero'
 		"r8":  {"ansible_connection", "winrm"},
 		"r9":  {"ansible_ssh_common_args", "ProxyCommand", "socat"},
 		"r10": {"ansible_ssh_common_args", "-c aes128-ctr"},
-		"r11": {"ansible_ssh_common_args", "Include"},
+		"r11": {"ansible_ssh_common_args", "fwd.cfg line 2", "LocalForward"},
 		"r12": {"ansible_ssh_common_args", "IdentityFile", "%r"},
 		"r13": {"ansible_ssh_extra_args", "-4"},
 		"r14": {"ansible_ssh_extra_args", "/dev/zero", "not a regular file"},
@@ -172,4 +174,43 @@ func FuzzSSHArgs(f *testing.F) {
 		inv.Hosts["f"] = h
 		SSHFor(h)
 	})
+}
+
+// ~/.ssh/config, which ssh reads when no -F is given, and its Include.
+func TestUserSSHConfigMatchesAnsible(t *testing.T) {
+	home := t.TempDir()
+	ssh := filepath.Join(home, ".ssh")
+	os.MkdirAll(filepath.Join(ssh, "conf.d"), 0o700)
+	os.WriteFile(filepath.Join(home, "k"), nil, 0o600)
+	os.WriteFile(filepath.Join(ssh, "config"), []byte(strings.ReplaceAll(`Include HOME/.ssh/conf.d/*.conf
+Host 127.77.70.*
+  User uc
+  Port 2270
+Host ujump
+  HostName 127.77.70.99
+  User ujumper
+`, "HOME", home)), 0o600)
+	os.WriteFile(filepath.Join(ssh, "conf.d", "a.conf"), []byte("Host 127.77.71.1\n  ProxyJump ujump\n  IdentityFile "+home+"/k\n"), 0o600)
+	defer func(h func() string) { sshHome, judgeUserConfig = h, "" }(sshHome)
+	sshHome = func() string { return home }
+	judgeUserConfig = filepath.Join(ssh, "config")
+	want, inv := ansibleAndMetalk8s(t, `u1 ansible_host=127.77.70.1
+u2 ansible_host=127.77.70.2 ansible_user=me2
+u3 ansible_host=127.77.71.1
+u4 ansible_host=127.77.70.4 ansible_ssh_common_args='-F none'
+u5 ansible_host=127.77.72.5 ansible_ssh_common_args='-o ProxyCommand="ssh -W %h:%p ujump"'
+`, nil)
+	compareRoutes(t, want, inv)
+	for name, route := range map[string]string{"u1": "uc@127.77.70.1:2270", "u2": "me2@127.77.70.2:2270"} {
+		if c, err := SSHFor(inv.Hosts[name]); err != nil || c.Route() != route {
+			t.Errorf("%s: %s %v, want %s", name, c.Route(), err, route)
+		}
+	}
+	// An option metalk8s cannot follow, there, is refused, naming the file.
+	os.WriteFile(filepath.Join(ssh, "conf.d", "b.conf"), []byte("Host 127.77.70.1\n  LocalForward 1 x:1\n"), 0o600)
+	sshFiles.Clear()
+	defer sshFiles.Clear()
+	if _, err := SSHFor(inv.Hosts["u1"]); err == nil || !strings.Contains(err.Error(), "b.conf line 2") || !strings.Contains(err.Error(), "host u1") {
+		t.Errorf("u1: %v", err)
+	}
 }

@@ -3,6 +3,8 @@ package inventory
 import (
 	"fmt"
 	"os"
+	"os/user"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -31,7 +33,7 @@ func readSSHFile(path string) (*sshconfig.Config, error) {
 		f.Close()
 	}
 	if err != nil {
-		err = fmt.Errorf("-F %s: %v", path, err)
+		err = fmt.Errorf("%s: %v", path, err)
 		sshFiles.Store(path, err)
 		return nil, err
 	}
@@ -40,14 +42,23 @@ func readSSHFile(path string) (*sshconfig.Config, error) {
 }
 
 // applySSHFile applies the entries of an ssh_config file (the -F of a
-// command line) that hold for alias, the host name ssh was given: every
-// Host block whose patterns match it, in file order, each keyword only
-// where the command line left it unset (ssh.c reads the configuration
-// after the command line; readconf.c keeps the first value). Match blocks
-// and Include are refused: metalk8s does not evaluate them.
+// command line, else ~/.ssh/config) that hold for alias, the host name ssh
+// was given: every Host block whose patterns match it, in file order, each
+// keyword only where the command line left it unset (ssh.c reads the
+// configuration after the command line; readconf.c keeps the first
+// value), and the files its Include lines name, in place (relative to
+// ~/.ssh, ssh_config(5)). Match blocks are refused: metalk8s does not
+// evaluate them.
 func applySSHFile(path, alias string, a *sshArgs) error {
+	return applySSHFileDepth(path, alias, a, 0)
+}
+
+func applySSHFileDepth(path, alias string, a *sshArgs, depth int) error {
 	if path == "" || strings.EqualFold(path, "none") {
 		return nil
+	}
+	if depth > 16 {
+		return fmt.Errorf("%s: Include nested too deep", path)
 	}
 	cfg, err := readSSHFile(path)
 	if err != nil {
@@ -55,7 +66,7 @@ func applySSHFile(path, alias string, a *sshArgs) error {
 	}
 	for _, h := range cfg.Hosts {
 		if strings.HasPrefix(strings.TrimSpace(h.String()), "Match") {
-			return fmt.Errorf("-F %s: Match blocks are not supported by metalk8s: use Host blocks", path)
+			return fmt.Errorf("%s: Match blocks are not supported by metalk8s: use Host blocks", path)
 		}
 		if !h.Matches(alias) {
 			continue
@@ -66,18 +77,71 @@ func applySSHFile(path, alias string, a *sshArgs) error {
 				val := kv.Value
 				if strings.EqualFold(kv.Key, "hostname") {
 					if val, err = expandHostname(val, alias); err != nil {
-						return fmt.Errorf("-F %s line %d: %v", path, kv.Pos().Line, err)
+						return fmt.Errorf("%s line %d: %v", path, kv.Pos().Line, err)
 					}
 				}
 				if err := a.option(kv.Key, val); err != nil {
-					return fmt.Errorf("-F %s line %d (%s %s): %v", path, kv.Pos().Line, kv.Key, kv.Value, err)
+					return fmt.Errorf("%s line %d (%s %s): %v", path, kv.Pos().Line, kv.Key, kv.Value, err)
 				}
 			case *sshconfig.Include:
-				return fmt.Errorf("-F %s line %d: Include is not supported by metalk8s", path, kv.Pos().Line)
+				files, err := included(kv.String())
+				if err != nil {
+					return fmt.Errorf("%s line %d: %v", path, kv.Pos().Line, err)
+				}
+				for _, f := range files {
+					if err := applySSHFileDepth(f, alias, a, depth+1); err != nil {
+						return err
+					}
+				}
 			}
 		}
 	}
 	return nil
+}
+
+// included lists the files of an Include line: each pattern globbed, a
+// relative one under ~/.ssh (a user configuration's rule).
+func included(line string) ([]string, error) {
+	_, rest, _ := strings.Cut(strings.TrimSpace(line), "Include")
+	home := sshHome()
+	var files []string
+	for _, p := range strings.Fields(strings.TrimPrefix(strings.TrimSpace(rest), "=")) {
+		if p == "~" || strings.HasPrefix(p, "~/") {
+			p = filepath.Join(home, p[1:])
+		} else if !filepath.IsAbs(p) {
+			p = filepath.Join(home, ".ssh", p)
+		}
+		m, err := filepath.Glob(p)
+		if err != nil {
+			return nil, fmt.Errorf("Include %s: %v", p, err)
+		}
+		files = append(files, m...)
+	}
+	return files, nil
+}
+
+// sshHome is the home directory ssh uses for ~/.ssh: the account's, from
+// the password database (ssh.c, pw_dir), not $HOME. Tests replace it.
+var sshHome = func() string {
+	if u, err := user.Current(); err == nil && u.HomeDir != "" {
+		return u.HomeDir
+	}
+	home, _ := os.UserHomeDir()
+	return home
+}
+
+// userSSHConfig is ~/.ssh/config when it exists: ssh reads it when no -F
+// is given (ssh.c). /etc/ssh/ssh_config is not read.
+func userSSHConfig() string {
+	home := sshHome()
+	if home == "" {
+		return ""
+	}
+	p := filepath.Join(home, ".ssh", "config")
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
 }
 
 // expandHostname expands HostName's tokens as ssh_config(5) allows: %h
@@ -113,7 +177,7 @@ func expandHostname(v, alias string) (string, error) {
 // (through this same file) comes before it.
 func viaConfig(path string, hops []Hop, depth int) ([]Hop, error) {
 	if depth > 8 {
-		return nil, fmt.Errorf("-F %s: too many jump hosts in a row (a loop?)", path)
+		return nil, fmt.Errorf("%s: too many jump hosts in a row (a loop?)", path)
 	}
 	var out []Hop
 	for i, hop := range hops {

@@ -30,9 +30,18 @@ type sshG struct {
 	keys                                []string
 }
 
+// judgeUserConfig, when set, is the ~/.ssh/config the judge's ssh reads
+// when its command line has no -F (ssh reads the account's own, which a
+// test must not write).
+var judgeUserConfig string
+
 func runSSHG(args []string, dest string) (sshG, error) {
 	var g sshG
-	all := append([]string{}, args...)
+	var all []string
+	if judgeUserConfig != "" {
+		all = append(all, "-F", judgeUserConfig) // a later -F wins
+	}
+	all = append(all, args...)
 	if dest != "" {
 		all = append(all, dest)
 	}

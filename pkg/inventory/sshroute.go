@@ -36,12 +36,19 @@ func sshConfig(h *Host) (SSHConfig, error) {
 		return c, err
 	}
 	alias := c.Host // what ssh is given, and -F's Host patterns see
-	if err := applySSHFile(a.config, alias, a); err != nil {
-		return c, varError(h, a.configFrom, "%v", err)
+	cfg := a.configFile()
+	fileErr := func(err error) error {
+		if a.configs == 0 {
+			return &Error{Msg: fmt.Sprintf("host %s: %v (ssh reads this file when no -F is given, and so does metalk8s)", h.Name, err)}
+		}
+		return varError(h, a.configFrom, "-F %v", err)
+	}
+	if err := applySSHFile(cfg, alias, a); err != nil {
+		return c, fileErr(err)
 	}
 	// ssh.c passes its -F on to the ssh that reaches each jump host.
-	if a.route.hops, err = a.route.resolve(a.config, 0); err != nil {
-		return c, varError(h, a.configFrom, "%v", err)
+	if a.route.hops, err = a.route.resolve(cfg, 0); err != nil {
+		return c, fileErr(err)
 	}
 	if a.hostname != "" {
 		c.Host = a.hostname
