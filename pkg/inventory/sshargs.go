@@ -123,7 +123,7 @@ func (a *sshArgs) flag(f byte, arg string, custom func(byte, string) (bool, erro
 	case 'o':
 		k, v := splitOption(arg)
 		if err := a.option(k, v); err != nil {
-			return fmt.Errorf("-o %s: %w", arg, err)
+			return fmt.Errorf("-o %s: %w", k, err) // the value is in err where it may be shown
 		}
 		return nil
 	case 'F':
@@ -259,14 +259,20 @@ func splitOption(opt string) (string, string) {
 // -i, -J and -o User/Port/IdentityFile apply to the bastion; -F is read
 // for it as for any host.
 func proxyCommandJump(cmd string) ([]Hop, error) {
+	shown := cmd
 	bad := func(why string) error {
-		return fmt.Errorf("ProxyCommand %q: %s; metalk8s understands 'ssh -W %%h:%%p [user@]bastion' and 'ssh [user@]bastion nc %%h %%p'", cmd, why)
+		return fmt.Errorf("ProxyCommand %q: %s; metalk8s understands 'ssh -W %%h:%%p [user@]bastion' and 'ssh [user@]bastion nc %%h %%p'", shown, why)
 	}
 	words, err := shlexSplit(cmd)
 	if err != nil {
 		return nil, bad(err.Error())
 	}
 	if len(words) == 0 || (words[0] != "ssh" && !strings.HasSuffix(words[0], "/ssh")) {
+		// Its arguments are not shown: another program's may hold a
+		// password (sshpass -p).
+		if shown = ""; len(words) > 0 {
+			shown = words[0] + " ..."
+		}
 		return nil, bad("not an ssh command")
 	}
 	in := newSSHArgs()

@@ -97,6 +97,7 @@ r11 ansible_host=127.77.45.1 ansible_ssh_common_args='-F DIR/include.cfg'
 r12 ansible_ssh_common_args='-o IdentityFile=~/.ssh/%r'
 r13 ansible_ssh_extra_args='-4'
 r14 ansible_ssh_extra_args='-F /dev/zero'
+r15 ansible_ssh_common_args='-o ProxyCommand="sshpass -p s3cr3t ssh -W %h:%p b"'
 `
 	want := map[string][]string{
 		"r1":  {"ansible_ssh_common_args", "-L"},
@@ -113,6 +114,7 @@ r14 ansible_ssh_extra_args='-F /dev/zero'
 		"r12": {"ansible_ssh_common_args", "IdentityFile", "%r"},
 		"r13": {"ansible_ssh_extra_args", "-4"},
 		"r14": {"ansible_ssh_extra_args", "/dev/zero", "not a regular file"},
+		"r15": {"ansible_ssh_common_args", "sshpass ..."},
 	}
 	inv := loadFiles(t, ini, map[string]string{
 		"match.cfg":   "Match host *\n  User x\n",
@@ -129,6 +131,9 @@ r14 ansible_ssh_extra_args='-F /dev/zero'
 			if !strings.Contains(err.Error(), p) {
 				t.Errorf("%s: %q lacks %q", name, err, p)
 			}
+		}
+		if strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: the error shows a password: %q", name, err)
 		}
 		if strings.Count(err.Error(), "\n") > 0 {
 			t.Errorf("%s: more than one line: %q", name, err)
