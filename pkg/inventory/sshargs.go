@@ -48,7 +48,7 @@ var sshFlags = map[byte]bool{
 // harmlessFlags change nothing of where, as whom and how safely metalk8s
 // logs in, nor what its commands see: compression, verbosity, terminal and
 // X11/agent forwarding requests, ssh's own log and control socket.
-const harmlessFlags = "ACKTXYaegknqtvxyES"
+const harmlessFlags = "2ACKTXYaegknqtvxyES"
 
 // parse reads ssh options. A word that is not an option ends them: the
 // first is the destination (options may follow it, as ssh.c parses
