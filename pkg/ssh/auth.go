@@ -122,8 +122,10 @@ func defaultKeyFiles() []string {
 
 // authMethod offers, in OpenSSH's order: the agent's keys, then the key
 // files named (the inventory's, -i, IdentityFile), or the default
-// identities when none is named (readconf.c fill_default_options).
-func (k *keyring) authMethod(keyFiles []string) (gossh.AuthMethod, error) {
+// identities when none is named (readconf.c fill_default_options);
+// withDefaults adds those after the named ones (a jump host that names no
+// key of its own: ssh would offer it its defaults, metalk8s the host's too).
+func (k *keyring) authMethod(keyFiles []string, withDefaults bool) (gossh.AuthMethod, error) {
 	files := defaultKeyFiles()
 	if len(keyFiles) > 0 {
 		files = nil
@@ -134,6 +136,9 @@ func (k *keyring) authMethod(keyFiles []string) (gossh.AuthMethod, error) {
 				return nil, err
 			}
 			files = append(files, f)
+		}
+		if withDefaults {
+			files = append(files, defaultKeyFiles()...) // best effort: not required to load
 		}
 	}
 	return gossh.PublicKeysCallback(func() ([]gossh.Signer, error) {

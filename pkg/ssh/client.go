@@ -147,7 +147,7 @@ func (c *Client) dial(ctx context.Context) (*gossh.Client, []*gossh.Client, erro
 	if c.cfg.KeyFile != "" {
 		keys = append([]string{c.cfg.KeyFile}, c.cfg.MoreKeys...)
 	}
-	auth, err := c.pool.keys.authMethod(keys)
+	auth, err := c.pool.keys.authMethod(keys, false)
 	if err != nil {
 		return nil, nil, &ConnectError{Host: c.Name, Addr: c.Addr(), Err: err}
 	}
@@ -162,7 +162,8 @@ func (c *Client) dial(ctx context.Context) (*gossh.Client, []*gossh.Client, erro
 	for _, h := range c.cfg.Jumps {
 		// ssh reaches a jump host with its own ssh: the local user unless
 		// the jump names one (ssh.c, ProxyJump), the hop's keys if it
-		// names some (-i in a ProxyCommand), else the host's.
+		// names some (-i in a ProxyCommand, IdentityFile in -F), else
+		// ssh's default identities, which metalk8s offers after the host's.
 		user, port := h.User, h.Port
 		if user == "" {
 			user = c.pool.opts.LocalUser
@@ -170,11 +171,13 @@ func (c *Client) dial(ctx context.Context) (*gossh.Client, []*gossh.Client, erro
 		if port == 0 {
 			port = 22
 		}
-		hopAuth := auth
-		if len(h.KeyFiles) > 0 {
-			if hopAuth, err = c.pool.keys.authMethod(h.KeyFiles); err != nil {
-				return fail("bastion "+h.String(), net.JoinHostPort(h.Host, strconv.Itoa(port)), err)
-			}
+		hopKeys, withDefaults := h.KeyFiles, false
+		if len(hopKeys) == 0 {
+			hopKeys, withDefaults = keys, true
+		}
+		hopAuth, err := c.pool.keys.authMethod(hopKeys, withDefaults)
+		if err != nil {
+			return fail("bastion "+h.String(), net.JoinHostPort(h.Host, strconv.Itoa(port)), err)
 		}
 		addr := net.JoinHostPort(h.Host, strconv.Itoa(port))
 		name := "bastion " + h.String()
