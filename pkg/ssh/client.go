@@ -1,5 +1,7 @@
 // Package ssh runs commands and copies files on inventory hosts over
-// SSH, one reusable connection per host, with host keys always verified.
+// SSH, one reusable connection per host, with host keys always verified;
+// a local host (ansible_connection=local) gets the same on this machine,
+// without SSH (local.go).
 package ssh
 
 import (
