@@ -83,34 +83,16 @@ func newPool(c *cli.Context) (*ssh.Pool, error) {
 	return ssh.NewPool(opts)
 }
 
-// selectHosts picks the inventory hosts named by --limit: group or host
-// names, comma-separated; all hosts when empty.
+// selectHosts picks the inventory hosts --limit keeps: Ansible host
+// patterns (a:b, a,b, g:!h, g:&h, node*, g[0:2], ~regex, @file), as
+// ansible --limit (inventory.Limit); every host when empty. A pattern
+// that matches nothing is bad input.
 func selectHosts(inv *inventory.Inventory, limit string) ([]*inventory.Host, error) {
-	if limit == "" {
-		limit = "all"
+	hosts, err := inv.Limit(limit)
+	if err != nil {
+		return nil, usageError{"--limit: " + err.Error()}
 	}
-	in := map[*inventory.Host]bool{}
-	for _, pat := range strings.Split(limit, ",") {
-		pat = strings.TrimSpace(pat)
-		if g, ok := inv.Groups[pat]; ok {
-			for _, h := range inv.AllHosts(g) {
-				in[h] = true
-			}
-			continue
-		}
-		if h, ok := inv.Hosts[pat]; ok {
-			in[h] = true
-			continue
-		}
-		return nil, usageError{fmt.Sprintf("--limit: %q is neither a group nor a host of %s", pat, inv.Path)}
-	}
-	var out []*inventory.Host
-	for _, name := range inv.HostNames() {
-		if h := inv.Hosts[name]; in[h] {
-			out = append(out, h)
-		}
-	}
-	return out, nil
+	return hosts, nil
 }
 
 func execCommand() *cli.Command {
@@ -122,7 +104,7 @@ func execCommand() *cli.Command {
 			"and prints each host's output together. Exits 1 if any host failed.",
 		Flags: append([]cli.Flag{
 			inventoryFlag,
-			&cli.StringFlag{Name: "limit", Aliases: []string{"l"}, Usage: "only these `GROUPS|HOSTS` (comma-separated)"},
+			&cli.StringFlag{Name: "limit", Aliases: []string{"l"}, Usage: "only the hosts of Ansible host `PATTERN`s (a:b, a,b, g:!h, g:&h, node*, g[0:2], ~regex, @file)"},
 		}, sshFlags()...),
 		Action: runExec,
 	}

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/metalk8s/metalk8s/test/fleet"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // These tests drive `metalk8s exec` against real OpenSSH servers (the
@@ -21,9 +23,7 @@ import (
 func init() { keepSteps = fleet.SafeStep }
 
 func TestExecFleet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fleet tests are not short")
-	}
+	testpeer.OptOut(t, "fleet tests", false)
 	f := fleet.Start(t, 3)
 	for _, tc := range []struct {
 		name string
@@ -283,7 +283,7 @@ func TestExecUsage(t *testing.T) {
 	}
 	inv := writeInventory(t, "a ansible_host=127.0.0.1")
 	code, _, errOut = metalk8s(t, "exec", "-i", inv, "--limit", "nope", "--", "true")
-	if code != 2 || !strings.Contains(errOut, `"nope" is neither a group nor a host`) {
+	if code != 2 || !strings.Contains(errOut, `--limit: host pattern "nope" matches no group or host of `+inv) {
 		t.Errorf("bad limit: exit %d: %s", code, errOut)
 	}
 }

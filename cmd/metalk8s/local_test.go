@@ -23,3 +23,31 @@ func TestExecLocal(t *testing.T) {
 		t.Errorf("exit 4: %d\n%s", code, out)
 	}
 }
+
+// --limit takes Ansible host patterns (inventory.Limit, judged by ansible
+// in pkg/inventory): the hosts kept run the command, the others do not,
+// and a pattern that matches nothing is refused before anything runs.
+func TestExecLimitPatterns(t *testing.T) {
+	home := isolate(t)
+	inv := filepath.Join(home, "hosts.ini")
+	os.WriteFile(inv, []byte("[g]\nn1 ansible_connection=local\nn2 ansible_connection=local\nm3 ansible_connection=local\n[h]\nn2\n"), 0o600)
+	limits := filepath.Join(home, "limits")
+	os.WriteFile(limits, []byte("g\n!h\n"), 0o600)
+	for limit, want := range map[string]string{
+		"g:!h":               "== m3: ok\n== n1: ok\n",
+		"g:&h":               "== n2: ok\n",
+		"n*,~m":              "== m3: ok\n== n1: ok\n== n2: ok\n",
+		"g[-1]":              "== m3: ok\n",
+		"g[1:]:!m3":          "== n2: ok\n",
+		"@" + limits + ":n1": "== m3: ok\n== n1: ok\n",
+	} {
+		code, out, errOut := metalk8s(t, "exec", "-i", inv, "--limit", limit, "--", "true")
+		if code != 0 || out != want {
+			t.Errorf("--limit %s: exit %d\n%s%s", limit, code, out, errOut)
+		}
+	}
+	code, out, errOut := metalk8s(t, "exec", "-i", inv, "--limit", "g:nothere", "--", "touch "+filepath.Join(home, "ran"))
+	if _, err := os.Stat(filepath.Join(home, "ran")); code != 2 || err == nil || !strings.Contains(errOut, `"nothere" matches no group or host`) {
+		t.Errorf("--limit g:nothere: exit %d, ran: %v\n%s%s", code, err == nil, out, errOut)
+	}
+}
