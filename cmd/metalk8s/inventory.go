@@ -89,7 +89,11 @@ func printCluster(w io.Writer, cl *inventory.Cluster) {
 			for _, lv := range vg.LVs {
 				lvs = append(lvs, lv.Name+" "+lv.Size)
 			}
-			fmt.Fprintf(w, "    vg %s on %s: %s\n", vg.Name, strings.Join(vg.Drives, ", "), strings.Join(lvs, ", "))
+			on := "on " + strings.Join(vg.Drives, ", ")
+			if vg.Existing {
+				on = "(existing: no drive listed)"
+			}
+			fmt.Fprintf(w, "    vg %s %s: %s\n", vg.Name, on, strings.Join(lvs, ", "))
 		}
 	}
 }

@@ -53,3 +53,28 @@ kube-node
 		t.Errorf("bastion without a user: exit %d, %s", code, errOut)
 	}
 }
+
+// inventory --check prints each worker's volumes as MetalK8s 1.x would
+// make them (pkg/inventory's storage_test.go cites the roles): the three
+// default volumes next to the listed ones, and a VG with an empty drive
+// list as existing.
+func TestInventoryCheckVolumes(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "hosts.ini")
+	os.WriteFile(path, []byte("[kube-master]\nm1 ansible_connection=local\n[etcd]\nm1\n[kube-node]\nw1 ansible_connection=local\nw2 ansible_connection=local\n"), 0o600)
+	os.MkdirAll(filepath.Join(dir, "host_vars"), 0o755)
+	os.WriteFile(filepath.Join(dir, "host_vars", "w1.yml"), []byte("metalk8s_lvm_drives_vg_metalk8s: [/dev/vdb]\nmetalk8s_lvm_lvs_vg_metalk8s: {lv01: {size: 10G}}\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "host_vars", "w2.yml"), []byte("metalk8s_lvm_drives_vg_metalk8s: []\n"), 0o600)
+	code, out, errOut := metalk8s(t, "inventory", "--check", path)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{
+		"    vg vg_metalk8s on /dev/vdb: lv01 10G, metalk8s_lv01 52G, metalk8s_lv02 5G, metalk8s_lv03 11G\n",
+		"    vg vg_metalk8s (existing: no drive listed): metalk8s_lv01 52G, metalk8s_lv02 5G, metalk8s_lv03 11G\n",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+}

@@ -13,10 +13,16 @@ import (
 const DefaultVG = "vg_metalk8s"
 
 // VG is a volume group a worker should have: its drives and volumes.
+// Existing is set when the inventory lists no drive for it
+// (metalk8s_lvm_drives_<vg>: []): MetalK8s 1.x then takes the VG as
+// already there and only checks it exists (roles/setup_lvm_vg/defaults/
+// main.yml:11-19; setup_lvm_vg/tasks/main.yml:54-60 creates only VGs with
+// drives; setup_lvm_lv/tasks/main.yml:79-88 asserts each LV's VG exists).
 type VG struct {
-	Name   string
-	Drives []string
-	LVs    []LV
+	Name     string
+	Drives   []string
+	LVs      []LV
+	Existing bool
 }
 
 // LV is one logical volume and how it is formatted and mounted.
@@ -30,13 +36,47 @@ type LV struct {
 	Force     bool // allow mkfs over an existing signature
 }
 
-// DefaultLVs are the volumes MetalK8s 1.x makes in its default VG.
+// DefaultLVs are the volumes metalk8s makes in a VG of MetalK8s 0.1's
+// style (metal_k8s_lvm) that lists none.
 func DefaultLVs() []LV {
 	return []LV{
 		{Name: "lv01", Size: "52G"},
 		{Name: "lv02", Size: "5G"},
 		{Name: "lv03", Size: "11G"},
 	}
+}
+
+// MetalK8s1DefaultLVs are the volumes MetalK8s 1.x adds to its default VG
+// (metalk8s_lvm_default_lvs, roles/setup_lvm_lv/vars/main.yml:3-9 at
+// MetalK8s 1.0.0 to 1.1.0), with the role's default filesystem options
+// (setup_lvm_lv/defaults/main.yml:5-8).
+func MetalK8s1DefaultLVs() []LV {
+	return []LV{newLV("metalk8s_lv01", "52G"), newLV("metalk8s_lv02", "5G"), newLV("metalk8s_lv03", "11G")}
+}
+
+// newLV is a volume with setup_lvm_lv's defaults: ext4, "-m 0",
+// "defaults,noatime", no force (setup_lvm_lv/defaults/main.yml:5-8).
+func newLV(name, size string) LV {
+	return LV{Name: name, Size: size, FSType: "ext4", FSOpts: "-m 0", MountOpts: "defaults,noatime"}
+}
+
+// withDefaultLVs is MetalK8s 1.x's rule for the default VG
+// (roles/setup_lvm_lv/tasks/main.yml:9-16, at 1.0.0 to 1.1.0): its three
+// default volumes are always added to the ones the user lists,
+// pv_dict.update(metalk8s_lvm_default_lvs), so a user volume of the same
+// name is replaced by the default one; docs/operations-guide/
+// workload_storage.rst:97-101: "three specified, three default".
+func withDefaultLVs(user []LV) []LV {
+	defs := MetalK8s1DefaultLVs()
+	var out []LV
+	for _, lv := range user {
+		if !slices.ContainsFunc(defs, func(d LV) bool { return d.Name == lv.Name }) {
+			out = append(out, lv)
+		}
+	}
+	out = append(out, defs...)
+	slices.SortFunc(out, func(a, b LV) int { return strings.Compare(a.Name, b.Name) })
+	return out
 }
 
 var (
@@ -49,6 +89,12 @@ var (
 //	0.1: metal_k8s_lvm: {vgs: {kubevg: {drives: [/dev/vdb]}}}
 //	1.x: metalk8s_lvm_default_vg, metalk8s_lvm_vgs,
 //	     metalk8s_lvm_drives_<vg>, metalk8s_lvm_lvs_<vg>
+//
+// In the 1.x style, MetalK8s's roles (1.0.0-1.1.0) decide: the default VG
+// always gets MetalK8s1DefaultLVs (withDefaultLVs); a VG whose drive list
+// is empty or null, or that has volumes but no drive list, is Existing
+// (roles/setup_lvm_vg/defaults/main.yml:11-19). A VG with neither list
+// on this host is left out, where MetalK8s would require it to exist.
 func storageSpec(h *Host) ([]VG, error) {
 	var vgs []VG
 	if old, ok := h.Vars["metal_k8s_lvm"]; ok && old != nil {
@@ -58,7 +104,7 @@ func storageSpec(h *Host) ([]VG, error) {
 		}
 		vgs = append(vgs, v...)
 	}
-	names, err := vgNames(h)
+	names, defaultVG, err := vgNames(h)
 	if err != nil {
 		return nil, err
 	}
@@ -68,35 +114,36 @@ func storageSpec(h *Host) ([]VG, error) {
 		}
 		vg := VG{Name: name}
 		key := "metalk8s_lvm_drives_" + name
-		if vg.Drives, err = stringList(h, key, h.Vars[key]); err != nil {
+		rawDrives, drivesSet := h.Vars[key]
+		if vg.Drives, err = stringList(h, key, rawDrives); err != nil {
 			return nil, err
 		}
 		lvKey := "metalk8s_lvm_lvs_" + name
-		if raw, ok := h.Vars[lvKey]; ok && raw != nil {
-			if vg.LVs, err = lvList(h, lvKey, raw); err != nil {
+		rawLVs, lvsSet := h.Vars[lvKey]
+		if lvsSet && rawLVs != nil {
+			if vg.LVs, err = lvList(h, lvKey, rawLVs); err != nil {
 				return nil, err
 			}
-		} else if name == DefaultVG || isDefaultVG(h, name) {
-			vg.LVs = DefaultLVs()
 		}
-		if len(vg.Drives) == 0 {
-			continue // a VG with no drives on this host is not managed here
+		if name == defaultVG {
+			vg.LVs = withDefaultLVs(vg.LVs)
 		}
+		if !drivesSet && !lvsSet {
+			// Neither drives nor volumes named for this host: left alone
+			// (MetalK8s would require the VG to exist).
+			continue
+		}
+		vg.Existing = len(vg.Drives) == 0
 		vgs = append(vgs, vg)
 	}
 	return vgs, nil
 }
 
-func isDefaultVG(h *Host, name string) bool {
-	s, ok := h.Vars["metalk8s_lvm_default_vg"].(string)
-	return ok && s == name
-}
-
 // vgNames lists the VGs of the 1.x style: the default VG (unless turned
-// off), metalk8s_lvm_vgs, and every metalk8s_lvm_drives_<vg>.
-func vgNames(h *Host) ([]string, error) {
+// off), metalk8s_lvm_vgs, and every metalk8s_lvm_drives_<vg>; and the
+// default VG's name ("" when turned off).
+func vgNames(h *Host) (names []string, defaultVG string, err error) {
 	seen := map[string]bool{}
-	var names []string
 	add := func(n string) {
 		if !seen[n] {
 			seen[n] = true
@@ -105,25 +152,28 @@ func vgNames(h *Host) ([]string, error) {
 	}
 	switch d := h.Vars["metalk8s_lvm_default_vg"].(type) {
 	case nil:
-		add(DefaultVG)
+		defaultVG = DefaultVG
 	case string:
 		if !reVGName.MatchString(d) {
-			return nil, varError(h, "metalk8s_lvm_default_vg", "%q is not a valid volume group name", d)
+			return nil, "", varError(h, "metalk8s_lvm_default_vg", "%q is not a valid volume group name", d)
 		}
-		add(d)
+		defaultVG = d
 	default:
 		on, err := optBool(h, "metalk8s_lvm_default_vg")
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		if on {
-			add(DefaultVG)
+			defaultVG = DefaultVG
 		}
+	}
+	if defaultVG != "" {
+		add(defaultVG)
 	}
 	if raw, ok := h.Vars["metalk8s_lvm_vgs"]; ok {
 		list, err := stringList(h, "metalk8s_lvm_vgs", raw)
 		if err != nil {
-			return nil, err
+			return nil, "", err
 		}
 		for _, n := range list {
 			add(n)
@@ -141,10 +191,10 @@ func vgNames(h *Host) ([]string, error) {
 	}
 	for _, n := range names {
 		if !reVGName.MatchString(n) {
-			return nil, varError(h, "metalk8s_lvm_vgs", "%q is not a valid volume group name", n)
+			return nil, "", varError(h, "metalk8s_lvm_vgs", "%q is not a valid volume group name", n)
 		}
 	}
-	return names, nil
+	return names, defaultVG, nil
 }
 
 func storage01(h *Host, raw any) ([]VG, error) {

@@ -130,6 +130,16 @@ func quoteAll(list []string) string {
 func planVG(host string, vg inventory.VG, forced []string, st *State) (*vgPlan, error) {
 	p := &vgPlan{vg: vg.Name, why: map[string]string{}}
 	_, exists := st.VGs[vg.Name]
+	if len(vg.Drives) == 0 {
+		// MetalK8s 1.x: no drive listed means the VG already exists; its
+		// volumes are still made in it (roles/setup_lvm_vg/defaults/
+		// main.yml:11-19, setup_lvm_lv/tasks/main.yml:79-88).
+		if !exists {
+			return nil, fmt.Errorf("host %s: volume group %s does not exist, and metalk8s_lvm_drives_%s lists no drive (an empty list means the group already exists, as in MetalK8s): create it or list its drives",
+				host, vg.Name, vg.Name)
+		}
+		return p, nil
+	}
 	var add []string
 	for _, path := range vg.Drives {
 		d := st.Drives[path]
