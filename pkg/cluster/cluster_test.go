@@ -19,6 +19,8 @@ import (
 	"github.com/metalk8s/metalk8s/pkg/ssh"
 	"github.com/metalk8s/metalk8s/pkg/steps"
 	"github.com/metalk8s/metalk8s/test/fleet"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // plan and up on the fleet of real sshd servers. The steps that exist so
@@ -70,9 +72,7 @@ func changed(r *steps.Report, st steps.Status) []string {
 }
 
 func TestPlanUpOnFleet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fleet tests are not short")
-	}
+	testpeer.OptOut(t, "fleet tests", false)
 	f := fleet.Start(t, 3)
 	t.Setenv("SSH_AUTH_SOCK", "")
 	ctx := context.Background()

@@ -18,6 +18,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 var testMembers = []Member{
@@ -204,9 +206,7 @@ func openssl(t *testing.T, dir string, args ...string) string {
 }
 
 func TestOpenSSLAcceptsThem(t *testing.T) {
-	if _, err := exec.LookPath("openssl"); err != nil {
-		t.Skip("no openssl")
-	}
+	testpeer.Binary(t, "openssl", "openssl")
 	now := time.Now()
 	p := newPKI(t, now)
 	ensure(t, p, testMembers)
@@ -383,11 +383,10 @@ func TestRenewBeforeExpiry(t *testing.T) {
 			t.Errorf("%s: key not renewed", l)
 		}
 	}
-	if _, err := exec.LookPath("openssl"); err == nil {
-		at := fmt.Sprint(later.Unix())
-		for _, l := range allLeaves {
-			openssl(t, p.Dir, "verify", "-attime", at, "-CAfile", "ca.crt", l+".crt")
-		}
+	testpeer.Binary(t, "openssl", "openssl")
+	at := fmt.Sprint(later.Unix())
+	for _, l := range allLeaves {
+		openssl(t, p.Dir, "verify", "-attime", at, "-CAfile", "ca.crt", l+".crt")
 	}
 	if lines := ensure(t, p, testMembers); len(lines) != 0 {
 		t.Fatalf("Ensure after renewal: %q", lines)

@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // The corpus under test/inventory is read by the real ansible-inventory and
@@ -20,13 +22,7 @@ const corpusDir = "../../test/inventory"
 
 func ansibleInventory(t *testing.T, path string) ([]byte, error) {
 	t.Helper()
-	bin, err := exec.LookPath("ansible-inventory")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("ansible-inventory is not installed (apt-get install ansible-core)")
-		}
-		t.Skip("ansible-inventory is not installed")
-	}
+	bin := testpeer.Binary(t, "ansible-inventory", "ansible-core")
 	abs, _ := filepath.Abs(path)
 	cmd := exec.Command(bin, "-i", abs, "--list")
 	cmd.Dir = t.TempDir() // ansible also reads group_vars/ from the working directory

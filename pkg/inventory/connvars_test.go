@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // The connection variables, each alias pair set both ways, as the real
@@ -52,14 +54,7 @@ ansible_ssh_port: null
 
 func needAnsible(t *testing.T, bin string) string {
 	t.Helper()
-	p, err := exec.LookPath(bin)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("%s is not installed (make deps: apt-get install ansible-core)", bin)
-		}
-		t.Skipf("%s is not installed (apt-get install ansible-core)", bin)
-	}
-	return p
+	return testpeer.Binary(t, bin, "ansible-core")
 }
 
 // ansibleEnv keeps ansible away from this machine's configuration.

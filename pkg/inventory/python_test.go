@@ -3,11 +3,12 @@ package inventory
 import (
 	"bytes"
 	"encoding/json"
-	"os"
 	"os/exec"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // Values are typed by Python's ast.literal_eval (INI) and PyYAML (vars
@@ -17,7 +18,7 @@ func python(t *testing.T, script string, inputs []string) [][]byte {
 	t.Helper()
 	bin, err := exec.LookPath("/usr/bin/python3") // the Python Ansible runs on
 	if err != nil {
-		t.Skip("python3 is not installed")
+		testpeer.Missing(t, "/usr/bin/python3", "apt-get install python3")
 	}
 	in, _ := json.Marshal(inputs)
 	cmd := exec.Command(bin, "-c", script)
@@ -115,12 +116,7 @@ for s in json.load(sys.stdin):
 `
 
 func TestVarsFileTypingMatchesPyYAML(t *testing.T) {
-	if err := exec.Command("/usr/bin/python3", "-c", "import yaml").Run(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("python3-yaml is missing")
-		}
-		t.Skip("python3-yaml is missing")
-	}
+	testpeer.Python3YAML(t)
 	scalars := []string{
 		"yes", "no", "on", "off", "y", "n", "true", "True", "TRUE", "tRue", "~", "null", "Null", "",
 		"1", "-1", "+1", "0", "0777", "0o17", "0x1F", "0b101", "1_000", "190:20:30", "-1:30",

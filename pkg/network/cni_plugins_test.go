@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // TestCNIConfigRealPlugins runs the conflist through the real bridge,
@@ -29,11 +31,9 @@ func TestCNIConfigRealPlugins(t *testing.T) {
 			bin = filepath.Dir(found[len(found)-1])
 		}
 	}
-	if bin == "" || os.Geteuid() != 0 {
-		if os.Getenv("CI") != "" && os.Geteuid() == 0 {
-			t.Fatal("no CNI plugins: set METALK8S_CNI_BIN or build the lab's artifacts (test/lab/artifacts/build.sh cni)")
-		}
-		t.Skip("needs root and the CNI plugins (METALK8S_CNI_BIN or the lab's artifacts)")
+	testpeer.Root(t, "the CNI plugins run in a network namespace")
+	if bin == "" {
+		testpeer.Missing(t, "the CNI plugins", "set METALK8S_CNI_BIN, or build the lab's artifacts: test/lab/artifacts/build.sh cni")
 	}
 	conf, err := CNIConfig("10.233.65.0/24", 0)
 	if err != nil {

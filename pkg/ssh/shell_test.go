@@ -10,14 +10,14 @@ import (
 	"time"
 
 	"github.com/metalk8s/metalk8s/test/fleet"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // Commands run in long-lived shells on real sshd hosts: reuse, framing,
 // isolation between commands, concurrency and become with a password.
 func TestShellFleet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fleet tests are not short")
-	}
+	testpeer.OptOut(t, "fleet tests", false)
 	f := fleet.Start(t, 1)
 	t.Setenv("SSH_AUTH_SOCK", "")
 	pool, err := NewPool(Options{KnownHosts: f.KnownHosts})

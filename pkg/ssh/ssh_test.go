@@ -12,6 +12,8 @@ import (
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/test/fleet"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // Transport behaviours against the real sshd fleet: uploads, reconnects,
@@ -19,9 +21,7 @@ import (
 // a directory of the test's own.
 
 func TestTransportFleet(t *testing.T) {
-	if testing.Short() {
-		t.Skip("fleet tests are not short")
-	}
+	testpeer.OptOut(t, "fleet tests", false)
 	f := fleet.Start(t, 1)
 	t.Setenv("SSH_AUTH_SOCK", "")
 	pool, err := NewPool(Options{KnownHosts: f.KnownHosts, KeepAlive: 500 * time.Millisecond})

@@ -14,6 +14,8 @@ import (
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 	mk8sssh "github.com/metalk8s/metalk8s/pkg/ssh"
 	"github.com/metalk8s/metalk8s/test/fleet"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // Connection variables set under both their new and legacy names, run by
@@ -50,17 +52,8 @@ ansible_ssh_private_key_file=%s
 // needAnsible finds ansible, or skips (fails under CI) without it; fleet
 // tests are not short.
 func needAnsible(t *testing.T) string {
-	if testing.Short() {
-		t.Skip("fleet tests are not short")
-	}
-	bin, err := exec.LookPath("ansible")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("ansible is not installed (make deps: apt-get install ansible-core)")
-		}
-		t.Skip("ansible is not installed (apt-get install ansible-core)")
-	}
-	return bin
+	testpeer.OptOut(t, "fleet tests", false)
+	return testpeer.Binary(t, "ansible", "ansible-core")
 }
 
 // compareOnFleet runs a command on each host of expect with the real

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 // Users known to every host (the fleet shares this machine's /etc/passwd).
@@ -102,13 +104,11 @@ func Script() (string, error) {
 }
 
 // Start brings up n plain hosts plus the variants, and registers their
-// teardown with tb.Cleanup. It skips the test when not root, and fails it
+// teardown with tb.Cleanup. Without root it skips the test (fails it under CI: testpeer.Root), and fails it
 // with the script's output when the fleet does not come up.
 func Start(tb testing.TB, n int) *Fleet {
 	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("fleet needs root")
-	}
+	testpeer.Root(tb, "the sshd fleet: network namespaces, sshd")
 	script, err := Script()
 	if err != nil {
 		tb.Fatal(err)
