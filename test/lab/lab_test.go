@@ -32,6 +32,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metalk8s/metalk8s/internal/testpeer"
 )
 
 const (
@@ -60,15 +62,8 @@ type lab struct {
 const kubePhases = "control-plane,workers,volumes"
 
 func TestLab(t *testing.T) {
-	if testing.Short() {
-		t.Skip("-short: the VM lab takes minutes")
-	}
-	if os.Getenv("METALK8S_E2E") == "0" {
-		t.Skip("METALK8S_E2E=0")
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("the VM lab needs root (QEMU taps, network namespaces, mmdebstrap)")
-	}
+	testpeer.OptOut(t, "the VM lab takes minutes", true)
+	testpeer.Root(t, "the VM lab: QEMU taps, network namespaces, mmdebstrap")
 	repo, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
