@@ -98,7 +98,7 @@ func (inv *Inventory) Limit(limit string) ([]*Host, error) {
 		if err != nil {
 			return nil, fmt.Errorf("limit file %s: %v", file, err)
 		}
-		if fi.IsDir() {
+		if !fi.Mode().IsRegular() { // os.path.isfile
 			return nil, fmt.Errorf("limit file %s: a limit starting with @ must be a file, not a directory", file)
 		}
 		data, err := os.ReadFile(file)

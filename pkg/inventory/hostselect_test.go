@@ -187,3 +187,26 @@ func TestSplitHostPattern(t *testing.T) {
 		}
 	}
 }
+
+// Any pattern gives hosts or a one-line error, never a panic.
+func FuzzSelect(f *testing.F) {
+	for _, p := range append(selectPatterns, "!", "&", "~", "[", "]", "a[", "g[-9]", "g[0:]", "@", ":", ",", "!&x", "x[99999999999999999999]") {
+		f.Add(p)
+	}
+	dir := f.TempDir()
+	path := filepath.Join(dir, "hosts.ini")
+	os.WriteFile(path, []byte(selectINI), 0o644)
+	inv, err := Load(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if _, err := inv.Select(p); err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error is not one line: %q", p, err)
+		}
+		// No "@": no file is read.
+		if _, err := inv.Limit(strings.ReplaceAll(p, "@", "")); err != nil && strings.Contains(err.Error(), "\n") {
+			t.Errorf("%q: error is not one line: %q", p, err)
+		}
+	})
+}
