@@ -99,7 +99,7 @@ func (inv *Inventory) Limit(limit string) ([]*Host, error) {
 			return nil, fmt.Errorf("limit file %s: %v", file, err)
 		}
 		if !fi.Mode().IsRegular() { // os.path.isfile
-			return nil, fmt.Errorf("limit file %s: a limit starting with @ must be a file, not a directory", file)
+			return nil, fmt.Errorf("limit file %s: a limit starting with @ must name a regular file", file)
 		}
 		data, err := os.ReadFile(file)
 		if err != nil {
