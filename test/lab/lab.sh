@@ -373,8 +373,8 @@ write_inventory() {
 		metalk8s_min_memory_mb: 1024
 
 		# Blank data disks (80 GiB each, sparse on the host): /dev/vdb for the
-		# metalk8s volume group, with MetalK8s's default volumes (lv01 52G,
-		# lv02 5G, lv03 11G); /dev/vdc left free, a second drive for tests of
+		# metalk8s volume group, with MetalK8s's default volumes (metalk8s_lv01
+		# 52G, metalk8s_lv02 5G, metalk8s_lv03 11G); /dev/vdc left free, a second drive for tests of
 		# storage changes.
 		metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb']
 
