@@ -254,6 +254,9 @@ func applyMember(ctx context.Context, h steps.Host, p *PKI, st *state, host stri
 		if _, err := h.Run(ctx, "systemctl start --no-block etcd"); err != nil {
 			return err
 		}
+		if err := waitStarted(ctx, h, 2*time.Minute, 2*time.Second); err != nil {
+			return err
+		}
 		st.set(host)
 		return nil
 	case !st.has(host):
@@ -353,6 +356,37 @@ func waitHealthy(ctx context.Context, p *PKI, names []string, limit time.Duratio
 			return fmt.Errorf("etcd members not healthy after %s: %s", limit, strings.Join(bad, "; "))
 		}
 		time.Sleep(2 * time.Second)
+	}
+}
+
+// waitStarted waits, polling every poll up to limit, until systemd has
+// begun the etcd start job queued with --no-block: until then `systemctl
+// is-active` says "inactive" (a busy host took over a second), and the
+// member step's check would see a member that never started. A bootstrap
+// member stays "activating" until a quorum of its peers is up; that is
+// started enough. "failed" is an error.
+func waitStarted(ctx context.Context, h steps.Host, limit, poll time.Duration) error {
+	deadline := time.Now().Add(limit)
+	for {
+		out, err := h.Run(ctx, "systemctl is-active etcd 2>/dev/null || true")
+		if err != nil {
+			return err
+		}
+		switch s := strings.TrimSpace(string(out)); s {
+		case "active", "activating":
+			return nil
+		case "failed":
+			return fmt.Errorf("etcd failed to start (journalctl -u etcd)")
+		default:
+			if time.Now().After(deadline) {
+				return fmt.Errorf("etcd not started %s after systemctl start: %s", limit, s)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(poll):
+		}
 	}
 }
 
