@@ -364,39 +364,32 @@ func waitHealthy(ctx context.Context, p *PKI, names []string, limit time.Duratio
 // is-active` says "inactive" (a busy host took over a second), and the
 // member step's check would see a member that never started. A bootstrap
 // member stays "activating" until a quorum of its peers is up; that is
-// started enough. "failed" is an error.
+// started enough. "failed" is an error at once.
 func waitStarted(ctx context.Context, h steps.Host, limit, poll time.Duration) error {
-	deadline := time.Now().Add(limit)
-	for {
-		out, err := h.Run(ctx, "systemctl is-active etcd 2>/dev/null || true")
-		if err != nil {
-			return err
-		}
-		switch s := strings.TrimSpace(string(out)); s {
-		case "active", "activating":
+	return steps.Poll(ctx, limit, poll, func(ctx context.Context) error {
+		s, err := activeState(ctx, h)
+		switch {
+		case err != nil:
+			return steps.Stop(err)
+		case s == "active" || s == "activating":
 			return nil
-		case "failed":
-			return fmt.Errorf("etcd failed to start (journalctl -u etcd)")
-		default:
-			if time.Now().After(deadline) {
-				return fmt.Errorf("etcd not started %s after systemctl start: %s", limit, s)
-			}
+		case s == "failed":
+			return steps.Stop(fmt.Errorf("etcd failed to start (journalctl -u etcd)"))
 		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(poll):
-		}
-	}
+		return fmt.Errorf("etcd not started after systemctl start: %s", s)
+	})
+}
+
+// activeState is what `systemctl is-active etcd` says: "active",
+// "activating", "inactive", "failed"...
+func activeState(ctx context.Context, h steps.Host) (string, error) {
+	out, err := h.Run(ctx, "systemctl is-active etcd 2>/dev/null || true")
+	return strings.TrimSpace(string(out)), err
 }
 
 func unitState(ctx context.Context, h steps.Host) (bool, error) {
-	out, err := h.Run(ctx, "systemctl is-active etcd 2>/dev/null || true")
-	if err != nil {
-		return false, err
-	}
-	s := strings.TrimSpace(string(out))
-	return s == "active" || s == "activating", nil
+	s, err := activeState(ctx, h)
+	return s == "active" || s == "activating", err
 }
 
 func toFiles(m map[string][]byte) []ssh.File {
