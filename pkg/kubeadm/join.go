@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -121,7 +122,7 @@ func (g *graph) joinStep(n *inventory.Node, deps []string) *steps.Step {
 			if g.initHost() == host {
 				err = g.init(ctx, h, n)
 			} else {
-				err = g.join(ctx, h, n)
+				err = g.joinRetrying(ctx, h, n)
 			}
 			if err != nil {
 				return err
@@ -184,6 +185,45 @@ func (g *graph) join(ctx context.Context, h steps.Host, n *inventory.Node) error
 		return err
 	}
 	return runKubeadm(ctx, h, cfg, "join --config "+configFile)
+}
+
+// joinAttempts is how many times a join that timed out in its preflight
+// phase is tried.
+const joinAttempts = 3
+
+// joinRetrying joins, and joins again when kubeadm gave up in its
+// preflight phase (discovery, reading the cluster's configuration) on an
+// API call that timed out: kubeadm gives those calls a fixed 10 s and no
+// retry, which a busy control plane can exceed. That phase changes
+// nothing on the node; a failure in a later phase is returned at once.
+func (g *graph) joinRetrying(ctx context.Context, h steps.Host, n *inventory.Node) error {
+	for attempt := 1; ; attempt++ {
+		err := g.join(ctx, h, n)
+		if err == nil || attempt == joinAttempts || ctx.Err() != nil || !preflightTimeout(err) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Duration(attempt) * 10 * time.Second):
+		}
+	}
+}
+
+// preflightTimeout tells a kubeadm join that failed in its preflight
+// phase on a timeout ("error execution phase preflight: ... Client.Timeout
+// exceeded") from other failures.
+func preflightTimeout(err error) bool {
+	s := err.Error()
+	if !strings.Contains(s, "error execution phase preflight") {
+		return false
+	}
+	for _, t := range []string{"Client.Timeout exceeded", "context deadline exceeded", "TLS handshake timeout", "i/o timeout"} {
+		if strings.Contains(s, t) {
+			return true
+		}
+	}
+	return false
 }
 
 // runKubeadm writes the configuration (0600), has kubeadm validate it,
