@@ -75,7 +75,8 @@ func (g *graph) joinStep(n *inventory.Node, deps []string) *steps.Step {
 	host := n.Name
 	return &steps.Step{ID: JoinStepID(n), Host: host, Phase: phaseOf(n), Deps: deps, Units: units, Diag: diag,
 		Inputs: g.p,
-		Retry:  steps.Retry{Attempts: 1},
+		// Only a join that timed out in kubeadm's preflight is tried again.
+		Retry: steps.Retry{Attempts: joinAttempts, Delay: 10 * time.Second, If: preflightTimeout},
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
 			st, active := g.st.get(host)
 			var diff []string
@@ -122,7 +123,7 @@ func (g *graph) joinStep(n *inventory.Node, deps []string) *steps.Step {
 			if g.initHost() == host {
 				err = g.init(ctx, h, n)
 			} else {
-				err = g.joinRetrying(ctx, h, n)
+				err = g.join(ctx, h, n)
 			}
 			if err != nil {
 				return err
@@ -188,31 +189,15 @@ func (g *graph) join(ctx context.Context, h steps.Host, n *inventory.Node) error
 }
 
 // joinAttempts is how many times a join that timed out in its preflight
-// phase is tried.
+// phase is tried (10 s, then 20 s apart).
 const joinAttempts = 3
-
-// joinRetrying joins, and joins again when kubeadm gave up in its
-// preflight phase (discovery, reading the cluster's configuration) on an
-// API call that timed out: kubeadm gives those calls a fixed 10 s and no
-// retry, which a busy control plane can exceed. That phase changes
-// nothing on the node; a failure in a later phase is returned at once.
-func (g *graph) joinRetrying(ctx context.Context, h steps.Host, n *inventory.Node) error {
-	for attempt := 1; ; attempt++ {
-		err := g.join(ctx, h, n)
-		if err == nil || attempt == joinAttempts || ctx.Err() != nil || !preflightTimeout(err) {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(time.Duration(attempt) * 10 * time.Second):
-		}
-	}
-}
 
 // preflightTimeout tells a kubeadm join that failed in its preflight
 // phase on a timeout ("error execution phase preflight: ... Client.Timeout
-// exceeded") from other failures.
+// exceeded") from other failures: kubeadm gives those API calls a fixed
+// 10 s and no retry, which a busy control plane can exceed, and that phase
+// changes nothing on the node. A failure in a later phase, or a dropped
+// connection, is not tried again.
 func preflightTimeout(err error) bool {
 	s := err.Error()
 	if !strings.Contains(s, "error execution phase preflight") {

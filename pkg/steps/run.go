@@ -188,7 +188,7 @@ func runStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) {
 	for attempt := 1; ; attempt++ {
 		out.Attempts = attempt
 		err = tryStep(ctx, s, h, o, out)
-		if err == nil || ctx.Err() != nil || attempt >= s.Retry.attempts() || o.Transient == nil || !o.Transient(err) {
+		if err == nil || ctx.Err() != nil || attempt >= s.Retry.attempts() || !s.Retry.retries(err, o) {
 			break
 		}
 		if serr := o.Sleep(ctx, s.Retry.delay(attempt)); serr != nil {

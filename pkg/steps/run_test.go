@@ -184,6 +184,31 @@ func TestRetryTransient(t *testing.T) {
 	}
 }
 
+// A step's own Retry.If replaces the run's transient test: its errors
+// are tried again, and a transient one is not.
+func TestRetryIf(t *testing.T) {
+	errSlow := errors.New("preflight timed out")
+	var slow, dropped atomic.Int32
+	own := Retry{Attempts: 3, If: func(err error) bool { return errors.Is(err, errSlow) }}
+	flaky := &Step{ID: "join@a", Host: "a", Phase: "control-plane", Retry: own,
+		Check: func(context.Context, Host) (Change, error) {
+			if slow.Add(1) < 3 {
+				return NoChange, errSlow
+			}
+			return NoChange, nil
+		}}
+	cut := &Step{ID: "join@b", Host: "b", Phase: "control-plane", Retry: own,
+		Check: func(context.Context, Host) (Change, error) { dropped.Add(1); return NoChange, errTransient }}
+	r := Run(context.Background(), mustGraph(t, flaky, cut), hostsFor("a", "b"),
+		Options{Transient: isTransient, Sleep: noSleep})
+	if o := r.Outcomes["join@a"]; o.Status != StatusOK || o.Attempts != 3 {
+		t.Errorf("join@a: %s after %d attempts, want ok after 3", o.Status, o.Attempts)
+	}
+	if o := r.Outcomes["join@b"]; o.Status != StatusFailed || dropped.Load() != 1 {
+		t.Errorf("join@b: %s after %d calls, want failed after 1 (If says no)", o.Status, dropped.Load())
+	}
+}
+
 func TestFailureIsolation(t *testing.T) {
 	failA := &Step{ID: "connect@a", Host: "a", Phase: "preflight",
 		Check: func(context.Context, Host) (Change, error) { return NoChange, errors.New("host down") }}

@@ -78,6 +78,16 @@ type Step struct {
 type Retry struct {
 	Attempts int           // total tries; 0 means the default (3)
 	Delay    time.Duration // first wait; doubles each time (default 2s)
+	// If, when set, decides which errors are tried again, in place of the
+	// run's transient test (Options.Transient).
+	If func(error) bool
+}
+
+func (r Retry) retries(err error, o *Options) bool {
+	if r.If != nil {
+		return r.If(err)
+	}
+	return o.Transient != nil && o.Transient(err)
 }
 
 func (r Retry) attempts() int {
