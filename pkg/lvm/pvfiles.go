@@ -31,7 +31,7 @@ func manifestsStep(n *inventory.Node, artifactsDir string, lvSteps []string) *st
 		}
 	}
 	render := func(ctx context.Context, h steps.Host) (map[string][]byte, error) {
-		st, err := readState(ctx, h, nil, lvs)
+		st, err := hostState(ctx, h, n)
 		if err != nil {
 			return nil, err
 		}

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/ssh"
 	"github.com/metalk8s/metalk8s/pkg/steps"
 )
@@ -46,6 +47,23 @@ type LVState struct {
 }
 
 func lvKey(vg, lv string) string { return vg + "/" + lv }
+
+// hostState reads, once per run (steps.Read), every drive and volume the
+// inventory gives node n: its volume group, volume and manifest steps all
+// check against that one report. A step's Apply makes the next read fresh.
+func hostState(ctx context.Context, h steps.Host, n *inventory.Node) (*State, error) {
+	return steps.Read(ctx, n.Name, "lvm/state", func() (*State, error) {
+		var drives []string
+		var lvs [][2]string
+		for _, vg := range n.Storage {
+			drives = append(drives, vg.Drives...)
+			for _, lv := range vg.LVs {
+				lvs = append(lvs, [2]string{vg.Name, lv.Name})
+			}
+		}
+		return readState(ctx, h, drives, lvs)
+	})
+}
 
 // readState reads the drives and volumes of a host.
 func readState(ctx context.Context, h steps.Host, drives []string, lvs [][2]string) (*State, error) {

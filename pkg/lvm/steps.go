@@ -34,7 +34,7 @@ func Steps(cl *inventory.Cluster, artifactsDir string) []*steps.Step {
 			for _, lv := range vg.LVs {
 				id := steps.ID("storage/lv-"+vg.Name+"/"+lv.Name, host)
 				lvSteps = append(lvSteps, id)
-				out = append(out, lvStep(host, vg.Name, lv, id, vgID))
+				out = append(out, lvStep(n, vg.Name, lv, id, vgID))
 			}
 		}
 		out = append(out, manifestsStep(n, artifactsDir, lvSteps))
@@ -46,7 +46,7 @@ func vgStep(n *inventory.Node, vg inventory.VG, id string) *steps.Step {
 	return &steps.Step{ID: id, Host: n.Name, Phase: "storage", Deps: []string{steps.ID("prepare/packages", n.Name)},
 		Inputs: []any{vg.Drives, n.ForceDrives},
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-			st, err := readState(ctx, h, vg.Drives, nil)
+			st, err := hostState(ctx, h, n)
 			if err != nil {
 				return steps.NoChange, err
 			}
@@ -57,7 +57,7 @@ func vgStep(n *inventory.Node, vg inventory.VG, id string) *steps.Step {
 			return p.change(), nil
 		},
 		Apply: func(ctx context.Context, h steps.Host) error {
-			st, err := readState(ctx, h, vg.Drives, nil)
+			st, err := hostState(ctx, h, n)
 			if err != nil {
 				return err
 			}
@@ -183,8 +183,10 @@ func planVG(host string, vg inventory.VG, forced []string, st *State) (*vgPlan, 
 			continue
 		}
 		named := false
-		for _, d := range st.Drives {
-			named = named || d.Device == dev
+		for _, path := range vg.Drives {
+			if d := st.Drives[path]; d != nil {
+				named = named || d.Device == dev
+			}
 		}
 		if !named {
 			p.warning = append(p.warning, fmt.Sprintf("%s is in volume group %s but not in the inventory; metalk8s never removes drives", dev, vg.Name))

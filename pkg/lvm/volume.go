@@ -13,9 +13,10 @@ import (
 // lvStep creates a logical volume (or grows it), makes its filesystem
 // and mounts it, persistently. A volume is never shrunk, and a filesystem
 // is never replaced unless the volume is forced in the inventory.
-func lvStep(host, vg string, lv inventory.LV, id, vgID string) *steps.Step {
+func lvStep(n *inventory.Node, vg string, lv inventory.LV, id, vgID string) *steps.Step {
+	host := n.Name
 	read := func(ctx context.Context, h steps.Host) (*lvPlan, error) {
-		st, err := readState(ctx, h, nil, [][2]string{{vg, lv.Name}})
+		st, err := hostState(ctx, h, n)
 		if err != nil {
 			return nil, err
 		}

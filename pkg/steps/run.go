@@ -114,6 +114,7 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 	}
 	r := &Report{Graph: g, Outcomes: make(map[string]*Outcome, len(g.Steps))}
 	ctx = context.WithValue(ctx, hostsKey{}, hosts)
+	ctx = context.WithValue(ctx, readsKey{}, newReads())
 	done := make(map[string]chan struct{}, len(g.Steps))
 	for _, s := range g.Steps {
 		done[s.ID] = make(chan struct{})
@@ -227,7 +228,11 @@ func tryStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) err
 	if s.Apply == nil {
 		return fmt.Errorf("check-only step reports a change: %s", strings.Join(ch.Diff, "; "))
 	}
-	if err := s.Apply(ctx, h); err != nil {
+	r, _ := ctx.Value(readsKey{}).(*reads)
+	r.forget(s.Host)
+	err = s.Apply(ctx, h)
+	r.forget(s.Host)
+	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
 	again, err := s.Check(ctx, h)

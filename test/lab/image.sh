@@ -82,6 +82,7 @@ install -m 755 "$here/guest/lab-node-setup" "$tree/usr/local/sbin/lab-node-setup
 install -m 644 "$here/guest/lab-node-setup.service" "$tree/etc/systemd/system/lab-node-setup.service"
 install -m 644 "$here/guest/sshd_config" "$tree/etc/ssh/sshd_config.d/metalk8s-lab.conf"
 install -m 644 "$here/guest/modprobe.conf" "$tree/etc/modprobe.d/metalk8s-lab.conf"
+install -m 644 "$here/guest/kubelet.default" "$tree/etc/default/kubelet"
 
 # No host keys in the image: each VM gets its own from the host at boot.
 rm -f "$tree"/etc/ssh/ssh_host_*

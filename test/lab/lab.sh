@@ -393,22 +393,26 @@ write_inventory() {
 
 		# kubeadm's liveness probes restart a control-plane component after
 		# 80 s without an answer (8 x 10 s); an emulated apiserver busy with
-		# joins can be that slow, and restarting it only adds load. 5 minutes.
-		# The apiserver's readiness probe runs every second, each time a new
-		# TLS handshake and an etcd read: a tenth of the kubelet's and the
-		# apiserver's CPU in the lab (pprof). Every 10 s.
+		# joins can be that slow, and restarting it only adds load. 5 minutes
+		# (10 x 30 s).
+		# Each probe is a new TLS handshake on both sides (kube-controller-
+		# manager's and kube-scheduler's self-signed certificates are RSA),
+		# and the apiserver's readiness probe (every second by default) an
+		# etcd read too: probes were a tenth of the kubelet's and the
+		# apiserver's CPU in the lab, and handshakes still a seventh of an
+		# idle kubelet's at one probe per 10 s (pprof). Every 30 s.
 		# /livez and /readyz fail when etcd takes over 2 s to answer, which a
 		# busy emulated etcd does: the liveness probe then restarted a joining
 		# apiserver every 5 minutes, each time from scratch. 30 s.
 		kubeadm_patches:
-		  - {target: kube-apiserver, patch: {spec: {containers: [{name: kube-apiserver, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}, readinessProbe: {periodSeconds: 10, timeoutSeconds: 30}}]}}}
+		  - {target: kube-apiserver, patch: {spec: {containers: [{name: kube-apiserver, livenessProbe: {periodSeconds: 30, failureThreshold: 10, timeoutSeconds: 30}, readinessProbe: {periodSeconds: 30, timeoutSeconds: 30}}]}}}
 		  - target: kube-apiserver
 		    type: json
 		    patch:
 		      - {op: add, path: /spec/containers/0/command/-, value: --etcd-healthcheck-timeout=30s}
 		      - {op: add, path: /spec/containers/0/command/-, value: --etcd-readycheck-timeout=30s}
-		  - {target: kube-controller-manager, patch: {spec: {containers: [{name: kube-controller-manager, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}}]}}}
-		  - {target: kube-scheduler, patch: {spec: {containers: [{name: kube-scheduler, livenessProbe: {failureThreshold: 30, timeoutSeconds: 30}}]}}}
+		  - {target: kube-controller-manager, patch: {spec: {containers: [{name: kube-controller-manager, livenessProbe: {periodSeconds: 30, failureThreshold: 10, timeoutSeconds: 30}}]}}}
+		  - {target: kube-scheduler, patch: {spec: {containers: [{name: kube-scheduler, livenessProbe: {periodSeconds: 30, failureThreshold: 10, timeoutSeconds: 30}}]}}}
 	EOF
 	# admin.conf points at node1's apiserver through QEMU's forward.
 	printf '\n# artifacts/admin.conf reaches node1 through its forward on this machine.\nmetalk8s_admin_api_address: "127.0.0.1:%d"\n' "$((LAB_API_PORT + 1))" >>"$INV/group_vars/all.yml"
