@@ -162,11 +162,25 @@ func (c *Client) Run(ctx context.Context, cmd string, options ...RunOption) (*Re
 	return res, &CommandError{Result: *res, Err: err}
 }
 
+// pidWait is how long a timed-out command that has not said its pid yet
+// is given to say it, so that it can be killed.
+const pidWait = 10 * time.Second
+
 // killGroup kills the process group of a command whose context is done,
 // and waits up to 2 s for sshd to report the session over (ended). sshd
 // ignores signal requests on root sessions, so the kill is a command of
-// its own.
+// its own. A command whose pid is not known yet is waited for (pidWait).
 func (c *Client) killGroup(ctx context.Context, f *stderrFilter, ended <-chan struct{}) {
+	if f.pgid() == 0 {
+		// Started, but it has not said its pid yet: on a busy host sshd's
+		// fork and PAM can take longer than a short timeout. Wait for the
+		// pid a while, so the command is not left running.
+		select {
+		case <-f.running:
+		case <-ended:
+		case <-time.After(pidWait):
+		}
+	}
 	if pgid := f.pgid(); pgid > 0 {
 		kctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		c.Run(kctx, fmt.Sprintf("kill -9 -%d 2>/dev/null || true", pgid))
