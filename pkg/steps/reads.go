@@ -34,8 +34,9 @@ func (r *reads) forget(host string) {
 // Read returns what read returned for key on host earlier in this run, or
 // calls read and keeps its result for the steps after; an error is not
 // kept (the next caller, a retry say, reads again). Every Apply on that
-// host forgets all its keys, before and after it runs, so a check never
-// sees a state older than the last change the run made there. Steps that
+// host forgets all its keys once it has run (failed or not), so a check
+// never sees a state older than the last change the run made there; the
+// Apply itself plans from what its own Check read. Steps that
 // change another host through HostFrom must not share keys with that
 // host's reads. Outside a Run, read is called every time.
 func Read[T any](ctx context.Context, host, key string, read func() (T, error)) (T, error) {

@@ -228,9 +228,10 @@ func tryStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) err
 	if s.Apply == nil {
 		return fmt.Errorf("check-only step reports a change: %s", strings.Join(ch.Diff, "; "))
 	}
-	r, _ := ctx.Value(readsKey{}).(*reads)
-	r.forget(s.Host)
+	// Apply plans from what Check just read; what it changed is read
+	// afresh by every check after it (a retry's too).
 	err = s.Apply(ctx, h)
+	r, _ := ctx.Value(readsKey{}).(*reads)
 	r.forget(s.Host)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
