@@ -52,7 +52,7 @@ func NewPool(opts Options) (*Pool, error) {
 		opts.KnownHosts = filepath.Join(home, ".ssh", "known_hosts")
 	}
 	if opts.KeepAlive == 0 {
-		opts.KeepAlive = 5 * time.Second // a dead link is found within two of these
+		opts.KeepAlive = 5 * time.Second // a dead link is found within 4 of these (serverAliveCountMax)
 	}
 	if opts.AgentSocket == "" {
 		opts.AgentSocket = os.Getenv("SSH_AUTH_SOCK")
@@ -251,9 +251,15 @@ func (c *Client) keepAliveEvery() time.Duration {
 	return c.pool.opts.KeepAlive
 }
 
-// keepAlive pings the server every interval (never when it is 0); when it
-// stops answering, the connection is closed and marked dead so the next
-// command reconnects.
+// serverAliveCountMax is OpenSSH's ServerAliveCountMax default: how many
+// keepalives in a row may go unanswered before the link counts as dead. A
+// host busy with a large upload can take more than one interval to answer.
+const serverAliveCountMax = 3
+
+// keepAlive pings the server every interval (never when it is 0), one
+// ping at a time; when serverAliveCountMax intervals in a row pass without
+// an answer, or a ping fails, the connection is closed and marked dead so
+// the next command reconnects.
 func (c *Client) keepAlive(conn *gossh.Client, dead chan struct{}, every time.Duration) {
 	done := make(chan struct{})
 	go func() { conn.Wait(); close(done) }()
@@ -264,26 +270,30 @@ func (c *Client) keepAlive(conn *gossh.Client, dead chan struct{}, every time.Du
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
+	replies := make(chan error, 1)
+	pending, missed := false, 0
 	for {
 		select {
 		case <-done:
 			close(dead)
 			return
+		case err := <-replies:
+			pending, missed = false, 0
+			if err != nil {
+				conn.Close()
+			}
 		case <-t.C:
-			reply := make(chan error, 1)
-			go func() {
-				_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
-				reply <- err
-			}()
-			select {
-			case err := <-reply:
-				if err != nil {
+			if pending {
+				if missed++; missed >= serverAliveCountMax {
 					conn.Close()
 				}
-			case <-time.After(every):
-				conn.Close()
-			case <-done:
+				continue
 			}
+			pending = true
+			go func() {
+				_, _, err := conn.SendRequest("keepalive@openssh.com", true, nil)
+				replies <- err
+			}()
 		}
 	}
 }

@@ -3,6 +3,7 @@ package ssh
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -89,6 +90,34 @@ func TestTransportFleet(t *testing.T) {
 		res, err := c.Run(ctx, "hostname")
 		if err != nil || strings.TrimSpace(string(res.Stdout)) != "node-001" {
 			t.Fatalf("after the drop: %v %q", err, res.Stdout)
+		}
+	})
+
+	t.Run("keepalive", func(t *testing.T) {
+		// Keepalives every second: a link counts as dead 3 s after a
+		// keepalive that is not answered.
+		kp, err := NewPool(Options{KnownHosts: f.KnownHosts, KeepAlive: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := fleetClient(t, f, kp, "node-001", "root", false)
+		// sshd's session process stopped for 2 s is a busy host, not a
+		// dead link: the command ends normally. (Counting one miss as dead,
+		// as before, dropped it: a keepalive sent in the stall's first
+		// second waits over a second.)
+		stall := `p=$PPID; (sleep %s; kill -CONT $p) & kill -STOP $p; wait; echo resumed`
+		res, err := c.Run(ctx, fmt.Sprintf(stall, "2"))
+		if err != nil || strings.TrimSpace(string(res.Stdout)) != "resumed" {
+			t.Fatalf("a 2 s stall: %v %q", err, res.Stdout)
+		}
+		// Stopped for 8 s, well past three unanswered keepalives: the link
+		// is dropped, and the next command reconnects.
+		_, err = c.Run(ctx, fmt.Sprintf(stall, "8"))
+		if !errors.Is(err, ErrConnectionLost) {
+			t.Fatalf("an 8 s stall: %v, want the connection lost", err)
+		}
+		if _, err := c.Run(ctx, "true"); err != nil {
+			t.Fatalf("after the drop: %v", err)
 		}
 	})
 
