@@ -19,6 +19,8 @@ import (
 	"github.com/google/go-containerregistry/pkg/registry"
 	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/klauspost/compress/zstd"
 )
 
 // The sources here are real servers on loopback: an HTTP mirror laid out
@@ -29,6 +31,7 @@ type lab struct {
 	files    map[string][]byte // URL path -> content
 	registry Registry
 	v        Versions
+	ids      map[string]string // image -> config digest in the registry
 }
 
 func newLab(t *testing.T) *lab {
@@ -37,7 +40,7 @@ func newLab(t *testing.T) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := &lab{files: map[string][]byte{}, v: v}
+	l := &lab{files: map[string][]byte{}, v: v, ids: map[string]string{}}
 	for _, a := range Artifacts(v) {
 		data := []byte("content of " + a.Name + " " + a.Path)
 		sum := sha256.Sum256(data)
@@ -79,6 +82,8 @@ func newLab(t *testing.T) *lab {
 		if err := remote.Write(ref, img); err != nil {
 			t.Fatal(err)
 		}
+		id, _ := img.ConfigName()
+		l.ids[up] = id.String()
 	}
 	return l
 }
@@ -109,11 +114,45 @@ func TestBuildAndVerify(t *testing.T) {
 	if problems, err := Verify(out, l.v); err != nil || len(problems) != 0 {
 		t.Fatalf("verify a fresh bundle: %v %v", problems, err)
 	}
-	// The archive holds the images under their upstream names.
+	// The archive holds the images under their upstream names, with the
+	// registry's IDs, and zstd layers whose digests and diff IDs hold.
 	digests, err := archiveDigests(filepath.Join(out, m.ImageArchive))
-	for _, want := range Images(l.v) {
-		if err != nil || digests[want] == "" {
-			t.Fatalf("archive lacks %s: %v %v", want, digests, err)
+	for _, want := range m.Images {
+		if err != nil || digests[want.Name] != want.Digest {
+			t.Fatalf("archive lacks %s: %v %v", want.Name, digests, err)
+		}
+		if l.ids[want.Name] != want.Digest {
+			t.Errorf("%s: ID %s, the registry's is %s", want.Name, want.Digest, l.ids[want.Name])
+		}
+		tag, _ := name.NewTag(want.Name)
+		img, err := tarball.ImageFromPath(filepath.Join(out, m.ImageArchive), &tag)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := img.ConfigFile()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls, _ := img.Layers()
+		if len(ls) != len(cfg.RootFS.DiffIDs) || len(ls) == 0 {
+			t.Fatalf("%s: %d layers, %d diff IDs", want.Name, len(ls), len(cfg.RootFS.DiffIDs))
+		}
+		for i, layer := range ls {
+			rc, err := layer.Compressed()
+			if err != nil {
+				t.Fatal(err)
+			}
+			zr, err := zstd.NewReader(rc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			h := sha256.New()
+			_, err = io.Copy(h, zr)
+			zr.Close()
+			rc.Close()
+			if got := "sha256:" + hex.EncodeToString(h.Sum(nil)); err != nil || got != cfg.RootFS.DiffIDs[i].String() {
+				t.Errorf("%s: layer %d: zstd content %s, config says %s (%v)", want.Name, i, got, cfg.RootFS.DiffIDs[i], err)
+			}
 		}
 	}
 

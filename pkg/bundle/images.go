@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -40,8 +42,14 @@ func (r Registry) Ref(upstream string) (name.Reference, error) {
 
 // pullImages fetches every image (linux/amd64) and writes them, named by
 // their upstream references, into one archive that `ctr images import`
-// reads. It returns each image's ID (its config digest).
+// reads, their layers recompressed with zstd (see zstdImage). It returns
+// each image's ID (its config digest).
 func pullImages(ctx context.Context, r Registry, images []string, path string) ([]Image, error) {
+	spool, err := os.MkdirTemp(filepath.Dir(path), ".layers-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(spool)
 	refs := map[name.Reference]v1.Image{}
 	var out []Image
 	for _, up := range images {
@@ -60,6 +68,9 @@ func pullImages(ctx context.Context, r Registry, images []string, path string) (
 		tag, err := name.NewTag(up)
 		if err != nil {
 			return nil, fmt.Errorf("image %s: %w", up, err)
+		}
+		if img, err = zstdImage(img, filepath.Join(spool, strconv.Itoa(len(refs)))); err != nil {
+			return nil, fmt.Errorf("image %s: recompress: %w", up, err)
 		}
 		refs[tag] = img
 		out = append(out, Image{Name: up, Digest: id.String()})
