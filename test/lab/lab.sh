@@ -225,7 +225,13 @@ launch_vm() {
 	# tsc=reliable: TCG's TSC is one host counter for every vCPU, but with
 	# two vCPUs the kernel's boot-time sync check misfires on the slow
 	# vCPUs and falls back to the HPET, whose every read is a system call.
-	local append=(root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off tsc=reliable
+	# norandmaps: TCG keys its translated code by virtual address too, so
+	# with ASLR every new process translates ld.so, libc and a PIE binary
+	# afresh (about 2 MiB of host code per exec); 100 execs of ls and date
+	# took 5.1 s with it and 1.5 s without, and a lab node running
+	# Kubernetes filled QEMU's 1 GiB translation buffer (a flush of all
+	# translated code) every 7 minutes.
+	local append=(root=/dev/vda rw console=ttyS0 net.ifnames=0 mitigations=off tsc=reliable norandmaps
 		"systemd.hostname=node$i" "systemd.machine_id=$machine_id")
 	local extra=()
 	read -ra extra <<<"${LAB_APPEND:-}"
@@ -413,6 +419,22 @@ write_inventory() {
 		      - {op: add, path: /spec/containers/0/command/-, value: --etcd-readycheck-timeout=30s}
 		  - {target: kube-controller-manager, patch: {spec: {containers: [{name: kube-controller-manager, livenessProbe: {periodSeconds: 30, failureThreshold: 10, timeoutSeconds: 30}}]}}}
 		  - {target: kube-scheduler, patch: {spec: {containers: [{name: kube-scheduler, livenessProbe: {periodSeconds: 30, failureThreshold: 10, timeoutSeconds: 30}}]}}}
+		  # Leader election: the leader renews its Lease every 2 s and the
+		  # others retry as often, by default: with two such components on
+		  # three nodes, most of an idle cluster's etcd writes. Every 10 s,
+		  # a lease of 60 s (a new leader within a minute of losing one).
+		  - target: kube-controller-manager
+		    type: json
+		    patch:
+		      - {op: add, path: /spec/containers/0/command/-, value: --leader-elect-lease-duration=60s}
+		      - {op: add, path: /spec/containers/0/command/-, value: --leader-elect-renew-deadline=40s}
+		      - {op: add, path: /spec/containers/0/command/-, value: --leader-elect-retry-period=10s}
+		  - target: kube-scheduler
+		    type: json
+		    patch:
+		      - {op: add, path: /spec/containers/0/command/-, value: --leader-elect-lease-duration=60s}
+		      - {op: add, path: /spec/containers/0/command/-, value: --leader-elect-renew-deadline=40s}
+		      - {op: add, path: /spec/containers/0/command/-, value: --leader-elect-retry-period=10s}
 	EOF
 	# admin.conf points at node1's apiserver through QEMU's forward.
 	printf '\n# artifacts/admin.conf reaches node1 through its forward on this machine.\nmetalk8s_admin_api_address: "127.0.0.1:%d"\n' "$((LAB_API_PORT + 1))" >>"$INV/group_vars/all.yml"
@@ -624,10 +646,36 @@ cmd_status() {
 			if timeout 20 ssh "${opts[@]}" root@127.0.0.1 true </dev/null 2>/dev/null; then state=up; else state="running, no ssh"; fi
 		fi
 		[[ $state == up ]] || bad=1
-		printf 'node%s  %-15s ssh 127.0.0.1:%s  api 127.0.0.1:%s  qemu %-8s %s\n' "$i" "$(node_addr "$i")" \
-			"$(ssh_port "$i")" "$(api_port "$i")" "${p:--}" "$state"
+		# TCG's translated code thrown away because its buffer filled up:
+		# each flush costs the node a burst of translation (README).
+		local jit=""
+		[[ -z $p ]] || jit=$(qmp "$i" human-monitor-command "info jit" 2>/dev/null | awk '/TB flush count/ {print ", " $4 " code flushes"}')
+		printf 'node%s  %-15s ssh 127.0.0.1:%s  api 127.0.0.1:%s  qemu %-8s %s%s\n' "$i" "$(node_addr "$i")" \
+			"$(ssh_port "$i")" "$(api_port "$i")" "${p:--}" "$state" "$jit"
 	done
 	return $bad
+}
+
+# qmp I CMD [HMP]: run a QMP command on node I's QEMU and print its answer;
+# with CMD human-monitor-command, HMP is the monitor's command line.
+qmp() {
+	python3 - "$RUN/node$1/qmp.sock" "$2" "${3:-}" <<-'PY'
+		import json, socket, sys
+		s = socket.socket(socket.AF_UNIX)
+		s.settimeout(20)
+		s.connect(sys.argv[1])
+		f = s.makefile("rw")
+		f.readline()
+		args = {"command-line": sys.argv[3]} if sys.argv[3] else None
+		for cmd in ("qmp_capabilities", sys.argv[2]):
+		    msg = {"execute": cmd}
+		    if cmd != "qmp_capabilities" and args:
+		        msg["arguments"] = args
+		    f.write(json.dumps(msg) + "\n"); f.flush()
+		    while "return" not in (r := json.loads(f.readline())):
+		        if "error" in r: sys.exit(r["error"]["desc"])
+		print(r["return"] if isinstance(r["return"], str) else json.dumps(r["return"]))
+	PY
 }
 
 # cmd_clock [check]: set (or only measure) every node's clock.
@@ -650,17 +698,7 @@ cmd_poweroff() {
 	load_state
 	p=$(vm_pid "$i")
 	[[ -n $p ]] || die "node$i is not running"
-	python3 - "$RUN/node$i/qmp.sock" <<-'PY' || die "node$i: QMP system_powerdown failed"
-		import json, socket, sys
-		s = socket.socket(socket.AF_UNIX)
-		s.connect(sys.argv[1])
-		f = s.makefile("rw")
-		f.readline()
-		for cmd in ("qmp_capabilities", "system_powerdown"):
-		    f.write(json.dumps({"execute": cmd}) + "\n"); f.flush()
-		    while "return" not in (r := json.loads(f.readline())):
-		        if "error" in r: sys.exit(r["error"]["desc"])
-	PY
+	qmp "$i" system_powerdown >/dev/null || die "node$i: QMP system_powerdown failed"
 	while [[ -d /proc/$p ]]; do
 		if (($(elapsed "$t0" | cut -d. -f1) > 180)); then kill -9 "$p"; log "node$i: no power-off after 180 s: killed"; fi
 		sleep 1
