@@ -260,7 +260,7 @@ func (p *Params) kubeletConfiguration() *kubeletv1beta1.KubeletConfiguration {
 	}
 }
 
-// kubeProxyConfiguration: kube_proxy_mode, the pod subnet as clusterCIDR,
+// kubeProxyConfiguration: kube_proxy_mode, the sync periods, the pod subnet as clusterCIDR,
 // and strictARP in IPVS mode (needed by ARP-answering load balancers such
 // as MetalLB; kubespray's kube_proxy_strict_arp).
 func (p *Params) kubeProxyConfiguration() *kubeproxyv1alpha1.KubeProxyConfiguration {
@@ -270,5 +270,13 @@ func (p *Params) kubeProxyConfiguration() *kubeproxyv1alpha1.KubeProxyConfigurat
 		ClusterCIDR: p.PodsSubnet,
 	}
 	kp.IPVS.StrictARP = p.ProxyMode == "ipvs"
+	// kubespray sets the sync periods for every mode from the same two
+	// variables; kube-proxy reads the section of its mode.
+	if d := p.ProxySyncPeriod; d > 0 {
+		kp.IPTables.SyncPeriod, kp.IPVS.SyncPeriod, kp.NFTables.SyncPeriod = metav1.Duration{Duration: d}, metav1.Duration{Duration: d}, metav1.Duration{Duration: d}
+	}
+	if d := p.ProxyMinSyncPeriod; d > 0 {
+		kp.IPTables.MinSyncPeriod, kp.IPVS.MinSyncPeriod, kp.NFTables.MinSyncPeriod = metav1.Duration{Duration: d}, metav1.Duration{Duration: d}, metav1.Duration{Duration: d}
+	}
 	return kp
 }

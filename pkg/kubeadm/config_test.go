@@ -209,7 +209,10 @@ func TestPruneLossless(t *testing.T) {
 	kl := p.kubeletConfiguration()
 	kl.SerializeImagePulls = new(bool) // a pointer to a zero value stays
 	kp := p.kubeProxyConfiguration()
-	kp.IPVS.StrictARP = false // a zero value goes
+	kp.IPVS = kubeproxyv1alpha1.KubeProxyIPVSConfiguration{} // a zero value goes
+	if kp.IPTables.SyncPeriod.Duration == 0 {
+		t.Fatal("the lab inventory sets kube_proxy_sync_period: durations must survive too")
+	}
 	worker := p.nodeRegistration(n)
 	worker.Taints = nil
 	for _, tc := range []struct {

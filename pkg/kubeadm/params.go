@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation"
 
@@ -59,7 +60,13 @@ type Params struct {
 	ClusterName      string // cluster_name: kubeadm's clusterName, as kubespray sets it
 	DNSDomain        string // dns_domain, default cluster_name (kubespray)
 	ProxyMode        string // kube_proxy_mode: one of ProxyModes
-	NetworkPlugin    string // kube_network_plugin: one of NetworkPlugins
+	// ProxySyncPeriod and ProxyMinSyncPeriod are kubespray's
+	// kube_proxy_sync_period and kube_proxy_min_sync_period: how often
+	// kube-proxy resyncs all its rules, and the least time between two
+	// syncs. Zero leaves kube-proxy's defaults (30 s and 1 s; kubespray
+	// writes 30s and 0s).
+	ProxySyncPeriod, ProxyMinSyncPeriod time.Duration
+	NetworkPlugin                       string // kube_network_plugin: one of NetworkPlugins
 	// EndpointName is the control-plane endpoint's name
 	// (apiserver_loadbalancer_domain_name); /etc/hosts maps it on each node.
 	EndpointName string
@@ -108,6 +115,11 @@ func ParamsFrom(cl *inventory.Cluster, bundled bool) (*Params, error) {
 	p.ClusterName = r.dnsName("cluster_name", DefaultClusterName)
 	p.DNSDomain = r.dnsName("dns_domain", p.ClusterName)
 	p.ProxyMode = r.oneOf("kube_proxy_mode", DefaultProxyMode, ProxyModes)
+	p.ProxySyncPeriod = r.duration("kube_proxy_sync_period")
+	p.ProxyMinSyncPeriod = r.duration("kube_proxy_min_sync_period")
+	if r.err == nil && p.ProxySyncPeriod > 0 && p.ProxyMinSyncPeriod > p.ProxySyncPeriod {
+		r.fail("kube_proxy_min_sync_period", "%v is longer than kube_proxy_sync_period (%v)", p.ProxyMinSyncPeriod, p.ProxySyncPeriod)
+	}
 	p.NetworkPlugin = r.oneOf("kube_network_plugin", DefaultNetworkPlugin, NetworkPlugins)
 	p.EndpointName = r.dnsName("apiserver_loadbalancer_domain_name", DefaultEndpointName)
 	p.LoadBalancer = r.loadBalancer("loadbalancer_apiserver")
@@ -212,6 +224,23 @@ func (r *reader) kubeVersion(s string) (string, bundle.Versions) {
 		r.fail("kube_version", "%v", err)
 	}
 	return s, v
+}
+
+// duration reads a Go duration ("30s", "1m", "2h22m", as kubespray writes
+// them); unset gives 0, and so does "0s". Negative durations are refused.
+func (r *reader) duration(key string) time.Duration {
+	s := r.str(key, "")
+	if s == "" {
+		return 0
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		r.fail(key, "%q is not a duration like 30s or 1m", s)
+	case d < 0:
+		r.fail(key, "%q is negative", s)
+	}
+	return d
 }
 
 // subnet reads one CIDR, in canonical form (no host bits set).

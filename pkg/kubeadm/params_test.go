@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 
@@ -92,6 +93,9 @@ func TestParamsFrom(t *testing.T) {
 		{"cluster_name: prod\ndns_domain: prod.local", func(p *Params) bool { return p.ClusterName == "prod" && p.DNSDomain == "prod.local" }},
 		{"kube_proxy_mode: nftables", func(p *Params) bool { return p.ProxyMode == "nftables" }},
 		{"kube_proxy_mode: iptables", func(p *Params) bool { return p.ProxyMode == "iptables" }},
+		{"kube_proxy_sync_period: 5m\nkube_proxy_min_sync_period: 0s", func(p *Params) bool {
+			return p.ProxySyncPeriod == 5*time.Minute && p.ProxyMinSyncPeriod == 0
+		}},
 		{"kube_asymmetric_encryption_algorithm: ECDSA-P256", func(p *Params) bool {
 			return p.EncryptionAlgorithm == "ECDSA-P256" && p.clusterConfiguration().EncryptionAlgorithm == "ECDSA-P256"
 		}},
@@ -143,6 +147,9 @@ func TestParamsFromErrors(t *testing.T) {
 		{"kube_service_addresses: 10.233.64.0/24", []string{"kube_pods_subnet", "kube_service_addresses", "overlap"}},
 		{"cluster_name: Cluster_Local", []string{"variable cluster_name", `"Cluster_Local"`, "DNS name"}},
 		{"kube_proxy_mode: userspace", []string{"variable kube_proxy_mode", `"userspace"`, "ipvs, nftables, iptables"}},
+		{"kube_proxy_sync_period: often", []string{"variable kube_proxy_sync_period", `"often"`, "duration"}},
+		{"kube_proxy_sync_period: -30s", []string{"variable kube_proxy_sync_period", "negative"}},
+		{"kube_proxy_sync_period: 10s\nkube_proxy_min_sync_period: 1m", []string{"variable kube_proxy_min_sync_period", "1m0s is longer than kube_proxy_sync_period (10s)"}},
 		{"kube_asymmetric_encryption_algorithm: ECDSA-P521", []string{"variable kube_asymmetric_encryption_algorithm", `"ECDSA-P521"`, "ECDSA-P256, ECDSA-P384, RSA-2048"}},
 		{"kube_network_plugin: calico", []string{"variable kube_network_plugin", `"calico"`, "flannel only"}},
 		{"apiserver_loadbalancer_domain_name: 'bad name'", []string{"variable apiserver_loadbalancer_domain_name", `"bad name"`}},
