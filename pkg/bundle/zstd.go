@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -44,7 +43,7 @@ func zstdImage(img v1.Image, dir string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
-	z := &zstdCore{config: cfg, layers: map[v1.Hash]v1.Layer{}}
+	z := &zstdCore{config: cfg, configName: cfgName, layers: map[v1.Hash]v1.Layer{}}
 	m := v1.Manifest{SchemaVersion: 2, MediaType: types.OCIManifestSchema1,
 		Config: v1.Descriptor{MediaType: orig.Config.MediaType, Size: int64(len(cfg)), Digest: cfgName}}
 	for i, l := range ls {
@@ -108,6 +107,7 @@ func zstdLayer(l v1.Layer, path string) (v1.Layer, error) {
 // zstdCore is an image from a raw config, a manifest and its layers.
 type zstdCore struct {
 	config, manifest []byte
+	configName       v1.Hash // the config's digest, the image's ID
 	layers           map[v1.Hash]v1.Layer
 }
 
@@ -119,7 +119,7 @@ func (z *zstdCore) LayerByDigest(h v1.Hash) (partial.CompressedLayer, error) {
 	if l, ok := z.layers[h]; ok {
 		return l, nil
 	}
-	if c, _, err := v1.SHA256(bytes.NewReader(z.config)); err == nil && c == h {
+	if h == z.configName {
 		return partial.ConfigLayer(z)
 	}
 	return nil, fmt.Errorf("no layer %v", h)
