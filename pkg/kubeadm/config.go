@@ -3,13 +3,14 @@ package kubeadm
 import (
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"strconv"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 	bootstraputil "k8s.io/cluster-bootstrap/token/util"
 	kubeproxyv1alpha1 "k8s.io/kube-proxy/config/v1alpha1"
 	kubeletv1beta1 "k8s.io/kubelet/config/v1beta1"
@@ -95,36 +96,36 @@ func (p *Params) InitConfig(n *inventory.Node) ([]byte, error) {
 	return marshalAll(init, p.clusterConfiguration(), p.kubeletConfiguration(), p.kubeProxyConfiguration())
 }
 
-// JoinConfig is the `kubeadm join --config` file of node n:
-// a JoinConfiguration with bootstrap-token discovery through the
-// control-plane endpoint. token is a bootstrap token ("abcdef.0123456789abcdef");
-// caCertHashes pin the cluster CA ("sha256:<64 hex digits>", at least one).
-// For a control plane (controlPlane true) it adds its local API endpoint
-// and no certificateKey: the CAs are copied to the node beforehand, so
-// kubeadm's uploaded-certs secret is not used.
-func (p *Params) JoinConfig(n *inventory.Node, controlPlane bool, token string, caCertHashes []string) ([]byte, error) {
+// DiscoveryFile is where a joining node finds the cluster: a kubeconfig
+// with the control-plane endpoint and the cluster CA and no credentials
+// (DiscoveryConfig), written beside the join configuration and removed
+// with it.
+const DiscoveryFile = "/etc/kubernetes/metalk8s/discovery.conf"
+
+// JoinConfig is the `kubeadm join --config` file of node n: a
+// JoinConfiguration with file discovery (kubeadm's "file or https-based
+// discovery", DiscoveryFile) and token the bootstrap token
+// ("abcdef.0123456789abcdef") the kubelet's TLS bootstrap uses.
+// metalk8s holds the cluster CA, so a join needs no cluster-info
+// ConfigMap signed for its token: with token discovery, kubeadm waited
+// for kube-controller-manager's bootstrap signer to sign it (2 min 20 s
+// of a lab join). For a control plane (controlPlane true) it adds its
+// local API endpoint and no certificateKey: the CAs are copied to the
+// node beforehand, so kubeadm's uploaded-certs secret is not used.
+func (p *Params) JoinConfig(n *inventory.Node, controlPlane bool, token string) ([]byte, error) {
 	if controlPlane && !n.ControlPlane {
 		return nil, fmt.Errorf("kubeadm join config for host %s: not a control-plane host", n.Name)
 	}
 	if !bootstraputil.IsValidBootstrapToken(token) {
 		return nil, fmt.Errorf("kubeadm join config for host %s: the bootstrap token is not of the form [a-z0-9]{6}.[a-z0-9]{16}", n.Name)
 	}
-	if len(caCertHashes) == 0 {
-		return nil, fmt.Errorf("kubeadm join config for host %s: no CA certificate hash", n.Name)
-	}
-	for _, h := range caCertHashes {
-		if !caCertHash.MatchString(h) {
-			return nil, fmt.Errorf("kubeadm join config for host %s: CA certificate hash %q is not sha256:<64 hex digits>", n.Name, h)
-		}
-	}
 	join := &v1beta4.JoinConfiguration{
 		TypeMeta:         typeMeta("JoinConfiguration"),
 		NodeRegistration: p.nodeRegistration(n),
-		Discovery: v1beta4.Discovery{BootstrapToken: &v1beta4.BootstrapTokenDiscovery{
-			Token:             token,
-			APIServerEndpoint: p.controlPlaneEndpoint(),
-			CACertHashes:      caCertHashes,
-		}},
+		Discovery: v1beta4.Discovery{
+			File:              &v1beta4.FileDiscovery{KubeConfigPath: DiscoveryFile},
+			TLSBootstrapToken: token,
+		},
 		Timeouts: timeouts(),
 		Patches:  p.patchesConfig(),
 	}
@@ -134,6 +135,25 @@ func (p *Params) JoinConfig(n *inventory.Node, controlPlane bool, token string, 
 	return marshalAll(join)
 }
 
+// DiscoveryConfig is the kubeconfig a joining node discovers the cluster
+// from (DiscoveryFile): one cluster, the control-plane endpoint
+// (https://NAME:PORT) and caPEM (the cluster CA certificate, PEM), and a
+// context with an empty user, which kubeadm's discovery requires
+// (cmd/kubeadm/app/discovery/file). It errors when caPEM holds no
+// certificate.
+func (p *Params) DiscoveryConfig(caPEM []byte) ([]byte, error) {
+	if _, err := pkiHash(caPEM); err != nil {
+		return nil, fmt.Errorf("discovery kubeconfig: %w", err)
+	}
+	const name = "kubernetes"
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters[name] = &clientcmdapi.Cluster{Server: "https://" + p.controlPlaneEndpoint(), CertificateAuthorityData: caPEM}
+	cfg.AuthInfos["tls-bootstrap"] = &clientcmdapi.AuthInfo{}
+	cfg.Contexts[name] = &clientcmdapi.Context{Cluster: name, AuthInfo: "tls-bootstrap"}
+	cfg.CurrentContext = name
+	return clientcmd.Write(*cfg)
+}
+
 // patchesConfig points kubeadm at PatchesDir when there are patches.
 func (p *Params) patchesConfig() *v1beta4.Patches {
 	if len(p.Patches) == 0 {
@@ -141,8 +161,6 @@ func (p *Params) patchesConfig() *v1beta4.Patches {
 	}
 	return &v1beta4.Patches{Directory: p.PatchesDir}
 }
-
-var caCertHash = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
 
 func typeMeta(kind string) metav1.TypeMeta {
 	return metav1.TypeMeta{APIVersion: v1beta4.SchemeGroupVersion.String(), Kind: kind}

@@ -25,7 +25,6 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
 
 const (
 	testToken = "abcdef.0123456789abcdef"
-	testHash  = "sha256:0000000000000000000000000000000000000000000000000000000000000001"
 )
 
 func labCluster(t *testing.T) *inventory.Cluster {
@@ -67,10 +66,10 @@ func TestGolden(t *testing.T) {
 	}{
 		{"init-node1.yaml", func() ([]byte, error) { return p.InitConfig(node(t, cl, "node1")) }},
 		{"join-control-plane-node2.yaml", func() ([]byte, error) {
-			return p.JoinConfig(node(t, cl, "node2"), true, testToken, []string{testHash})
+			return p.JoinConfig(node(t, cl, "node2"), true, testToken)
 		}},
 		{"join-worker-node4.yaml", func() ([]byte, error) {
-			return p.JoinConfig(node(t, cl, "node4"), false, testToken, []string{testHash})
+			return p.JoinConfig(node(t, cl, "node4"), false, testToken)
 		}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
@@ -103,8 +102,30 @@ func TestGolden(t *testing.T) {
 
 // validate runs `kubeadm config validate` on file and fails on any
 // complaint.
+// A join configuration's DiscoveryFile must exist for kubeadm to accept
+// it: validate points a copy at a discovery kubeconfig in a temporary
+// directory.
 func validate(t *testing.T, kubeadm, file string) {
 	t.Helper()
+	if data, err := os.ReadFile(file); err == nil && bytes.Contains(data, []byte(DiscoveryFile)) {
+		dir := t.TempDir()
+		disc := filepath.Join(dir, "discovery.conf")
+		p, err := ParamsFrom(labCluster(t), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kc, err := p.DiscoveryConfig(testCA(t))
+		if err != nil {
+			t.Fatal(err)
+		}
+		file = filepath.Join(dir, filepath.Base(file))
+		if err := os.WriteFile(disc, kc, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(file, bytes.ReplaceAll(data, []byte(DiscoveryFile), []byte(disc)), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if msg := complaints(kubeadm, file); msg != "" {
 		t.Errorf("kubeadm config validate %s: %s", file, msg)
 	}
@@ -254,7 +275,6 @@ func TestConfigs(t *testing.T) {
 	}
 	def := params("", false)
 	kubeadm := findKubeadm(t)
-	hashes := []string{testHash}
 	for _, tc := range []struct {
 		name       string
 		make       func() ([]byte, error)
@@ -263,18 +283,15 @@ func TestConfigs(t *testing.T) {
 		{"control-plane only: kubeadm's taint, no pull policy without a bundle", func() ([]byte, error) { return def.InitConfig(cp1) },
 			[]string{"taints:\n  - effect: NoSchedule\n    key: node-role.kubernetes.io/control-plane", "advertiseAddress: 10.0.0.11"},
 			[]string{"imagePullPolicy"}},
-		{"node without ip: ansible_host", func() ([]byte, error) { return def.JoinConfig(cp2, true, testToken, hashes) },
+		{"node without ip: ansible_host", func() ([]byte, error) { return def.JoinConfig(cp2, true, testToken) },
 			[]string{"advertiseAddress: 192.168.1.12", "value: 192.168.1.12", "controlPlane:"}, []string{"certificateKey"}},
-		{"worker", func() ([]byte, error) { return def.JoinConfig(w1, false, testToken, hashes) },
+		{"worker", func() ([]byte, error) { return def.JoinConfig(w1, false, testToken) },
 			[]string{"taints: []", "name: w1"}, []string{"controlPlane:"}},
 		{"SANs", func() ([]byte, error) { return def.InitConfig(cp1) },
 			[]string{"  - cp1\n  - 10.0.0.11\n  - 192.168.1.11\n  - cp2\n  - 192.168.1.12\n  - lb-apiserver.kubernetes.local\n  - 127.0.0.1\n  - localhost\n"}, nil},
 		{"balancer", func() ([]byte, error) {
 			return params("loadbalancer_apiserver: {address: 10.0.0.100, port: 8383}", false).InitConfig(cp1)
 		}, []string{"controlPlaneEndpoint: lb-apiserver.kubernetes.local:8383", "  - lb-apiserver.kubernetes.local\n  - 10.0.0.100\n"}, nil},
-		{"balancer join", func() ([]byte, error) {
-			return params("loadbalancer_apiserver: {address: 10.0.0.100, port: 8383}", false).JoinConfig(w1, false, testToken, hashes)
-		}, []string{"apiServerEndpoint: lb-apiserver.kubernetes.local:8383"}, nil},
 		{"nftables", func() ([]byte, error) { return params("kube_proxy_mode: nftables", false).InitConfig(cp1) },
 			[]string{"mode: nftables"}, []string{"strictARP"}},
 		{"subnets and domain", func() ([]byte, error) {
@@ -328,17 +345,17 @@ func TestConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cp1, w1 := cl.Nodes[0], cl.Nodes[2]
+	w1 := cl.Nodes[2]
 	for _, tc := range []struct {
 		name string
 		make func() ([]byte, error)
 		want string
 	}{
 		{"init on a worker", func() ([]byte, error) { return p.InitConfig(w1) }, "host w1: not a control-plane host"},
-		{"control-plane join of a worker", func() ([]byte, error) { return p.JoinConfig(w1, true, testToken, []string{testHash}) }, "host w1: not a control-plane host"},
-		{"bad token", func() ([]byte, error) { return p.JoinConfig(w1, false, "abcdef0123456789abcdef", []string{testHash}) }, "host w1: the bootstrap token"},
-		{"no hash", func() ([]byte, error) { return p.JoinConfig(cp1, true, testToken, nil) }, "host cp1: no CA certificate hash"},
-		{"bad hash", func() ([]byte, error) { return p.JoinConfig(w1, false, testToken, []string{"sha256:abc"}) }, `hash "sha256:abc"`},
+		{"control-plane join of a worker", func() ([]byte, error) { return p.JoinConfig(w1, true, testToken) }, "host w1: not a control-plane host"},
+		{"bad token", func() ([]byte, error) { return p.JoinConfig(w1, false, "abcdef0123456789abcdef") }, "host w1: the bootstrap token"},
+		{"discovery without a CA", func() ([]byte, error) { return p.DiscoveryConfig(nil) }, "discovery kubeconfig: no cluster CA certificate"},
+		{"discovery with a bad CA", func() ([]byte, error) { return p.DiscoveryConfig([]byte("not PEM")) }, "discovery kubeconfig:"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.make()

@@ -177,14 +177,22 @@ func (g *graph) join(ctx context.Context, h steps.Host, n *inventory.Node) error
 	if err := setEndpointAddress(ctx, h, g.endpointName(), addr); err != nil {
 		return err
 	}
-	hash, err := g.caHash()
+	files, err := g.kpki.Files()
 	if err != nil {
 		return err
 	}
-	cfg, err := g.p.JoinConfig(n, n.ControlPlane, tok, []string{hash})
+	disc, err := g.p.DiscoveryConfig(files["ca.crt"])
 	if err != nil {
 		return err
 	}
+	cfg, err := g.p.JoinConfig(n, n.ControlPlane, tok)
+	if err != nil {
+		return err
+	}
+	if _, err := h.Put(ctx, ssh.File{Path: DiscoveryFile, Data: disc, Mode: 0o600}); err != nil {
+		return err
+	}
+	defer h.Run(context.WithoutCancel(ctx), "rm -f "+DiscoveryFile)
 	return runKubeadm(ctx, h, cfg, "join --config "+configFile)
 }
 
@@ -277,14 +285,6 @@ func (g *graph) joinEndpointAddress(healthy string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("the API client's control plane %q is not in the inventory", healthy)
-}
-
-func (g *graph) caHash() (string, error) {
-	files, err := g.kpki.Files()
-	if err != nil {
-		return "", err
-	}
-	return pkiHash(files["ca.crt"])
 }
 
 // checkNameFree refuses to join a node whose name a Ready node of the

@@ -1,8 +1,20 @@
 package kubeadm
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
 	"testing"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+	kubeconfigutil "k8s.io/kubernetes/cmd/kubeadm/app/util/kubeconfig"
 )
 
 func TestPreflightTimeout(t *testing.T) {
@@ -26,6 +38,65 @@ To see the stack trace of this error execute with --v=5 or higher`, true},
 	} {
 		if got := preflightTimeout(errors.New(c.err)); got != c.want {
 			t.Errorf("%s: preflightTimeout = %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// testCA is a self-signed CA certificate (PEM), as kubeadm's would be.
+func testCA(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kubernetes"},
+		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestDiscoveryConfig reads the discovery kubeconfig as kubeadm's file
+// discovery does: clientcmd's validation, then the current context's
+// cluster (kubeadm's GetClusterFromKubeConfig).
+func TestDiscoveryConfig(t *testing.T) {
+	ca := testCA(t)
+	for vars, want := range map[string]string{
+		"": "https://lb-apiserver.kubernetes.local:6443",
+		"loadbalancer_apiserver: {address: 10.0.0.100, port: 8383}": "https://lb-apiserver.kubernetes.local:8383",
+	} {
+		p, err := ParamsFrom(clusterWith(t, vars), true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := p.DiscoveryConfig(ca)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := clientcmd.Load(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := clientcmd.Validate(*cfg); err != nil {
+			t.Errorf("clientcmd rejects the discovery kubeconfig: %v\n%s", err, data)
+		}
+		_, cluster, err := kubeconfigutil.GetClusterFromKubeConfig(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cluster.Server != want {
+			t.Errorf("%q: server %q, want %q", vars, cluster.Server, want)
+		}
+		if !bytes.Equal(cluster.CertificateAuthorityData, ca) {
+			t.Errorf("the CA is not the cluster's")
+		}
+		if kubeconfigutil.HasAuthenticationCredentials(cfg) {
+			t.Errorf("the discovery kubeconfig holds credentials:\n%s", data)
 		}
 	}
 }

@@ -389,6 +389,12 @@ write_inventory() {
 		etcd_heartbeat_interval: 500
 		etcd_election_timeout: 5000
 
+		# kube-proxy rewrites every rule each 30 s by default, seconds of
+		# emulated CPU per node while nothing changed; a change still applies
+		# within 2 s.
+		kube_proxy_sync_period: 5m
+		kube_proxy_min_sync_period: 2s
+
 		# kubeadm wants 2 CPUs on a control plane; the lab's may have one.
 		kubeadm_ignore_preflight_errors: [NumCPU]
 

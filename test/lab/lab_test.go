@@ -97,6 +97,10 @@ func TestLab(t *testing.T) {
 	// Whatever happens below, the lab goes down (and a crashed earlier run
 	// of this test is cleaned up by `up` itself).
 	t.Cleanup(func() {
+		if os.Getenv("METALK8S_LAB_KEEP") == "1" {
+			t.Logf("METALK8S_LAB_KEEP=1: the lab stays up (LAB_DIR=%s LAB_NAME=%s test/lab/lab.sh down)", l.dir, labName)
+			return
+		}
 		if out, err := l.sh(3*time.Minute, "down"); err != nil {
 			t.Errorf("lab down: %v\n%s", err, out)
 		}
