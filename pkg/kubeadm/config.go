@@ -72,6 +72,31 @@ var leaderElection = []v1beta4.Arg{
 	{Name: "leader-elect-retry-period", Value: "10s"},
 }
 
+// LocalEtcdServer is where an apiserver on an etcd member reaches etcd:
+// its own member, on loopback (the member's server certificate names
+// 127.0.0.1).
+const LocalEtcdServer = "https://127.0.0.1:2379"
+
+// apiServerArgs: when every control plane is also an etcd member (the
+// seed's topology), each apiserver talks to its own member only, as in
+// kubeadm's stacked etcd, instead of to all of them. etcd's client
+// balances each of the apiserver's clients (about one per resource kind)
+// over every endpoint it is given: with three members that was three TLS
+// connections per resource and apiserver, a third of them to each member,
+// and a member on a worker served the apiservers it did not run with. An
+// apiserver whose member is down then fails its health checks, and
+// clients go to another control plane. With a control plane outside the
+// etcd group, every apiserver gets every member (kubespray's
+// etcd_access_addresses).
+func (p *Params) apiServerArgs() []v1beta4.Arg {
+	for _, n := range p.controlPlane {
+		if !n.Etcd {
+			return nil
+		}
+	}
+	return []v1beta4.Arg{{Name: "etcd-servers", Value: LocalEtcdServer}}
+}
+
 // InitConfig is the `kubeadm init --config` file of control-plane node n:
 // InitConfiguration, ClusterConfiguration, KubeletConfiguration and
 // KubeProxyConfiguration as multi-document YAML. etcd is external (the
@@ -210,7 +235,7 @@ func (p *Params) clusterConfiguration() *v1beta4.ClusterConfiguration {
 		},
 		KubernetesVersion:    p.KubeVersion,
 		ControlPlaneEndpoint: p.controlPlaneEndpoint(),
-		APIServer:            v1beta4.APIServer{CertSANs: p.certSANs()},
+		APIServer:            v1beta4.APIServer{CertSANs: p.certSANs(), ControlPlaneComponent: v1beta4.ControlPlaneComponent{ExtraArgs: p.apiServerArgs()}},
 		ControllerManager:    v1beta4.ControlPlaneComponent{ExtraArgs: slices.Clone(leaderElection)},
 		Scheduler:            v1beta4.ControlPlaneComponent{ExtraArgs: slices.Clone(leaderElection)},
 		ImageRepository:      ImageRepository,

@@ -365,3 +365,59 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestAPIServerEtcdServers has the real kubeadm write the apiserver's
+// static pod (init phase control-plane apiserver, dry run): one
+// --etcd-servers, the local member when every control plane is an etcd
+// member (the lab's layout), every member otherwise (testHosts: cp2 is
+// not one).
+func TestAPIServerEtcdServers(t *testing.T) {
+	kubeadm := findKubeadm(t)
+	if kubeadm == "" {
+		t.Skip(noKubeadm)
+	}
+	lab, err := ParamsFrom(labCluster(t), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl := clusterWith(t, "")
+	other, err := ParamsFrom(cl, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		p    *Params
+		node *inventory.Node
+		want string
+	}{
+		{"every control plane an etcd member", lab, node(t, labCluster(t), "node1"), "--etcd-servers=" + LocalEtcdServer},
+		{"a control plane outside etcd", other, cl.Nodes[0], "--etcd-servers=https://10.0.0.11:2379"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := tc.p.InitConfig(tc.node)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			file := filepath.Join(dir, "kubeadm.yaml")
+			if err := os.WriteFile(file, cfg, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			out := filepath.Join(dir, "out")
+			cmd := exec.Command(kubeadm, "init", "phase", "control-plane", "apiserver", "--dry-run", "--config", file)
+			cmd.Env = append(os.Environ(), "KUBEADM_INIT_DRYRUN_DIR="+out)
+			if msg, err := cmd.CombinedOutput(); err != nil {
+				t.Fatalf("kubeadm: %v\n%s", err, msg)
+			}
+			manifest, err := os.ReadFile(filepath.Join(out, "kube-apiserver.yaml"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			flags := regexp.MustCompile(`(?m)^\s+- (--etcd-servers=\S+)$`).FindAllStringSubmatch(string(manifest), -1)
+			if len(flags) != 1 || flags[0][1] != tc.want {
+				t.Errorf("etcd servers %v, want %s", flags, tc.want)
+			}
+		})
+	}
+}
