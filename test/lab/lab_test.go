@@ -198,7 +198,7 @@ func TestLab(t *testing.T) {
 
 	t.Run("up", func(t *testing.T) {
 		t0 := time.Now()
-		out := l.metalk8s(t, 40*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		out := l.metalk8s(t, 50*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
 		t.Logf("metalk8s up --bundle (1st): %v\n%s", since(t0), out)
 
 		// Every node has the packages, binaries and images, from the bundle.
