@@ -4,17 +4,20 @@
 // TestLab builds metalk8s, boots a lab of 3 nodes of its own (name
 // mk8se2e, LAB_DIR .lab/e2e, SSH forwards 127.0.0.1:2321-2323, so a lab that
 // a developer has up is left alone), runs `metalk8s exec`, builds the
-// offline bundle (test/lab/bundle.sh), runs `metalk8s up --bundle` (twice:
-// the second changes and uploads nothing, and plan then exits 0), checks
-// the installed packages, binaries and images, the Kubernetes cluster (two
-// control planes and a worker behind its apiserver proxy: nodes Ready,
-// system pods, IPVS, a Service across nodes, DNS, a NetworkPolicy, a
-// local-lvm claim; kube_test.go), the etcd cluster (etcdctl, status, a
-// snapshot read by etcdutl, a stopped member restarted alone) and the
-// storage (VGs, LVs, mounts; a drive holding a filesystem refused, then
-// forced; a VG extended), the PKI recovered from the nodes after the local
-// copy is deleted, node1 powered off and back, takes the lab down and
-// checks that nothing of it is left.
+// offline bundle (test/lab/bundle.sh), and runs every scenario on that one
+// lab, in turn. First the node stack, with the Kubernetes phases skipped,
+// while no cluster loads the emulated CPUs: `metalk8s up --bundle` (twice:
+// the second changes and uploads nothing, and plan then exits 0), the
+// installed packages, binaries and images, the etcd cluster (etcdctl,
+// status, a snapshot read by etcdutl, a stopped member restarted alone, a
+// removed one joined again) and the storage (VGs, LVs, mounts; a drive
+// holding a filesystem refused, then forced; a VG extended). Then, with
+// METALK8S_E2E_KUBE=1, the Kubernetes phases: up (and again: no change),
+// the cluster (two control planes and a worker behind its apiserver
+// proxy: nodes Ready, system pods, IPVS, a Service across nodes, DNS, a
+// NetworkPolicy, a local-lvm claim; kube_test.go), the PKI recovered from
+// the nodes after the local copy is deleted, node1 powered off and back.
+// Last it takes the lab down and checks that nothing of it is left.
 //
 // It needs root and minutes: it is skipped with -short and when
 // METALK8S_E2E=0, and as non-root (a failure under CI=true). The image cache (.cache/lab) is shared with
@@ -56,6 +59,11 @@ type lab struct {
 	// kube: the Kubernetes phases run and are checked
 	// (METALK8S_E2E_KUBE=1); else every up and plan skips them.
 	kube bool
+	// skipKube: up and plan skip the Kubernetes phases. Set for the
+	// node-stack scenarios (etcd, storage), which run first on a lab with
+	// no cluster to load its emulated CPUs; cleared for the Kubernetes
+	// ones when kube.
+	skipKube bool
 }
 
 // kubePhases are what METALK8S_E2E_KUBE turns on.
@@ -78,6 +86,7 @@ func TestLab(t *testing.T) {
 	l.known = filepath.Join(l.dir, "inventory/known_hosts")
 	l.bin = filepath.Join(t.TempDir(), "metalk8s")
 	l.kube = os.Getenv("METALK8S_E2E_KUBE") == "1"
+	l.skipKube = true
 	if !l.kube {
 		t.Logf("the Kubernetes phases (%s) are skipped: METALK8S_E2E_KUBE=1 (make e2e-kube) runs and checks them", kubePhases)
 	}
@@ -198,7 +207,7 @@ func TestLab(t *testing.T) {
 
 	t.Run("up", func(t *testing.T) {
 		t0 := time.Now()
-		out := l.metalk8s(t, 50*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		out := l.metalk8s(t, 40*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
 		t.Logf("metalk8s up --bundle (1st): %v\n%s", since(t0), out)
 
 		// Every node has the packages, binaries and images, from the bundle.
@@ -218,41 +227,7 @@ func TestLab(t *testing.T) {
 				n, nodes, m.Versions.Kube, m.Versions.Runc, len(images))
 		}
 
-		t1 := time.Now()
-		out = l.metalk8s(t, 20*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
-		t.Logf("metalk8s up --bundle (2nd): %v\n%s", since(t1), out)
-		if !strings.Contains(out, " 0 steps changed") {
-			t.Errorf("the second up changed something")
-		}
-		t2 := time.Now()
-		out, err := l.metalk8sErr(10*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
-		t.Logf("plan on the healthy cluster: %v, exit %d\n%s", since(t2), exitCode(err), out)
-		if exitCode(err) != 0 {
-			t.Errorf("plan on the healthy cluster: exit %d, want 0", exitCode(err))
-		}
-		// ... and wrote nothing but its journal: no upload in its log.
-		m := regexp.MustCompile(`(?m)^log: (\S+)$`).FindStringSubmatch(out)
-		if m == nil {
-			t.Fatal("no log path in the output of up")
-		}
-		logPath := m[1]
-		if !filepath.IsAbs(logPath) {
-			logPath = filepath.Join(l.repo, logPath) // metalk8s ran in the repo
-		}
-		log, err := os.ReadFile(logPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(string(log), "\n") {
-			if strings.Contains(line, " upload ") && strings.Contains(line, ": written") && !strings.Contains(line, "/journal/") {
-				t.Errorf("second up uploaded: %s", line)
-			}
-		}
-	})
-
-	t.Run("kubernetes", func(t *testing.T) {
-		l.needKube(t)
-		l.testKubernetes(t, m)
+		l.checkNoOp(t, bundleDir)
 	})
 
 	t.Run("etcd", func(t *testing.T) {
@@ -402,6 +377,19 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	// The Kubernetes phases, on the lab the scenarios above leave.
+	l.skipKube = !l.kube
+	t.Run("up-kubernetes", func(t *testing.T) {
+		l.needKube(t)
+		t0 := time.Now()
+		out := l.metalk8s(t, 50*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		t.Logf("metalk8s up --bundle with the Kubernetes phases: %v\n%s", since(t0), out)
+		l.checkNoOp(t, bundleDir)
+	})
+	t.Run("kubernetes", func(t *testing.T) {
+		l.needKube(t)
+		l.testKubernetes(t, m)
+	})
 	t.Run("pki-recovery", func(t *testing.T) {
 		l.needKube(t)
 		l.testPKIRecovery(t, bundleDir)
@@ -437,6 +425,42 @@ func TestLab(t *testing.T) {
 		}
 	})
 	t.Logf("whole lab test: %v", since(start))
+}
+
+// checkNoOp runs up again on a lab up has just built: it changes nothing
+// and uploads nothing but its journal, and plan then exits 0.
+func (l *lab) checkNoOp(t *testing.T, bundleDir string) {
+	t.Helper()
+	t1 := time.Now()
+	out := l.metalk8s(t, 20*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+	t.Logf("metalk8s up --bundle (2nd): %v\n%s", since(t1), out)
+	if !strings.Contains(out, " 0 steps changed") {
+		t.Errorf("the second up changed something")
+	}
+	t2 := time.Now()
+	out, err := l.metalk8sErr(10*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+	t.Logf("plan on the healthy cluster: %v, exit %d\n%s", since(t2), exitCode(err), out)
+	if exitCode(err) != 0 {
+		t.Errorf("plan on the healthy cluster: exit %d, want 0", exitCode(err))
+	}
+	// ... and wrote nothing but its journal: no upload in its log.
+	m := regexp.MustCompile(`(?m)^log: (\S+)$`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatal("no log path in the output of up")
+	}
+	logPath := m[1]
+	if !filepath.IsAbs(logPath) {
+		logPath = filepath.Join(l.repo, logPath) // metalk8s ran in the repo
+	}
+	log, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(log), "\n") {
+		if strings.Contains(line, " upload ") && strings.Contains(line, ": written") && !strings.Contains(line, "/journal/") {
+			t.Errorf("second up uploaded: %s", line)
+		}
+	}
 }
 
 // leftovers lists what of the test's lab exists on this machine: QEMU
@@ -502,7 +526,7 @@ func (l *lab) metalk8s(t *testing.T, timeout time.Duration, args ...string) stri
 }
 
 func (l *lab) metalk8sErr(timeout time.Duration, args ...string) (string, error) {
-	if !l.kube && len(args) > 0 && (args[0] == "up" || args[0] == "plan") {
+	if l.skipKube && len(args) > 0 && (args[0] == "up" || args[0] == "plan") {
 		args = append(append([]string{}, args...), "--skip", kubePhases)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
