@@ -24,30 +24,61 @@ func runQuiet(ctx context.Context, h steps.Host, cmd string) ([]byte, error) {
 	return nil, fmt.Errorf("host %s: cannot read keys without logging them (%T)", h.Name(), h)
 }
 
-// readCommand prints, for each file that exists, "<size> <path>\n" and
-// the file's bytes; missing files print nothing.
+// readCommand prints the sizes of the files that exist (wc -c: "<size>
+// <path>" lines, then a total when more than one), a line "--", and
+// their bytes one after the other; missing files print nothing. Two
+// processes whatever the number of files: on the lab's emulated CPUs, a
+// wc and a cat per file took 39 s for 16 files on a busy node.
 func readCommand(paths []string) string {
 	var q []string
 	for _, p := range paths {
 		q = append(q, ssh.Quote(p))
 	}
-	return "for f in " + strings.Join(q, " ") + `; do if [ -f "$f" ]; then printf '%s %s\n' "$(wc -c < "$f")" "$f" && cat -- "$f"; fi; done`
+	return "set --; for f in " + strings.Join(q, " ") + `; do if [ -f "$f" ]; then set -- "$@" "$f"; fi; done; if [ $# -gt 0 ]; then wc -c -- "$@" && echo -- && cat -- "$@"; fi`
 }
 
 // parseRead reads readCommand's output into path -> content.
 func parseRead(out []byte, asked []string) (map[string][]byte, error) {
 	files := map[string][]byte{}
-	for len(out) > 0 {
+	if len(out) == 0 {
+		return files, nil
+	}
+	bad := errors.New("unexpected output (not shown: it may hold keys)")
+	type entry struct {
+		name string
+		size int
+	}
+	var order []entry
+	total := 0
+	for {
 		head, rest, ok := bytes.Cut(out, []byte("\n"))
 		if !ok {
 			return nil, errors.New("truncated output")
 		}
-		size, name, _ := strings.Cut(string(head), " ")
-		n, err := strconv.Atoi(strings.TrimSpace(size))
-		if err != nil || n < 0 || n > len(rest) || !contains(asked, name) {
-			return nil, errors.New("unexpected output (not shown: it may hold keys)")
+		out = rest
+		line := strings.TrimSpace(string(head))
+		if line == "--" {
+			break
 		}
-		files[name], out = rest[:n], rest[n:]
+		size, name, _ := strings.Cut(line, " ")
+		n, err := strconv.Atoi(size)
+		if err != nil || n < 0 {
+			return nil, bad
+		}
+		if name == "total" && len(order) > 1 {
+			continue
+		}
+		if !contains(asked, name) {
+			return nil, bad
+		}
+		order = append(order, entry{name, n})
+		total += n
+	}
+	if total != len(out) {
+		return nil, bad
+	}
+	for _, e := range order {
+		files[e.name], out = out[:e.size], out[e.size:]
 	}
 	return files, nil
 }

@@ -285,7 +285,7 @@ func TestRecoverRefusesLoggingHosts(t *testing.T) {
 // Bad framing of what a host sent is reported without quoting it.
 func TestParseReadQuotesNothing(t *testing.T) {
 	secret := "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n-----END PRIVATE KEY-----\n"
-	if _, err := parseRead([]byte("12 /etc/kubernetes/pki/ca.key\n"+secret), []string{"/etc/kubernetes/pki/ca.key"}); err == nil || strings.Contains(err.Error(), "MIGHAgEA") {
+	if _, err := parseRead([]byte("12 /etc/kubernetes/pki/ca.key\n--\n"+secret), []string{"/etc/kubernetes/pki/ca.key"}); err == nil || strings.Contains(err.Error(), "MIGHAgEA") {
 		t.Fatalf("parseRead of bad framing: %v", err)
 	}
 }
