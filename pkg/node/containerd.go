@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -159,15 +160,50 @@ func imagesStep(host, dir string, m *bundle.Manifest, containerd string) *steps.
 }
 
 // missingImages lists the images containerd lacks or holds under another
-// ID. After an import, CRI records each image ID as a reference of its
-// own ("sha256:<config digest>"); the tag and that reference must name the
-// same manifest.
+// ID. It asks CRI (crictl: each image's ID and tags, which the kubelet
+// sees too); only when crictl gives no answer does it read containerd's
+// own list (ctr), which sizes every image from its content: 40 s against
+// 11 s on a busy lab node.
 func missingImages(ctx context.Context, h steps.Host, images []bundle.Image) ([]string, error) {
-	out, err := h.Run(ctx, "ctr -n k8s.io images ls 2>/dev/null || true")
+	out, err := h.Run(ctx, "crictl images -o json 2>/dev/null || true")
+	if err != nil {
+		return nil, err
+	}
+	if missing, ok := imagesNotInCRI(out, images); ok {
+		return missing, nil
+	}
+	out, err = h.Run(ctx, "ctr -n k8s.io images ls 2>/dev/null || true")
 	if err != nil {
 		return nil, err
 	}
 	return imagesNotIn(string(out), images), nil
+}
+
+// imagesNotInCRI reads `crictl images -o json`: an image is there when
+// CRI has an image of its ID with its tag. ok is false when the output is
+// not crictl's answer.
+func imagesNotInCRI(js []byte, images []bundle.Image) (missing []string, ok bool) {
+	var list struct {
+		Images *[]struct {
+			ID       string   `json:"id"`
+			RepoTags []string `json:"repoTags"`
+		} `json:"images"`
+	}
+	if err := json.Unmarshal(js, &list); err != nil || list.Images == nil {
+		return nil, false
+	}
+	tags := map[string]bool{} // "id tag"
+	for _, img := range *list.Images {
+		for _, t := range img.RepoTags {
+			tags[img.ID+" "+t] = true
+		}
+	}
+	for _, img := range images {
+		if !tags[img.Digest+" "+img.Name] {
+			missing = append(missing, img.Name)
+		}
+	}
+	return missing, true
 }
 
 func imagesNotIn(ls string, images []bundle.Image) []string {

@@ -30,3 +30,54 @@ func TestImagesNotIn(t *testing.T) {
 		t.Errorf("nothing imported: %v", got)
 	}
 }
+
+// Captured from `crictl images -o json` on a lab VM (two images kept).
+const crictlImages = `{
+  "images": [
+    {
+      "id": "sha256:e3367f3e6872b0f9c4e1dba0ecb9e9ee93b6e0c4bf6f1ef4e7a8c7f6a2d9c3e1",
+      "repoTags": [
+        "registry.k8s.io/pause:3.10.2"
+      ],
+      "repoDigests": [],
+      "size": "321218",
+      "uid": null,
+      "username": "",
+      "spec": null,
+      "pinned": true
+    },
+    {
+      "id": "sha256:7bfb9df49711800000000000000000000000000000000000000000000000000",
+      "repoTags": [
+        "registry.k8s.io/kube-proxy:v1.36.3"
+      ],
+      "repoDigests": [],
+      "size": "31550464",
+      "uid": null,
+      "username": "",
+      "spec": null,
+      "pinned": false
+    }
+  ]
+}`
+
+func TestImagesNotInCRI(t *testing.T) {
+	images := []bundle.Image{
+		{Name: "registry.k8s.io/pause:3.10.2", Digest: "sha256:e3367f3e6872b0f9c4e1dba0ecb9e9ee93b6e0c4bf6f1ef4e7a8c7f6a2d9c3e1"},
+		// same tag, another build of it
+		{Name: "registry.k8s.io/kube-proxy:v1.36.3", Digest: "sha256:" + strings.Repeat("1", 64)},
+		{Name: "registry.k8s.io/coredns/coredns:v1.14.2", Digest: "sha256:" + strings.Repeat("2", 64)},
+	}
+	got, ok := imagesNotInCRI([]byte(crictlImages), images)
+	if !ok || strings.Join(got, ",") != "registry.k8s.io/kube-proxy:v1.36.3,registry.k8s.io/coredns/coredns:v1.14.2" {
+		t.Errorf("missing = %v (%v)", got, ok)
+	}
+	if got, ok := imagesNotInCRI([]byte(`{"images": []}`), images[:1]); !ok || len(got) != 1 {
+		t.Errorf("nothing imported: %v %v", got, ok)
+	}
+	for _, out := range []string{"", "FATA[0000] connect: connection refused", `{"other": 1}`} {
+		if _, ok := imagesNotInCRI([]byte(out), images); ok {
+			t.Errorf("%q read as crictl's answer", out)
+		}
+	}
+}
