@@ -2,19 +2,13 @@ package kubeadm
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
 	"testing"
-	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
 	kubeconfigutil "k8s.io/kubernetes/cmd/kubeadm/app/util/kubeconfig"
+
+	"github.com/metalk8s/metalk8s/pkg/pki"
 )
 
 func TestPreflightTimeout(t *testing.T) {
@@ -42,23 +36,19 @@ To see the stack trace of this error execute with --v=5 or higher`, true},
 	}
 }
 
-// testCA is a self-signed CA certificate (PEM), as kubeadm's would be.
+// testCA is a cluster CA certificate (PEM) made by metalk8s's own PKI,
+// as the join step reads it.
 func testCA(t *testing.T) []byte {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	k := &pki.Kubernetes{Dir: t.TempDir(), Algorithm: pki.ECDSAP256}
+	if _, err := k.Ensure(); err != nil {
+		t.Fatal(err)
+	}
+	files, err := k.Files()
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kubernetes"},
-		NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	return files["ca.crt"]
 }
 
 // TestDiscoveryConfig reads the discovery kubeconfig as kubeadm's file
