@@ -189,11 +189,7 @@ func (g *graph) join(ctx context.Context, h steps.Host, n *inventory.Node) error
 	if err != nil {
 		return err
 	}
-	if _, err := h.Put(ctx, ssh.File{Path: DiscoveryFile, Data: disc, Mode: 0o600}); err != nil {
-		return err
-	}
-	defer h.Run(context.WithoutCancel(ctx), "rm -f "+DiscoveryFile)
-	return runKubeadm(ctx, h, cfg, "join --config "+configFile)
+	return runKubeadm(ctx, h, cfg, "join --config "+configFile, ssh.File{Path: DiscoveryFile, Data: disc, Mode: 0o600})
 }
 
 // joinAttempts is how many times a join that timed out in its preflight
@@ -219,14 +215,21 @@ func preflightTimeout(err error) bool {
 	return false
 }
 
-// runKubeadm writes the configuration (0600), has kubeadm validate it,
-// runs kubeadm, and removes the file (a join's holds a token) whatever
-// came of it. kubeadm's output goes to the run log.
-func runKubeadm(ctx context.Context, h steps.Host, cfg []byte, args string) error {
-	if _, err := h.Put(ctx, ssh.File{Path: configFile, Data: cfg, Mode: 0o600}); err != nil {
+// runKubeadm writes the configuration (0600) and the other files kubeadm
+// reads (a join's discovery kubeconfig), has kubeadm validate the
+// configuration, runs kubeadm, and removes every file it wrote (a join's
+// configuration holds a token) whatever came of it. kubeadm's output goes
+// to the run log.
+func runKubeadm(ctx context.Context, h steps.Host, cfg []byte, args string, more ...ssh.File) error {
+	files := append([]ssh.File{{Path: configFile, Data: cfg, Mode: 0o600}}, more...)
+	rm := "rm -f"
+	for _, f := range files {
+		rm += " " + ssh.Quote(f.Path)
+	}
+	defer h.Run(context.WithoutCancel(ctx), rm)
+	if _, err := steps.PutFiles(ctx, h, files); err != nil {
 		return err
 	}
-	defer h.Run(context.WithoutCancel(ctx), "rm -f "+configFile)
 	if _, err := h.Run(ctx, "kubeadm config validate --config "+configFile); err != nil {
 		return fmt.Errorf("kubeadm rejected the configuration metalk8s made: %w", err)
 	}
