@@ -31,7 +31,8 @@ func TestImagesNotIn(t *testing.T) {
 	}
 }
 
-// Captured from `crictl images -o json` on a lab VM (two images kept).
+// In the form `crictl images -o json` gives on a lab VM (two of its
+// images; the IDs are made up).
 const crictlImages = `{
   "images": [
     {
