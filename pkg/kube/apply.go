@@ -109,13 +109,13 @@ func (c *Client) Mapping(gvk schema.GroupVersionKind) (schema.GroupVersionResour
 // Apply server-side applies objs in order (field manager "metalk8s",
 // conflicts forced) and returns one diff line per object that changes:
 // "+ create PersistentVolume node1-vg-lv01", "~ update StorageClass
-// local-lvm: metadata.labels.a x -> y". Each object is first applied with
-// a server-side dry run (DryRun: All) and compared with the live object
-// (from the cached List) ignoring managedFields, resourceVersion,
-// generation, uid, timestamps and status; with dryRun nothing more is
-// sent, otherwise only the objects that differ are applied for real and
-// their kind's cached List is dropped. Each applied object carries
-// AppliedAnnotation, a hash of what was applied: when the live object has
+// local-lvm: metadata.labels.a x -> y". With dryRun, each object is
+// applied with a server-side dry run (DryRun: All) and compared with the
+// live object (from the cached List) ignoring managedFields,
+// resourceVersion, generation, uid, timestamps and status. Otherwise it
+// is applied for real with no dry run first (the step's Check made one),
+// compared the same way, and put in its kind's cached List in place of
+// the old version. Each applied object carries AppliedAnnotation, a hash of what was applied: when the live object has
 // the same hash and still holds every field of obj, the dry run is
 // skipped (so a no-op check costs one List per kind, not one request per
 // object). Objects are not modified. The error names the object; objects
@@ -168,21 +168,59 @@ func (c *Client) apply(ctx context.Context, obj *unstructured.Unstructured, dryR
 		return "", nil // applied as it is now, and nobody changed it since
 	}
 	res := c.dynamic.Resource(gvr).Namespace(obj.GetNamespace())
-	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true, DryRun: []string{metav1.DryRunAll}}
-	would, err := res.Apply(ctx, obj.GetName(), obj, opts)
+	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
+	if dryRun {
+		opts.DryRun = []string{metav1.DryRunAll}
+		would, err := res.Apply(ctx, obj.GetName(), obj, opts)
+		if err != nil {
+			return "", fmt.Errorf("kube: apply (dry run) %s through %s: %w", ref, c.Host(), err)
+		}
+		return describe(ref, live, would), nil
+	}
+	// No dry run first: the step's Check just made one, and applying what
+	// is already there changes nothing (it adds the stamp if missing).
+	applied, err := res.Apply(ctx, obj.GetName(), obj, opts)
 	if err != nil {
-		return "", fmt.Errorf("kube: apply (dry run) %s through %s: %w", ref, c.Host(), err)
-	}
-	line := describe(ref, live, would)
-	if line == "" || dryRun {
-		return line, nil
-	}
-	opts.DryRun = nil
-	if _, err := res.Apply(ctx, obj.GetName(), obj, opts); err != nil {
 		return "", fmt.Errorf("kube: apply %s through %s: %w", ref, c.Host(), err)
 	}
-	c.invalidate(gvr, nil)
-	return line, nil
+	c.keep(gvr, applied)
+	return describe(ref, live, applied), nil
+}
+
+// keep puts an object the API just returned into its kind's cached List,
+// in place of its old version, so the checks after an Apply need no new
+// List; a List still under way is dropped instead.
+func (c *Client) keep(gvr schema.GroupVersionResource, obj *unstructured.Unstructured) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	l, ok := c.lists[gvr]
+	if !ok {
+		return
+	}
+	select {
+	case <-l.done:
+	default:
+		delete(c.lists, gvr)
+		return
+	}
+	if l.err != nil {
+		delete(c.lists, gvr)
+		return
+	}
+	items := make([]unstructured.Unstructured, 0, len(l.items)+1)
+	replaced := false
+	for _, it := range l.items {
+		if it.GetName() == obj.GetName() && it.GetNamespace() == obj.GetNamespace() {
+			it, replaced = *obj, true
+		}
+		items = append(items, it)
+	}
+	if !replaced {
+		items = append(items, *obj)
+	}
+	done := make(chan struct{})
+	close(done)
+	c.lists[gvr] = &listing{done: done, items: items}
 }
 
 // Delete removes one object (namespace "" for a cluster-scoped kind); an
