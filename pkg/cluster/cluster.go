@@ -102,7 +102,8 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step) ([]*steps.Step
 	images := kp.Versions().AddonImages()
 	net, err := network.Steps(cl, art, network.Params{
 		PodSubnet: kp.PodsSubnet, Bundled: kp.Bundled, EnableNFTables: kp.ProxyMode == "nftables",
-		FlannelImage: images.Flannel, NetpolImage: images.KubeNetworkPolicies,
+		IPTablesResync: kp.FlannelIPTablesResync,
+		FlannelImage:   images.Flannel, NetpolImage: images.KubeNetworkPolicies,
 	}, joined)
 	if err != nil {
 		return nil, err

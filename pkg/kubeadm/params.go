@@ -67,6 +67,11 @@ type Params struct {
 	// writes 30s and 0s).
 	ProxySyncPeriod, ProxyMinSyncPeriod time.Duration
 	NetworkPlugin                       string // kube_network_plugin: one of NetworkPlugins
+	// FlannelIPTablesResync is flannel_iptables_resync, flanneld's
+	// --iptables-resync: how often it checks that its iptables rules are
+	// still there (each check runs iptables a dozen times). Whole seconds;
+	// zero leaves flannel's default (5 s). Not used with nftables.
+	FlannelIPTablesResync time.Duration
 	// EndpointName is the control-plane endpoint's name
 	// (apiserver_loadbalancer_domain_name); /etc/hosts maps it on each node.
 	EndpointName string
@@ -121,6 +126,10 @@ func ParamsFrom(cl *inventory.Cluster, bundled bool) (*Params, error) {
 		r.fail("kube_proxy_min_sync_period", "%v is longer than kube_proxy_sync_period (%v)", p.ProxyMinSyncPeriod, p.ProxySyncPeriod)
 	}
 	p.NetworkPlugin = r.oneOf("kube_network_plugin", DefaultNetworkPlugin, NetworkPlugins)
+	p.FlannelIPTablesResync = r.duration("flannel_iptables_resync")
+	if d := p.FlannelIPTablesResync; r.err == nil && d%time.Second != 0 {
+		r.fail("flannel_iptables_resync", "%v is not a whole number of seconds", d)
+	}
 	p.EndpointName = r.dnsName("apiserver_loadbalancer_domain_name", DefaultEndpointName)
 	p.LoadBalancer = r.loadBalancer("loadbalancer_apiserver")
 	p.SupplementarySANs = r.sans("supplementary_addresses_in_ssl_keys")

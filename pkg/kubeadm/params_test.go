@@ -92,6 +92,7 @@ func TestParamsFrom(t *testing.T) {
 		{"cluster_name: k8s.example.com", func(p *Params) bool { return p.ClusterName == "k8s.example.com" && p.DNSDomain == "k8s.example.com" }},
 		{"cluster_name: prod\ndns_domain: prod.local", func(p *Params) bool { return p.ClusterName == "prod" && p.DNSDomain == "prod.local" }},
 		{"kube_proxy_mode: nftables", func(p *Params) bool { return p.ProxyMode == "nftables" }},
+		{"flannel_iptables_resync: 5m", func(p *Params) bool { return p.FlannelIPTablesResync == 5*time.Minute }},
 		{"kube_proxy_mode: iptables", func(p *Params) bool { return p.ProxyMode == "iptables" }},
 		{"kube_proxy_sync_period: 5m\nkube_proxy_min_sync_period: 0s", func(p *Params) bool {
 			return p.ProxySyncPeriod == 5*time.Minute && p.ProxyMinSyncPeriod == 0
@@ -148,6 +149,7 @@ func TestParamsFromErrors(t *testing.T) {
 		{"cluster_name: Cluster_Local", []string{"variable cluster_name", `"Cluster_Local"`, "DNS name"}},
 		{"kube_proxy_mode: userspace", []string{"variable kube_proxy_mode", `"userspace"`, "ipvs, nftables, iptables"}},
 		{"kube_proxy_sync_period: often", []string{"variable kube_proxy_sync_period", `"often"`, "duration"}},
+		{"flannel_iptables_resync: 1500ms", []string{"variable flannel_iptables_resync", "whole number of seconds"}},
 		{"kube_proxy_sync_period: -30s", []string{"variable kube_proxy_sync_period", "negative"}},
 		{"kube_proxy_sync_period: 10s\nkube_proxy_min_sync_period: 1m", []string{"variable kube_proxy_min_sync_period", "1m0s is longer than kube_proxy_sync_period (10s)"}},
 		{"kube_asymmetric_encryption_algorithm: ECDSA-P521", []string{"variable kube_asymmetric_encryption_algorithm", `"ECDSA-P521"`, "ECDSA-P256, ECDSA-P384, RSA-2048"}},

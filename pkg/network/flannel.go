@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -89,6 +90,15 @@ func flannelObjects(p Params) ([]runtime.Object, error) {
 	}, nil
 }
 
+// flannelArgs are flanneld's flags.
+func flannelArgs(p Params) []string {
+	args := []string{"--ip-masq", "--kube-subnet-mgr", "--iface=$(NODE_IP)"}
+	if s := int(p.IPTablesResync / time.Second); s > 0 && !p.EnableNFTables {
+		args = append(args, fmt.Sprintf("--iptables-resync=%d", s))
+	}
+	return args
+}
+
 // flannelDaemonSet runs flanneld on every node. --iface=$(NODE_IP) makes
 // VXLAN use the interface of the kubelet's node IP (status.hostIP), not the
 // default route's, which on the lab's VMs is the NAT interface. The pod
@@ -100,7 +110,7 @@ func flannelDaemonSet(p Params, labels map[string]string, netConf []byte) *appsv
 		Image:           p.FlannelImage,
 		ImagePullPolicy: corev1.PullPolicy(p.pullPolicy()),
 		Command:         []string{flannelBinary},
-		Args:            []string{"--ip-masq", "--kube-subnet-mgr", "--iface=$(NODE_IP)"},
+		Args:            flannelArgs(p),
 		Env: []corev1.EnvVar{
 			fieldEnv("POD_NAME", "metadata.name"),
 			fieldEnv("POD_NAMESPACE", "metadata.namespace"),

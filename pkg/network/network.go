@@ -9,6 +9,7 @@ package network
 import (
 	"fmt"
 	"net/netip"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -37,6 +38,9 @@ type Params struct {
 	// ones; set it when kube_proxy_mode is nftables (flannel's advice: use
 	// the same backend as kube-proxy).
 	EnableNFTables bool
+	// IPTablesResync is flanneld's --iptables-resync (whole seconds); zero
+	// leaves flannel's default (5 s).
+	IPTablesResync time.Duration
 	// FlannelImage and NetpolImage override the default images when not empty.
 	FlannelImage, NetpolImage string
 }

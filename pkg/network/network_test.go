@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -111,11 +112,14 @@ func TestObjectsFields(t *testing.T) {
 		pull       string
 		netConf    string
 		flannelImg string
+		resync     string // the --iptables-resync flag, or ""
 	}{
 		{"bundled", Params{PodSubnet: "10.233.64.0/18", Bundled: true}, "Never",
-			`{"Network":"10.233.64.0/18","EnableNFTables":false,"Backend":{"Type":"vxlan"}}`, DefaultFlannelImage},
-		{"online", Params{PodSubnet: "10.244.0.0/16", EnableNFTables: true, FlannelImage: "x/f:1"}, "IfNotPresent",
-			`{"Network":"10.244.0.0/16","EnableNFTables":true,"Backend":{"Type":"vxlan"}}`, "x/f:1"},
+			`{"Network":"10.233.64.0/18","EnableNFTables":false,"Backend":{"Type":"vxlan"}}`, DefaultFlannelImage, ""},
+		{"online", Params{PodSubnet: "10.244.0.0/16", EnableNFTables: true, FlannelImage: "x/f:1", IPTablesResync: time.Minute}, "IfNotPresent",
+			`{"Network":"10.244.0.0/16","EnableNFTables":true,"Backend":{"Type":"vxlan"}}`, "x/f:1", ""},
+		{"resync", Params{PodSubnet: "10.233.64.0/18", IPTablesResync: 5 * time.Minute}, "IfNotPresent",
+			`{"Network":"10.233.64.0/18","EnableNFTables":false,"Backend":{"Type":"vxlan"}}`, DefaultFlannelImage, "--iptables-resync=300"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			objs, err := Objects(tc.p)
@@ -151,6 +155,17 @@ func TestObjectsFields(t *testing.T) {
 					}
 					if ds.Name == FlannelDaemonSet && c.Image != tc.flannelImg {
 						t.Errorf("flannel image %s, want %s", c.Image, tc.flannelImg)
+					}
+					if ds.Name == FlannelDaemonSet {
+						var resync string
+						for _, a := range c.Args {
+							if strings.HasPrefix(a, "--iptables-resync") {
+								resync = a
+							}
+						}
+						if resync != tc.resync {
+							t.Errorf("flannel's resync flag %q, want %q (args %q)", resync, tc.resync, c.Args)
+						}
 					}
 				}
 			}

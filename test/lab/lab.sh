@@ -395,6 +395,12 @@ write_inventory() {
 		kube_proxy_sync_period: 5m
 		kube_proxy_min_sync_period: 2s
 
+		# flanneld checks its iptables rules every 5 s by default: a dozen
+		# iptables runs, a quarter of a second of emulated CPU each; with
+		# the resync, flannel used as much of a lab node's CPU as its
+		# apiserver (per-cgroup CPU, this lab).
+		flannel_iptables_resync: 5m
+
 		# kubeadm wants 2 CPUs on a control plane; the lab's may have one.
 		kubeadm_ignore_preflight_errors: [NumCPU]
 
@@ -425,6 +431,9 @@ write_inventory() {
 		      - {op: add, path: /spec/containers/0/command/-, value: --etcd-readycheck-timeout=30s}
 		  - {target: kube-controller-manager, patch: {spec: {containers: [{name: kube-controller-manager, livenessProbe: {periodSeconds: 30, failureThreshold: 10, timeoutSeconds: 30}}]}}}
 		  - {target: kube-scheduler, patch: {spec: {containers: [{name: kube-scheduler, livenessProbe: {periodSeconds: 30, failureThreshold: 10, timeoutSeconds: 30}}]}}}
+		  # CoreDNS's own health answer took 1-2 s on a busy lab node and
+		  # its liveness probe (5 s) restarted it over and over.
+		  - {target: corednsdeployment, patch: {spec: {template: {spec: {containers: [{name: coredns, livenessProbe: {periodSeconds: 30, failureThreshold: 10, timeoutSeconds: 30}, readinessProbe: {periodSeconds: 30, timeoutSeconds: 30}}]}}}}}
 		  # Leader election: the leader renews its Lease every 2 s and the
 		  # others retry as often, by default: with two such components on
 		  # three nodes, most of an idle cluster's etcd writes. Every 10 s,
