@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -124,7 +123,7 @@ func (p *PKI) Files(member string) (map[string][]byte, error) {
 	}
 	out := map[string][]byte{}
 	for node, name := range NodeFiles(member) {
-		data, err := os.ReadFile(p.path(name))
+		data, err := pki.ReadFile(p.path(name))
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +138,15 @@ func (p *PKI) ClientTLS() (*tls.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.path("ca.crt"), err)
 	}
-	cert, err := tls.LoadX509KeyPair(p.path("healthcheck-client.crt"), p.path("healthcheck-client.key"))
+	crt, err := pki.ReadFile(p.path("healthcheck-client.crt"))
+	if err != nil {
+		return nil, err
+	}
+	key, err := pki.ReadFile(p.path("healthcheck-client.key"))
+	if err != nil {
+		return nil, err
+	}
+	cert, err := tls.X509KeyPair(crt, key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.path("healthcheck-client.crt"), err)
 	}

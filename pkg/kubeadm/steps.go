@@ -144,7 +144,7 @@ func (g *graph) caFiles() ([]ssh.File, error) {
 		"apiserver-etcd-client.crt": "apiserver-etcd-client.crt",
 		"apiserver-etcd-client.key": "apiserver-etcd-client.key",
 	} {
-		data, err := os.ReadFile(filepath.Join(etcdDir, local))
+		data, err := pki.ReadFile(filepath.Join(etcdDir, local))
 		if err != nil {
 			return nil, fmt.Errorf("etcd PKI: %w", err)
 		}

@@ -13,7 +13,7 @@ import (
 
 // ReadCert reads the first CERTIFICATE block of a PEM file.
 func ReadCert(file string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
 		return nil, err
 	}
@@ -31,7 +31,7 @@ func ParseCert(data []byte) (*x509.Certificate, error) {
 
 // ReadKey reads a private key PEM file (see ParseKey).
 func ReadKey(file string) (crypto.Signer, error) {
-	data, err := os.ReadFile(file)
+	data, err := ReadFile(file)
 	if err != nil {
 		return nil, err
 	}

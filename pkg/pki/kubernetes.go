@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"time"
 )
@@ -125,7 +124,7 @@ func (k *Kubernetes) planSA() (string, crypto.Signer, error) {
 	case err != nil:
 		return "", nil, fmt.Errorf("%s: unreadable: %w; the service-account key is not replaced automatically, restore it", k.path("sa.key"), err)
 	}
-	have, err := os.ReadFile(k.path("sa.pub"))
+	have, err := ReadFile(k.path("sa.pub"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return "~ rewrite sa.pub (missing)", key, nil
@@ -155,7 +154,7 @@ func (k *Kubernetes) Files() (map[string][]byte, error) {
 	}
 	out := map[string][]byte{}
 	for _, name := range KubernetesFiles {
-		data, err := os.ReadFile(k.path(name))
+		data, err := ReadFile(k.path(name))
 		if err != nil {
 			return nil, err
 		}

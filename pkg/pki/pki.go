@@ -19,7 +19,6 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
-	"os"
 	"path"
 	"path/filepath"
 	"time"
@@ -130,7 +129,7 @@ func (s *Set) plan() (*authority, []todo, error) {
 // loadCA returns the CA, or nil if its certificate does not exist yet.
 func (s *Set) loadCA() (*authority, error) {
 	crt := s.Path(s.CA.Name + ".crt")
-	if _, err := os.Stat(crt); errors.Is(err, fs.ErrNotExist) {
+	if _, err := ReadFile(crt); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	cert, key, bad := s.loadPair(s.CA.Name)

@@ -67,12 +67,59 @@ func makePKI(t *testing.T, dir string) {
 	if _, err := (&Kubernetes{Dir: filepath.Join(dir, "kubernetes")}).Ensure(); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := etcdSet(dir).Ensure(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// etcdSet is the etcd part of makePKI's PKI.
+func etcdSet(dir string) *Set {
 	s := &Set{Dir: filepath.Join(dir, "etcd"), CA: CA{Name: "ca", CommonName: "etcd-ca", Label: "etcd"}}
 	for _, h := range testHosts {
 		s.Leaves = append(s.Leaves, Leaf{Name: h + "/server", CommonName: h, Usage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, SANs: []string{h}})
 	}
-	if _, err := s.Ensure(); err != nil {
+	return s
+}
+
+// A plan without the local PKI (a fresh clone of the inventory) shows the
+// restores, and the PKI steps after them check the PKI as restored: no new
+// CA, no new certificate, nothing written.
+func TestPlanAfterRestore(t *testing.T) {
+	clusterPKI := filepath.Join(t.TempDir(), "pki")
+	makePKI(t, clusterPKI)
+	dir := filepath.Join(t.TempDir(), "artifacts", "pki")
+	m := map[string]steps.Host{}
+	for _, n := range testHosts {
+		h := &fakeHost{name: n, root: shellSafeDir(t)}
+		install(t, clusterPKI, h)
+		m[n] = h
+	}
+	rec := RecoverStep("node1", dir, testPairs())
+	rec.Deps = nil
+	var planned []string
+	after := &steps.Step{ID: "control-plane/pki@node1", Host: "node1", Phase: "control-plane", Deps: []string{rec.ID},
+		Check: func(context.Context, steps.Host) (steps.Change, error) {
+			k, err := (&Kubernetes{Dir: filepath.Join(dir, "kubernetes")}).Plan()
+			if err != nil {
+				return steps.NoChange, err
+			}
+			e, err := etcdSet(dir).Plan()
+			planned = append(k, e...)
+			return steps.Changes(planned...), err
+		}}
+	g, err := steps.NewGraph([]*steps.Step{rec, after})
+	if err != nil {
 		t.Fatal(err)
+	}
+	r := steps.Run(context.Background(), g, m, steps.Options{Transient: func(error) bool { return false }})
+	if o := r.Outcomes[rec.ID]; o.Status != steps.StatusPending {
+		t.Fatalf("recover: %s %v", o.Status, o.Err)
+	}
+	if o := r.Outcomes[after.ID]; o.Status != steps.StatusOK || o.Err != nil {
+		t.Errorf("the PKI after the restore: %s %v, would change %q", o.Status, o.Err, planned)
+	}
+	if _, err := os.Stat(dir); err == nil {
+		t.Errorf("plan wrote %s", dir)
 	}
 }
 

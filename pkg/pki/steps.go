@@ -65,6 +65,8 @@ func RecoverStep(firstControlPlane, dir string, pairs []Pair) *steps.Step {
 			for _, r := range rs {
 				lines = append(lines, r.Line())
 			}
+			// The checks after this one see the PKI as restored.
+			stage(dir, rs)
 			ch := steps.Changes(lines...)
 			ch.Warnings = warnings
 			return ch, nil

@@ -1,0 +1,58 @@
+package pki
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+)
+
+// staged holds, by absolute local path, the files a pki/recover check
+// found missing here and held by the nodes. The PKI's local reads
+// (ReadFile) see a missing file as restored, so the steps after the
+// restore check the PKI as it will be: a plan without artifacts/pki
+// shows the restores and no new CA or certificate. On disk, the file
+// (once up writes it) always wins.
+var staged = struct {
+	sync.Mutex
+	files map[string][]byte
+}{files: map[string][]byte{}}
+
+// stage replaces what is staged under dir with rs.
+func stage(dir string, rs []Restore) {
+	staged.Lock()
+	defer staged.Unlock()
+	prefix := filepath.Clean(dir) + string(filepath.Separator)
+	for p := range staged.files {
+		if strings.HasPrefix(p, prefix) {
+			delete(staged.files, p)
+		}
+	}
+	for _, r := range rs {
+		staged.files[filepath.Join(dir, filepath.FromSlash(r.Local))] = r.Data
+	}
+}
+
+// ReadFile reads a file of the local PKI (artifacts/pki); a missing one
+// that the run's pki/recover check would restore reads as restored.
+func ReadFile(path string) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		staged.Lock()
+		d, ok := staged.files[filepath.Clean(path)]
+		staged.Unlock()
+		if ok {
+			return d, nil
+		}
+	}
+	return data, err
+}
+
+// Exists says whether a file of the local PKI exists, or would once the
+// run's restores are written (as ReadFile).
+func Exists(path string) bool {
+	_, err := ReadFile(path)
+	return err == nil
+}
