@@ -214,16 +214,26 @@ func (p *Prefetch) take(ctx context.Context, h *SSHHost, step, cmd string) (res 
 	return res, true
 }
 
+// maxBatch bounds a batch script's size: in a session of its own (when
+// the host's shells are busy) it is one argument of sh -c, which Linux
+// caps at 128 KiB.
+const maxBatch = 100 << 10
+
 // runBatch runs the host's recorded commands in one round trip and
 // returns their results by command, or nil when the batch failed.
 func (p *Prefetch) runBatch(ctx context.Context, h *SSHHost) map[string]*ssh.Result {
 	cmds := p.last[h.Name()]
+	script := BatchScript(cmds)
+	if len(script) > maxBatch {
+		h.Log.Printf("%s prefetch skipped: %d commands make a %d-byte script (at most %d)", h.Name(), len(cmds), len(script), maxBatch)
+		return nil
+	}
 	timeout := p.Timeout
 	if timeout <= 0 {
 		timeout = 2 * time.Minute
 	}
 	start := time.Now()
-	res, err := h.Client.Run(ctx, BatchScript(cmds), ssh.WithTimeout(timeout))
+	res, err := h.Client.Run(ctx, script, ssh.WithTimeout(timeout))
 	took := time.Since(start).Round(time.Millisecond)
 	if err != nil {
 		// The output holds secrets: the log gets the error without it.
