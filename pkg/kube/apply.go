@@ -112,10 +112,12 @@ func (c *Client) Mapping(gvk schema.GroupVersionKind) (schema.GroupVersionResour
 // local-lvm: metadata.labels.a x -> y". With dryRun, each object is
 // applied with a server-side dry run (DryRun: All) and compared with the
 // live object (from the cached List) ignoring managedFields,
-// resourceVersion, generation, uid, timestamps and status. Otherwise it
-// is applied for real with no dry run first (the step's Check made one),
-// compared the same way, and put in its kind's cached List in place of
-// the old version. Each applied object carries AppliedAnnotation, a hash of what was applied: when the live object has
+// resourceVersion, generation, uid, timestamps and status. Otherwise an
+// object that exists is dry-run and compared the same way and applied
+// only if it differs; a new one is applied at once (the step's Check made
+// the dry run); either way the API's answer goes into its kind's cached
+// List in place of the old version. Each applied object carries
+// AppliedAnnotation, a hash of what was applied: when the live object has
 // the same hash and still holds every field of obj, the dry run is
 // skipped (so a no-op check costs one List per kind, not one request per
 // object). Objects are not modified. The error names the object; objects
@@ -169,16 +171,21 @@ func (c *Client) apply(ctx context.Context, obj *unstructured.Unstructured, dryR
 	}
 	res := c.dynamic.Resource(gvr).Namespace(obj.GetNamespace())
 	opts := metav1.ApplyOptions{FieldManager: FieldManager, Force: true}
-	if dryRun {
+	if dryRun || live != nil {
+		// An object that exists is applied only if the dry run differs:
+		// a forced apply takes over fields other managers hold.
 		opts.DryRun = []string{metav1.DryRunAll}
 		would, err := res.Apply(ctx, obj.GetName(), obj, opts)
 		if err != nil {
 			return "", fmt.Errorf("kube: apply (dry run) %s through %s: %w", ref, c.Host(), err)
 		}
-		return describe(ref, live, would), nil
+		line := describe(ref, live, would)
+		if dryRun || line == "" {
+			return line, nil
+		}
+		opts.DryRun = nil
 	}
-	// No dry run first: the step's Check just made one, and applying what
-	// is already there changes nothing (it adds the stamp if missing).
+	// A new object needs no dry run first: the step's Check made one.
 	applied, err := res.Apply(ctx, obj.GetName(), obj, opts)
 	if err != nil {
 		return "", fmt.Errorf("kube: apply %s through %s: %w", ref, c.Host(), err)

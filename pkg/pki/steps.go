@@ -57,6 +57,7 @@ func RecoverStep(firstControlPlane, dir string, pairs []Pair) *steps.Step {
 	return &steps.Step{ID: RecoverStepID(firstControlPlane), Host: firstControlPlane, Phase: "preflight",
 		Deps: []string{steps.ID("preflight/connect", firstControlPlane)}, Inputs: pairs,
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
+			stage(dir, nil) // an earlier run's restores, in this process
 			rs, warnings, err := decide(ctx)
 			if err != nil {
 				return steps.NoChange, err

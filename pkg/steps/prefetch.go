@@ -1,6 +1,7 @@
 package steps
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/metalk8s/metalk8s/pkg/ssh"
@@ -48,8 +50,13 @@ type Prefetch struct {
 	seen    map[string]map[string]bool
 }
 
+// maxAge is how long a batch's results serve: a run slower than that
+// (a plan on a busy cluster) reads the rest afresh.
+const maxAge = 5 * time.Minute
+
 type batch struct {
 	once    sync.Once
+	at      time.Time              // when the batch ended
 	results map[string]*ssh.Result // cmd -> result
 	taken   map[string]bool        // step + "\x00" + cmd: served already
 }
@@ -66,10 +73,19 @@ type prefetchFile struct {
 // cache: the run is as right without it, only slower).
 func LoadPrefetch(path string) (*Prefetch, error) {
 	p := &Prefetch{last: map[string][]ReadCmd{}}
-	data, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return p, nil
 	}
+	if err != nil {
+		return p, fmt.Errorf("read %s: %w", path, err)
+	}
+	// Its commands run as root on the nodes: only a file this user wrote
+	// and nobody else can change is read.
+	if st, ok := fi.Sys().(*syscall.Stat_t); !ok || int(st.Uid) != os.Getuid() || fi.Mode().Perm()&0o022 != 0 {
+		return p, fmt.Errorf("%s is not this user's or is writable by others (%v); ignored, the next run rewrites it", path, fi.Mode().Perm())
+	}
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return p, fmt.Errorf("read %s: %w", path, err)
 	}
@@ -195,11 +211,17 @@ func (p *Prefetch) take(ctx context.Context, h *SSHHost, step, cmd string) (res 
 	p.mu.Unlock()
 
 	b.once.Do(func() {
+		p.mu.Lock()
+		stale := p.stale
+		p.mu.Unlock()
+		if stale {
+			return
+		}
 		results := p.runBatch(ctx, h)
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		if !p.stale {
-			b.results, b.taken = results, map[string]bool{}
+			b.results, b.taken, b.at = results, map[string]bool{}, time.Now()
 		}
 	})
 
@@ -207,7 +229,7 @@ func (p *Prefetch) take(ctx context.Context, h *SSHHost, step, cmd string) (res 
 	defer p.mu.Unlock()
 	res = b.results[cmd]
 	key := step + "\x00" + cmd
-	if res == nil || b.taken[key] {
+	if res == nil || b.taken[key] || time.Since(b.at) > maxAge {
 		return nil, false
 	}
 	b.taken[key] = true
@@ -222,9 +244,12 @@ const maxBatch = 100 << 10
 // runBatch runs the host's recorded commands in one round trip and
 // returns their results by command, or nil when the batch failed.
 func (p *Prefetch) runBatch(ctx context.Context, h *SSHHost) map[string]*ssh.Result {
-	cmds := p.last[h.Name()]
+	cmds := batchable(p.last[h.Name()])
+	if len(cmds) == 0 {
+		return nil
+	}
 	script := BatchScript(cmds)
-	if len(script) > maxBatch {
+	if len(ssh.Quote(script)) > maxBatch {
 		h.Log.Printf("%s prefetch skipped: %d commands make a %d-byte script (at most %d)", h.Name(), len(cmds), len(script), maxBatch)
 		return nil
 	}
@@ -250,24 +275,38 @@ func (p *Prefetch) runBatch(ctx context.Context, h *SSHHost) map[string]*ssh.Res
 	return results
 }
 
+// batchable are the commands a batch runs: not those whose output is a
+// secret (a key's copy in a temporary file could outlive a killed batch).
+func batchable(cmds []ReadCmd) []ReadCmd {
+	var out []ReadCmd
+	for _, c := range cmds {
+		if !c.Secret {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 // BatchScript is one /bin/sh script that runs every command at once, each
 // in a subshell of its own with stdin from /dev/null as a lone command
 // would, and then prints, in order: each command's exit code, a line
 // "--", the sizes of each command's stdout and stderr, a line "--", and
-// those outputs back to back (ParseBatch reads it).
+// those outputs back to back (ParseBatch reads it). The outputs wait in
+// a private temporary directory, removed when the script ends or is
+// signalled.
 func BatchScript(cmds []ReadCmd) string {
 	var b strings.Builder
-	b.WriteString("d=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$d\"' EXIT\n")
+	b.WriteString("mk8s_batch=$(mktemp -d) || exit 1\ntrap 'rm -rf \"$mk8s_batch\"' EXIT\ntrap 'exit 129' HUP INT TERM\n")
 	for i, c := range cmds {
 		// The command on lines of its own: a trailing comment in it
 		// cannot swallow the subshell's closing parenthesis.
-		fmt.Fprintf(&b, "{ (\n%s\n) </dev/null >\"$d/%d.o\" 2>\"$d/%d.e\"; echo $? >\"$d/%d.c\"; } &\n", c.Cmd, i, i, i)
+		fmt.Fprintf(&b, "{ (\n%s\n) </dev/null >\"$mk8s_batch/%d.o\" 2>\"$mk8s_batch/%d.e\"; echo $? >\"$mk8s_batch/%d.c\"; } &\n", c.Cmd, i, i, i)
 	}
 	b.WriteString("wait\n")
 	var codes, outs []string
 	for i := range cmds {
-		codes = append(codes, fmt.Sprintf("\"$d/%d.c\"", i))
-		outs = append(outs, fmt.Sprintf("\"$d/%d.o\" \"$d/%d.e\"", i, i))
+		codes = append(codes, fmt.Sprintf("\"$mk8s_batch/%d.c\"", i))
+		outs = append(outs, fmt.Sprintf("\"$mk8s_batch/%d.o\" \"$mk8s_batch/%d.e\"", i, i))
 	}
 	fmt.Fprintf(&b, "cat %s && echo -- && stat -c %%s %s && echo -- && cat %s\n",
 		strings.Join(codes, " "), strings.Join(outs, " "), strings.Join(outs, " "))
@@ -281,7 +320,7 @@ func ParseBatch(host string, cmds []ReadCmd, out []byte) (map[string]*ssh.Result
 	n := len(cmds)
 	rest := out
 	line := func() (string, bool) {
-		i := strings.IndexByte(string(rest), '\n')
+		i := bytes.IndexByte(rest, '\n')
 		if i < 0 {
 			return "", false
 		}

@@ -186,8 +186,8 @@ func TestPrefetchRun(t *testing.T) {
 	if r.Outcomes["a@n1"].Status != StatusChanged {
 		t.Fatalf("a: %s", r.Outcomes["a@n1"].Status)
 	}
-	if n := strings.Count(log2, "(prefetched)"); n != 3 {
-		t.Errorf("%d prefetched answers, want 3 (echo $$ once, the key, the state):\n%s", n, log2)
+	if n := strings.Count(log2, "(prefetched)"); n != 2 {
+		t.Errorf("%d prefetched answers, want 2 (echo $$ once, the state; the key is never batched):\n%s", n, log2)
 	}
 	if len(twice) != 4 || twice[0] == twice[1] {
 		t.Errorf("the second identical call was served the first's result: %q", twice)
@@ -206,8 +206,17 @@ func TestPrefetchRun(t *testing.T) {
 	if r.Outcomes["a@n1"].Status != StatusOK {
 		t.Fatalf("a: %s", r.Outcomes["a@n1"].Status)
 	}
-	if n := strings.Count(log3, "(prefetched)"); n != 4 {
-		t.Errorf("%d prefetched answers, want 4:\n%s", n, log3)
+	if n := strings.Count(log3, "(prefetched)"); n != 3 {
+		t.Errorf("%d prefetched answers, want 3:\n%s", n, log3)
+	}
+	if strings.Contains(BatchScript(batchable(rec.Commands("n1"))), "key") {
+		t.Error("a secret's command is in the batch")
+	}
+
+	// A record others can write is not trusted.
+	os.Chmod(filepath.Join(dir, "reads.json"), 0o666)
+	if p, err := LoadPrefetch(filepath.Join(dir, "reads.json")); err == nil || len(p.Commands("n1")) != 0 {
+		t.Errorf("a world-writable reads.json was read: %v", err)
 	}
 }
 
