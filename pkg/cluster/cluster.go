@@ -185,10 +185,8 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 	defer log.Close()
 	res := &Result{Run: run, Log: log.Path}
 
-	prefetchPath := filepath.Join(art, "reads.json")
-	prefetch, perr := steps.LoadPrefetch(prefetchPath)
 	wo := steps.Options{Apply: o.Apply, Forks: o.Forks, Only: o.Only, Skip: o.Skip,
-		Done: journal.Done, Transient: ssh.Transient, Prefetch: prefetch}
+		Done: journal.Done, Transient: ssh.Transient}
 	if missing := steps.MissingDeps(g, &wo); len(missing) > 0 {
 		return nil, &SelectionError{Missing: missing}
 	}
@@ -207,9 +205,6 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		hosts[n.Name] = &steps.SSHHost{Client: c, Log: log}
 	}
 	log.Printf("%s run %s on %s: %d steps, %d hosts", map[bool]string{true: "up", false: "plan"}[o.Apply], run, cl.Inventory.Path, len(g.Steps), len(hosts))
-	if perr != nil {
-		log.Printf("prefetch: %v", perr)
-	}
 
 	if o.Apply {
 		first := cl.ControlPlane[0].Name
@@ -229,9 +224,6 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 	}
 	wo.Events = &recorder{next: ev, observe: o.Observe, journal: journal, hosts: hosts, run: run, log: log}
 	res.Report = steps.Run(ctx, g, hosts, wo)
-	if err := prefetch.Save(prefetchPath); err != nil {
-		log.Printf("prefetch: %v", err)
-	}
 	if live != nil {
 		live.Stop()
 	}

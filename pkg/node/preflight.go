@@ -39,8 +39,7 @@ func Preflight(cl *inventory.Cluster, store *FactStore) []*steps.Step {
 			&steps.Step{ID: facts, Host: n.Name, Phase: "preflight", Deps: []string{connect},
 				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
 					t0 := time.Now()
-					// Fresh: the clock is read now, not at the prefetch.
-					f, err := ReadFacts(steps.Fresh(ctx), h)
+					f, err := ReadFacts(ctx, h)
 					if err != nil {
 						return steps.NoChange, err
 					}

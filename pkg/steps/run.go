@@ -48,9 +48,6 @@ type Options struct {
 	Transient func(error) bool // errors worth a retry
 	Events    Events
 	Sleep     func(context.Context, time.Duration) error // for tests
-	// Prefetch, when set, answers checks' commands from one batch per
-	// host and records them for the next run (prefetch.go).
-	Prefetch *Prefetch
 }
 
 // Events hear about the walk as it goes.
@@ -118,9 +115,6 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 	r := &Report{Graph: g, Outcomes: make(map[string]*Outcome, len(g.Steps))}
 	ctx = context.WithValue(ctx, hostsKey{}, hosts)
 	ctx = context.WithValue(ctx, readsKey{}, newReads())
-	if o.Prefetch != nil {
-		ctx = context.WithValue(ctx, prefetchKey{}, o.Prefetch)
-	}
 	done := make(map[string]chan struct{}, len(g.Steps))
 	for _, s := range g.Steps {
 		done[s.ID] = make(chan struct{})
@@ -213,7 +207,7 @@ func runStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) {
 
 // tryStep is one attempt: check, and under up, apply then check again.
 func tryStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) error {
-	ch, err := s.Check(checking(ctx, s.ID), h)
+	ch, err := s.Check(ctx, h)
 	if err != nil {
 		if out.AfterDeps && !o.Apply {
 			// The host is not ready for this check yet; say so, not fail.
@@ -236,14 +230,13 @@ func tryStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) err
 	}
 	// Apply plans from what Check just read; what it changed is read
 	// afresh by every check after it (a retry's too).
-	o.Prefetch.invalidate()
 	err = s.Apply(ctx, h)
 	r, _ := ctx.Value(readsKey{}).(*reads)
 	r.forget(s.Host)
 	if err != nil {
 		return fmt.Errorf("apply: %w", err)
 	}
-	again, err := s.Check(checking(ctx, s.ID), h)
+	again, err := s.Check(ctx, h)
 	if err != nil {
 		return fmt.Errorf("check after apply: %w", err)
 	}

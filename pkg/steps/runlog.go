@@ -80,19 +80,6 @@ func (l *RunLog) Command(host, cmd string, res *ssh.Result, err error, took time
 	l.Printf("%s", strings.TrimSuffix(b.String(), "\n"))
 }
 
-// Prefetched records a check's command answered by the run's prefetch
-// (the command ran at the start of the run, with others).
-func (l *RunLog) Prefetched(host, cmd string, res *ssh.Result, err error) {
-	if l == nil {
-		return
-	}
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s $ %s\n    exit %d (prefetched)\n", host, cmd, res.ExitCode)
-	indent(&b, "    | ", res.Stdout)
-	indent(&b, "    ! ", res.Stderr)
-	l.Printf("%s", strings.TrimSuffix(b.String(), "\n"))
-}
-
 // Upload records a file copy.
 func (l *RunLog) Upload(host, path, src string, changed bool, err error) {
 	switch {

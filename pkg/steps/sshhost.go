@@ -23,10 +23,6 @@ func (h *SSHHost) Name() string { return h.Client.Name }
 // Run runs a command and returns its stdout; a failure carries the host,
 // the command, the exit code and stderr.
 func (h *SSHHost) Run(ctx context.Context, cmd string) ([]byte, error) {
-	if res, ok := h.prefetched(ctx, cmd, false); ok {
-		h.Log.Prefetched(h.Name(), cmd, res, resultErr(res))
-		return res.Stdout, resultErr(res)
-	}
 	start := time.Now()
 	res, err := h.Client.Run(ctx, cmd)
 	h.Log.Command(h.Name(), cmd, res, err, time.Since(start))
@@ -34,17 +30,6 @@ func (h *SSHHost) Run(ctx context.Context, cmd string) ([]byte, error) {
 		return nil, err
 	}
 	return res.Stdout, err
-}
-
-// prefetched records a check's command and returns its result from the
-// run's Prefetch when it has one (prefetch.go).
-func (h *SSHHost) prefetched(ctx context.Context, cmd string, secret bool) (*ssh.Result, bool) {
-	p, step := prefetchFor(ctx)
-	if p == nil {
-		return nil, false
-	}
-	p.record(h.Name(), cmd, secret)
-	return p.take(ctx, h, step, cmd)
 }
 
 // Put writes a file if its content differs.
@@ -68,11 +53,6 @@ func (h *SSHHost) DialContext(ctx context.Context, network, addr string) (net.Co
 // the output's size, never the output itself, and a failed command's error
 // does not quote its stdout.
 func (h *SSHHost) RunSecret(ctx context.Context, cmd string) ([]byte, error) {
-	if res, ok := h.prefetched(ctx, cmd, true); ok {
-		logged, err := withoutStdout(res, resultErr(res))
-		h.Log.Prefetched(h.Name(), cmd, logged, err)
-		return res.Stdout, err
-	}
 	start := time.Now()
 	res, err := h.Client.Run(ctx, cmd)
 	var stdout []byte

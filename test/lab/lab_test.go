@@ -461,18 +461,6 @@ func (l *lab) checkNoOp(t *testing.T, bundleDir string) {
 			t.Errorf("second up uploaded: %s", line)
 		}
 	}
-	// Its checks were answered by one prefetch per host (the 2nd up's
-	// record); what still ran alone is the clock reading and the polls.
-	prefetches := regexp.MustCompile(`(?m)^\S+ (\S+) prefetch: the last run's (\d+) check commands, all at once, in (\S+)$`).FindAllStringSubmatch(string(log), -1)
-	if len(prefetches) != nodes {
-		t.Errorf("plan: %d hosts' checks prefetched, want %d", len(prefetches), nodes)
-	}
-	served := strings.Count(string(log), "\n    exit 0 (prefetched)\n") + len(regexp.MustCompile(`\n    exit [1-9]\d* \(prefetched\)\n`).FindAllString(string(log), -1))
-	alone := len(regexp.MustCompile(`\n    exit -?\d+ in `).FindAllString(string(log), -1))
-	for _, p := range prefetches {
-		t.Logf("plan: prefetch on %s: %s commands in %s", p[1], p[2], p[3])
-	}
-	t.Logf("plan: %d check commands answered by the prefetch, %d run alone", served, alone)
 }
 
 // leftovers lists what of the test's lab exists on this machine: QEMU
