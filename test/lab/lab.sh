@@ -378,6 +378,10 @@ write_inventory() {
 		metalk8s_min_cpus: 1
 		metalk8s_min_memory_mb: 1024
 
+		# An SSH handshake with a busy emulated node (a running cluster) took
+		# over the 15 s default: a minute, Ansible's own variable.
+		ansible_ssh_timeout: 60
+
 		# Blank data disks (80 GiB each, sparse on the host): /dev/vdb for the
 		# metalk8s volume group, with MetalK8s's default volumes (metalk8s_lv01
 		# 52G, metalk8s_lv02 5G, metalk8s_lv03 11G); /dev/vdc left free, a second drive for tests of
