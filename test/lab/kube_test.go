@@ -435,13 +435,21 @@ func (l *lab) testPKIRecovery(t *testing.T, bundleDir string) {
 	}
 }
 
-// nodesFrom reads the Node objects as a node's kubelet does (its
-// kubeconfig names the control-plane endpoint, which resolves to the
-// node's own apiserver on a control plane and to its apiserver proxy on a
-// worker) and checks their readiness.
-func (l *lab) nodesFrom(node string, want map[string]bool) error {
-	out, err := l.metalk8sErr(2*time.Minute, "exec", "-i", l.inv, "--known-hosts", l.known, "--limit", node, "--",
-		"kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout 20s get nodes -o json")
+// nodesFrom reads Node objects from node, through its node-local endpoint
+// (the endpoint name resolves to the node's own apiserver on a control
+// plane, to its apiserver proxy on a worker), and checks their readiness
+// against want. On a control plane it reads every node with the admin's
+// kubeconfig; elsewhere only the node's own, with the kubelet's (the Node
+// authorizer lets a kubelet read no other Node: "node 'node2' cannot read
+// all nodes, only its own Node object").
+func (l *lab) nodesFrom(node string, controlPlane bool, want map[string]bool) error {
+	cmd := "kubectl --kubeconfig /etc/kubernetes/kubelet.conf --request-timeout 20s get nodes --field-selector metadata.name=" + node + " -o json"
+	if controlPlane {
+		cmd = "kubectl --kubeconfig /etc/kubernetes/admin.conf --request-timeout 20s get nodes -o json"
+	} else {
+		want = map[string]bool{node: want[node]}
+	}
+	out, err := l.metalk8sErr(2*time.Minute, "exec", "-i", l.inv, "--known-hosts", l.known, "--limit", node, "--", cmd)
 	if err != nil {
 		return fmt.Errorf("%v: %s", err, out)
 	}
@@ -461,13 +469,15 @@ func (l *lab) testPowerOff(t *testing.T, bundleDir string) {
 		t.Fatalf("lab.sh poweroff 1: %v\n%s", err, out)
 	}
 	want := map[string]bool{"node1": false, "node2": true, "node3": true}
+	// node2 is the other control plane, node3 a worker only.
+	from := map[string]bool{"node2": true, "node3": false}
 	for _, n := range []string{"node2", "node3"} {
-		eventually(t, 5*time.Minute, "node1 NotReady and the others Ready, seen from "+n, func() error { return l.nodesFrom(n, want) })
+		eventually(t, 5*time.Minute, "node1 NotReady and the others Ready, seen from "+n, func() error { return l.nodesFrom(n, from[n], want) })
 	}
 	// Still so a minute later: nothing flaps while node1 is away.
 	time.Sleep(time.Minute)
 	for _, n := range []string{"node2", "node3"} {
-		if err := l.nodesFrom(n, want); err != nil {
+		if err := l.nodesFrom(n, from[n], want); err != nil {
 			t.Errorf("from %s, a minute later: %v", n, err)
 		}
 	}
