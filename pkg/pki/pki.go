@@ -129,7 +129,7 @@ func (s *Set) plan() (*authority, []todo, error) {
 // loadCA returns the CA, or nil if its certificate does not exist yet.
 func (s *Set) loadCA() (*authority, error) {
 	crt := s.Path(s.CA.Name + ".crt")
-	if _, err := ReadFile(crt); errors.Is(err, fs.ErrNotExist) {
+	if err := stat(crt); errors.Is(err, fs.ErrNotExist) {
 		return nil, nil
 	}
 	cert, key, bad := s.loadPair(s.CA.Name)

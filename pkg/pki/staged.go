@@ -40,19 +40,29 @@ func stage(dir string, rs []Restore) {
 func ReadFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		staged.Lock()
-		d, ok := staged.files[filepath.Clean(path)]
-		staged.Unlock()
-		if ok {
+		if d, ok := stagedFile(path); ok {
 			return d, nil
 		}
 	}
 	return data, err
 }
 
-// Exists says whether a file of the local PKI exists, or would once the
-// run's restores are written (as ReadFile).
-func Exists(path string) bool {
-	_, err := ReadFile(path)
-	return err == nil
+// stagedFile is the staged restore of path, if any.
+func stagedFile(path string) ([]byte, bool) {
+	staged.Lock()
+	defer staged.Unlock()
+	d, ok := staged.files[filepath.Clean(path)]
+	return d, ok
+}
+
+// stat is os.Stat for a file of the local PKI, where a missing file that
+// the run's pki/recover check would restore exists (as ReadFile).
+func stat(path string) error {
+	_, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if _, ok := stagedFile(path); ok {
+			return nil
+		}
+	}
+	return err
 }
