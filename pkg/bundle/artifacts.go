@@ -30,6 +30,7 @@ type Versions struct {
 	Flannel             string `json:"flannel,omitempty"`
 	KubeNetworkPolicies string `json:"kube_network_policies,omitempty"`
 	HAProxy             string `json:"haproxy,omitempty"`
+	MetricsServer       string `json:"metrics_server,omitempty"`
 }
 
 // known pairs each supported Kubernetes minor with its components; it is
@@ -46,13 +47,15 @@ type Versions struct {
 //   - crictl: cri-tools of the same minor (no v1.35.x is published on the
 //     Go proxy: v1.36.0, one minor of skew, which cri-tools supports).
 //   - HAProxy: Debian 12's haproxy package, from which the lab builds it.
+//   - metrics-server: v0.8.0, the newest the Go module proxy serves that
+//     was tried here (assets/charts/metrics-server runs it).
 var known = map[string]Versions{
 	"v1.35": {Etcd: "v3.6.16", CoreDNS: "v1.13.1", Pause: "3.10.1", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
-		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12"},
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0"},
 	"v1.36": {Etcd: "v3.6.16", CoreDNS: "v1.14.2", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
-		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12"},
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0"},
 	"v1.37": {Etcd: "v3.6.16", CoreDNS: "v1.14.6", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.37.0", CNI: "v1.9.1",
-		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12"},
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0"},
 }
 
 // Supported names the range of minors known holds, for messages: "v1.35 to v1.37".
@@ -153,12 +156,13 @@ type AddonImageRefs struct {
 	Flannel             string // ghcr.io/flannel-io/flannel:v0.28.10, the pod network (flanneld at /opt/bin/flanneld)
 	KubeNetworkPolicies string // registry.k8s.io/networking/kube-network-policies:v0.8.0 (/bin/netpol)
 	HAProxy             string // docker.io/library/haproxy:2.6.12, the apiserver load balancer on workers (haproxy on PATH)
+	MetricsServer       string // registry.k8s.io/metrics-server/metrics-server:v0.8.0 (/metrics-server)
 }
 
 // List returns the references in a fixed order, leaving out empty ones.
 func (r AddonImageRefs) List() []string {
 	var out []string
-	for _, s := range []string{r.Flannel, r.KubeNetworkPolicies, r.HAProxy} {
+	for _, s := range []string{r.Flannel, r.KubeNetworkPolicies, r.HAProxy, r.MetricsServer} {
 		if s != "" {
 			out = append(out, s)
 		}
@@ -179,6 +183,7 @@ func (v Versions) AddonImages() AddonImageRefs {
 		Flannel:             ref("ghcr.io/flannel-io/flannel", v.Flannel),
 		KubeNetworkPolicies: ref("registry.k8s.io/networking/kube-network-policies", v.KubeNetworkPolicies),
 		HAProxy:             ref("docker.io/library/haproxy", v.HAProxy),
+		MetricsServer:       ref("registry.k8s.io/metrics-server/metrics-server", v.MetricsServer),
 	}
 }
 

@@ -104,7 +104,7 @@ func TestBuildAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != len(Images(l.v)) || len(m.Images) != 9 {
+	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != len(Images(l.v)) || len(m.Images) != 10 {
 		t.Fatalf("manifest: %d files, %d images", len(m.Files), len(m.Images))
 	}
 	kubeadm, _ := m.file("kubeadm")

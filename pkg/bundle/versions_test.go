@@ -85,16 +85,17 @@ func TestImages(t *testing.T) {
 		"ghcr.io/flannel-io/flannel:v0.28.10",
 		"registry.k8s.io/networking/kube-network-policies:v0.8.0",
 		"docker.io/library/haproxy:2.6.12",
+		"registry.k8s.io/metrics-server/metrics-server:v0.8.0",
 	}
 	if got := strings.Join(Images(v), "\n"); got != strings.Join(want, "\n") {
 		t.Errorf("images:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
 	}
 	a := v.AddonImages()
-	if a.Flannel != want[6] || a.KubeNetworkPolicies != want[7] || a.HAProxy != want[8] {
+	if a.Flannel != want[6] || a.KubeNetworkPolicies != want[7] || a.HAProxy != want[8] || a.MetricsServer != want[9] {
 		t.Errorf("addon images: %+v", a)
 	}
 	v.HAProxy = ""
-	if l := v.AddonImages().List(); len(l) != 2 {
+	if l := v.AddonImages().List(); len(l) != 3 {
 		t.Errorf("an empty version still gives an image: %v", l)
 	}
 }
@@ -108,7 +109,7 @@ func TestVersionsShell(t *testing.T) {
 	}
 	const script = "../../test/lab/artifacts/versions.sh"
 	vars := []string{"KUBE_VERSION", "ETCD_VERSION", "COREDNS_VERSION", "PAUSE_VERSION", "CONTAINERD_VERSION", "RUNC_VERSION",
-		"CRICTL_VERSION", "CNI_PLUGINS_VERSION", "FLANNEL_VERSION", "KUBE_NETWORK_POLICIES_VERSION", "HAPROXY_VERSION"}
+		"CRICTL_VERSION", "CNI_PLUGINS_VERSION", "FLANNEL_VERSION", "KUBE_NETWORK_POLICIES_VERSION", "HAPROXY_VERSION", "METRICS_SERVER_VERSION"}
 	source := func(kube string) (map[string]string, error) {
 		cmd := exec.Command(bash, "-c", `set -e; . "$0"; for n in "${@}"; do printf '%s=%s\n' "$n" "${!n}"; done`, script)
 		cmd.Args = append(cmd.Args, vars...)
@@ -130,7 +131,7 @@ func TestVersionsShell(t *testing.T) {
 	row := func(v Versions) map[string]string {
 		return map[string]string{"KUBE_VERSION": v.Kube, "ETCD_VERSION": v.Etcd, "COREDNS_VERSION": v.CoreDNS, "PAUSE_VERSION": v.Pause,
 			"CONTAINERD_VERSION": "v" + v.Containerd, "RUNC_VERSION": v.Runc, "CRICTL_VERSION": v.Crictl, "CNI_PLUGINS_VERSION": v.CNI,
-			"FLANNEL_VERSION": v.Flannel, "KUBE_NETWORK_POLICIES_VERSION": v.KubeNetworkPolicies, "HAPROXY_VERSION": v.HAProxy}
+			"FLANNEL_VERSION": v.Flannel, "KUBE_NETWORK_POLICIES_VERSION": v.KubeNetworkPolicies, "HAPROXY_VERSION": v.HAProxy, "METRICS_SERVER_VERSION": v.MetricsServer}
 	}
 	kubes := []string{""} // "": versions.sh's own default
 	for minor := range known {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/metalk8s/metalk8s/pkg/addons"
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/etcd"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -66,7 +67,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 			return nil, err
 		}
 		all = append(all, et...)
-		k8s, err := kubernetesSteps(cl, all)
+		k8s, err := kubernetesSteps(cl, all, bundleDir, m)
 		if err != nil {
 			return nil, err
 		}
@@ -78,9 +79,10 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 	return steps.NewGraph(all)
 }
 
-// kubernetesSteps are kubeadm's steps and the pod network's; a node's
+// kubernetesSteps are kubeadm's steps, the pod network's and the addons'
+// releases (once every node is Ready); a node's
 // kubeadm steps come after every prepare step of its host in before.
-func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step) ([]*steps.Step, error) {
+func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest) ([]*steps.Step, error) {
 	art := ArtifactsDir(cl)
 	kp, err := kubeadm.ParamsFrom(cl, true)
 	if err != nil {
@@ -108,7 +110,20 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step) ([]*steps.Step
 	if err != nil {
 		return nil, err
 	}
-	return append(out, net...), nil
+	out = append(out, net...)
+	ads, err := addons.FromInventory(cl, addons.Params{KubeVersion: kp.KubeVersion, Bundled: kp.Bundled, MetricsServerImage: images.MetricsServer})
+	if err != nil {
+		return nil, err
+	}
+	var bundled []string
+	for _, im := range m.Images {
+		bundled = append(bundled, im.Name)
+	}
+	if err := addons.CheckImages(ads, kp.KubeVersion, bundled, bundleDir); err != nil {
+		return nil, err
+	}
+	ready := steps.ID(network.NodesReadyStepID, cl.ControlPlane[0].Name)
+	return append(out, addons.Steps(cl, art, ads, kp.KubeVersion, []string{ready})...), nil
 }
 
 // recoverPairs are the PKI files pki/recover compares with the nodes'.

@@ -40,7 +40,8 @@ kube-node
 		files = append(files, fmt.Sprintf(`{"name":%q,"path":"bin/%s","sha256":"%064d","size":1}`, f, f, 0))
 	}
 	manifest := `{"versions":{"kube":"v1.36.3"},"files":[` + strings.Join(files, ",") +
-		`],"images":[{"name":"registry.k8s.io/pause:3.10.2","digest":"sha256:0"}],"image_archive":"images.tar"}`
+		`],"images":[{"name":"registry.k8s.io/pause:3.10.2","digest":"sha256:0"},` +
+		`{"name":"registry.k8s.io/metrics-server/metrics-server:v0.8.0","digest":"sha256:1"}],"image_archive":"images.tar"}`
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
 	in, err := inventory.Load(inv)
 	if err != nil {
@@ -76,6 +77,10 @@ kube-node
 	dependsOn("workers/nodes-ready@node1", "workers/cni@node4")
 	dependsOn("workers/nodes-ready@node1", "control-plane/pod-network@node1")
 	dependsOn("volumes/storage-class@node1", "control-plane/ready@node1")
+	dependsOn("addons/metrics-server@node1", "workers/nodes-ready@node1")
+	if s := has("addons/metrics-server@node1"); s != nil && s.Phase != "addons" {
+		t.Errorf("the metrics-server step is in phase %s", s.Phase)
+	}
 	for _, id := range []string{"workers/apiserver-proxy@node1", "control-plane/kubeadm@node4", "workers/kubeadm@node1"} {
 		if g.Step(id) != nil {
 			t.Errorf("unexpected step %s", id)

@@ -217,24 +217,34 @@ func optBool(h *Host, keys ...string) (bool, error) {
 	if !ok || v == nil {
 		return false, nil
 	}
+	if b, ok := Bool(v); ok {
+		return b, nil
+	}
+	return false, varError(h, k, "must be a boolean (true/false, yes/no), found %v", v)
+}
+
+// Bool reads a variable's value as Ansible's boolean() filter does: a
+// YAML boolean, 0 or 1, or one of y yes on 1 true t / n no off 0 false f
+// in any case; ok is false for anything else.
+func Bool(v any) (b, ok bool) {
 	switch x := v.(type) {
 	case bool:
-		return x, nil
+		return x, true
 	case int64:
 		if x == 0 || x == 1 {
-			return x == 1, nil
+			return x == 1, true
 		}
 	case float64:
 		if x == 0 || x == 1 {
-			return x == 1, nil
+			return x == 1, true
 		}
-	case string:
-		switch strings.ToLower(strings.TrimSpace(x)) {
+	case string, Unsafe:
+		switch strings.ToLower(strings.TrimSpace(fmt.Sprint(x))) {
 		case "y", "yes", "on", "1", "true", "t":
-			return true, nil
+			return true, true
 		case "n", "no", "off", "0", "false", "f":
-			return false, nil
+			return false, true
 		}
 	}
-	return false, varError(h, k, "must be a boolean (true/false, yes/no), found %v", v)
+	return false, false
 }

@@ -27,7 +27,7 @@ var PhaseHelp = map[string]string{
 	"control-plane": "the kubeadm control plane",
 	"workers":       "join the workers",
 	"volumes":       "local PersistentVolumes from the LVM volumes",
-	"addons":        "the addon charts (no steps yet)",
+	"addons":        "the addon charts, as Helm releases (metrics-server)",
 }
 
 // Host is what a step acts on: one inventory host, reached over SSH.

@@ -67,7 +67,7 @@ type lab struct {
 }
 
 // kubePhases are what METALK8S_E2E_KUBE turns on.
-const kubePhases = "control-plane,workers,volumes"
+const kubePhases = "control-plane,workers,volumes,addons"
 
 func TestLab(t *testing.T) {
 	testpeer.OptOut(t, "the VM lab takes minutes", true)
@@ -389,6 +389,10 @@ func TestLab(t *testing.T) {
 	t.Run("kubernetes", func(t *testing.T) {
 		l.needKube(t)
 		l.testKubernetes(t, m)
+	})
+	t.Run("addons", func(t *testing.T) {
+		l.needKube(t)
+		l.testAddons(t)
 	})
 	t.Run("pki-recovery", func(t *testing.T) {
 		l.needKube(t)

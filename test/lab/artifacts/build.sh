@@ -8,7 +8,7 @@
 # Usage: test/lab/artifacts/build.sh [STEP...]
 #   with no STEP, runs all of them in order; STEPs:
 #   k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs
-#   netpol flannel haproxy-rootfs images mirror
+#   netpol flannel metrics-server haproxy-rootfs images mirror
 #
 # Environment (see versions.sh for the versions):
 #   ARTIFACTS_CACHE       output folder (default <repo>/.cache/artifacts/<KUBE_VERSION>)
@@ -307,7 +307,7 @@ build_kp_rootfs() {
 	du -sh "$r"
 }
 
-# --- the add-ons' programs: kube-network-policies and flannel ----------------------------
+# --- the add-ons' programs: kube-network-policies, metrics-server and flannel -----------
 # kube-network-policies' main is the package ./cmd (its Dockerfile builds it
 # as /bin/netpol); a wrapper module builds it under that name.
 build_netpol() {
@@ -319,6 +319,21 @@ build_netpol() {
 	go mod tidy
 	"${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$C/bin/netpol" "$m/cmd"
 	"$C/bin/netpol" --help 2>&1 | head -n 5 || true
+}
+
+# metrics-server (assets/charts/metrics-server), built as its Makefile
+# does (the version into client-go's version package) through a wrapper
+# module, as netpol.
+build_metrics_server() {
+	local d=$C/work/metrics-server m=sigs.k8s.io/metrics-server
+	mkdir -p "$d"
+	cd "$d"
+	printf 'module example.invalid/metricsserverbin\n\ngo 1.24\n\nrequire %s %s\n' "$m" "$METRICS_SERVER_VERSION" >go.mod
+	printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/metrics-server"\n' "$m" >tools.go
+	go mod tidy
+	"${NICE[@]}" go build -trimpath -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
+		-o "$C/bin/metrics-server" "$m/cmd/metrics-server"
+	"$C/bin/metrics-server" --help 2>&1 | head -n 3 || true
 }
 
 # The lab's flanneld is our own VXLAN-only main (test/lab/artifacts/flannel,
@@ -440,6 +455,11 @@ images_spec() {
 	echo "layer"; echo "tree $base"
 	echo "layer"; echo "tree $kp"   # nft, which sigs.k8s.io/knftables runs
 	echo "layer"; echo "file $b/netpol /bin/netpol"
+	echo "image registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION"
+	echo "entrypoint /metrics-server"
+	echo "user 65534"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "file $b/metrics-server /metrics-server"
 	echo "image docker.io/library/haproxy:$HAPROXY_VERSION"
 	echo "entrypoint /usr/sbin/haproxy"
 	echo "cmd -f /usr/local/etc/haproxy/haproxy.cfg"
@@ -452,7 +472,8 @@ build_images() {
 	"$C/bin/kubeadm" config images list --kubernetes-version "$KUBE_VERSION" | tee "$C/images/kubeadm-images.txt"
 	printf '%s\n' "ghcr.io/flannel-io/flannel:$FLANNEL_VERSION" \
 		"registry.k8s.io/networking/kube-network-policies:$KUBE_NETWORK_POLICIES_VERSION" \
-		"docker.io/library/haproxy:$HAPROXY_VERSION" | tee "$C/images/addon-images.txt"
+		"docker.io/library/haproxy:$HAPROXY_VERSION" \
+		"registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION" | tee "$C/images/addon-images.txt"
 	make_base_rootfs
 	mkdir -p "$C/work/image-tars"
 	images_spec >"$C/images/images.spec"
@@ -562,12 +583,13 @@ write_versions() {
 	FLANNEL_VERSION=$FLANNEL_VERSION
 	KUBE_NETWORK_POLICIES_VERSION=$KUBE_NETWORK_POLICIES_VERSION
 	HAPROXY_VERSION=$HAPROXY_VERSION
+	METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION
 	GO_VERSION=$GO_VERSION
 	EOF
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel haproxy-rootfs images mirror)
+ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -590,12 +612,13 @@ for s in "${STEPS[@]}"; do
 		step kube-proxy-rootfs "${KP_PACKAGES[*]} $(. /etc/os-release && echo "$VERSION_ID")" \
 			"$C/work/kube-proxy-rootfs/usr/sbin/ipset" -- build_kp_rootfs ;;
 	netpol) HEAVY=1 step netpol "$KUBE_NETWORK_POLICIES_VERSION $GO_VERSION" "$C/bin/netpol" -- build_netpol ;;
+	metrics-server) HEAVY=1 step metrics-server "$METRICS_SERVER_VERSION $GO_VERSION" "$C/bin/metrics-server" -- build_metrics_server ;;
 	flannel) HEAVY=1 step flannel "$(srchash "$FLANNEL_SRC" 2>/dev/null) $GO_VERSION" "$C/bin/flanneld" -- build_flannel ;;
 	haproxy-rootfs)
 		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID") $(declare -f haproxy_closure build_haproxy_rootfs | sha256sum | cut -c1-12)" \
 			"$C/work/haproxy-rootfs/usr/sbin/haproxy" -- build_haproxy_rootfs ;;
 	images)
-		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol} \
+		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol,metrics-server} \
 			"$C/stamps/kube-proxy-rootfs" "$C/stamps/haproxy-rootfs") $(srchash "$HERE/mkimage") $(sha256sum "$SELF" | cut -c1-12) $EPOCH" \
 			"$C/images/oci/index.json" "$C/images/k8s-images-$KUBE_VERSION.tar" -- build_images ;;
 	mirror)

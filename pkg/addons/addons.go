@@ -1,0 +1,223 @@
+// Package addons installs the charts metalk8s embeds (assets/charts) as
+// ordinary Helm releases, with the Helm SDK (helm.sh/helm/v4) over the
+// run's SSH connection to a control plane's API: one step per addon, whose
+// check says whether the release would be installed, upgraded (with a
+// diff of its objects) or uninstalled, and whose apply does it with
+// server-side apply, a wait and a rollback on failure.
+package addons
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"sigs.k8s.io/yaml"
+
+	"github.com/metalk8s/metalk8s/assets"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+)
+
+// Addon is one release: a chart of assets.Charts, where it goes, and the
+// values it is installed with.
+type Addon struct {
+	Name      string // the chart's directory and the release's name: "metrics-server"
+	Namespace string // the release's namespace
+	// Enabled is metalk8s_<name>_enabled (dashes as underscores; default
+	// true). A disabled addon's release is uninstalled.
+	Enabled bool
+	// Values are metalk8s's own values (versions, images, pull policy)
+	// with the operator's metalk8s_<name>_values merged over them; the
+	// chart's defaults lie under both, as in `helm install -f`.
+	Values map[string]any
+	Chart  *chart.Chart
+}
+
+// Params are what metalk8s's own values come from.
+type Params struct {
+	KubeVersion string // "v1.36.3": what charts render for
+	// Bundled: the images come from a bundle, already on every node
+	// (imagePullPolicy Never, as for the control plane).
+	Bundled bool
+	// MetricsServerImage is the full reference of metrics-server's image
+	// ("registry.k8s.io/metrics-server/metrics-server:v0.8.0").
+	MetricsServerImage string
+}
+
+// catalog lists the addons metalk8s knows, in the order they install.
+var catalog = []struct {
+	name, namespace string
+	kubespray       string // kubespray's variable turning it on, read when metalk8s's is unset
+	values          func(Params) map[string]any
+}{
+	{"metrics-server", "kube-system", "metrics_server_enabled", func(p Params) map[string]any {
+		return map[string]any{"image": image(p.MetricsServerImage, p.Bundled)}
+	}},
+}
+
+// Names lists the addons metalk8s knows, in install order.
+func Names() []string {
+	var out []string
+	for _, c := range catalog {
+		out = append(out, c.name)
+	}
+	return out
+}
+
+// image is a chart's image values for a full reference: repository, tag
+// and pull policy.
+func image(ref string, bundled bool) map[string]any {
+	repo, tag := ref, ""
+	if i := strings.LastIndex(ref, ":"); i > strings.LastIndex(ref, "/") {
+		repo, tag = ref[:i], ref[i+1:]
+	}
+	v := map[string]any{"repository": repo, "tag": tag}
+	if bundled {
+		v["pullPolicy"] = "Never"
+	}
+	return v
+}
+
+// FromInventory returns every addon of the catalog, in install order, its
+// charts loaded from assets.Charts and its values built from p and the
+// cluster-wide variables (read on the first control-plane node, as
+// kubeadm's): metalk8s_<name>_enabled, a boolean (default true; unset,
+// kubespray's variable where it has one, metrics_server_enabled), and
+// metalk8s_<name>_values, a dict or the path of a YAML values file
+// (relative to the inventory's directory). Each chart is rendered once
+// with its values for p.KubeVersion, so values the chart's schema or
+// templates refuse are found here. A bad value is an error naming the
+// host, the variable and where it was set.
+func FromInventory(cl *inventory.Cluster, p Params) ([]*Addon, error) {
+	if len(cl.ControlPlane) == 0 {
+		return nil, fmt.Errorf("addons: the cluster has no control-plane node")
+	}
+	n := cl.ControlPlane[0]
+	var out []*Addon
+	for _, c := range catalog {
+		ch, err := LoadChart(assets.Charts, "charts/"+c.name)
+		if err != nil {
+			return nil, err
+		}
+		a := &Addon{Name: c.name, Namespace: c.namespace, Chart: ch, Values: c.values(p)}
+		key := "metalk8s_" + varName(c.name)
+		enabledKey := key + "_enabled"
+		if _, set := n.Vars[enabledKey]; !set && c.kubespray != "" {
+			if _, set := n.Vars[c.kubespray]; set {
+				enabledKey = c.kubespray // kubespray's name, when metalk8s's is unset
+			}
+		}
+		if a.Enabled, err = boolVar(n, enabledKey, true); err != nil {
+			return nil, err
+		}
+		over, err := valuesVar(n, key+"_values", filepath.Dir(cl.Inventory.Path))
+		if err != nil {
+			return nil, err
+		}
+		a.Values = merge(a.Values, over)
+		// Bad values are the inventory's error, found before any step runs.
+		if _, err := Render(ch, a.Name, a.Namespace, p.KubeVersion, a.Values); err != nil {
+			if over != nil {
+				return nil, varError(n, key+"_values", "%v", err)
+			}
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// varError names the host, the variable and where it was set.
+func varError(n *inventory.Node, key, format string, args ...any) error {
+	msg := fmt.Sprintf("host %s: variable %s: %s", n.Name, key, fmt.Sprintf(format, args...))
+	if src := n.Source[key]; src != "" {
+		msg += " (set in " + src + ")"
+	}
+	return fmt.Errorf("%s", msg)
+}
+
+// boolVar reads a boolean as Ansible's bool filter does; unset is def.
+func boolVar(n *inventory.Node, key string, def bool) (bool, error) {
+	v, ok := n.Vars[key]
+	if !ok || v == nil {
+		return def, nil
+	}
+	if b, ok := inventory.Bool(v); ok {
+		return b, nil
+	}
+	return false, varError(n, key, "must be a boolean (true/false, yes/no), found %v", v)
+}
+
+// valuesVar reads an operator's values: a dict, or the path of a YAML
+// file holding one (relative paths from dir); unset is nil.
+func valuesVar(n *inventory.Node, key, dir string) (map[string]any, error) {
+	v, ok := n.Vars[key]
+	if !ok || v == nil {
+		return nil, nil
+	}
+	switch x := v.(type) {
+	case map[string]any:
+		return plain(x).(map[string]any), nil
+	case string, inventory.Unsafe:
+		p := strings.TrimSpace(fmt.Sprint(x))
+		if p == "" {
+			return nil, nil
+		}
+		if !filepath.IsAbs(p) {
+			p = filepath.Join(dir, p)
+		}
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return nil, varError(n, key, "values file: %v", err)
+		}
+		var m map[string]any
+		if err := yaml.Unmarshal(data, &m); err != nil {
+			return nil, varError(n, key, "values file %s: %v", p, err)
+		}
+		return m, nil
+	}
+	return nil, varError(n, key, "must be a dict of chart values or the path of a values file, found %v", v)
+}
+
+// plain turns the inventory's value types into YAML's plain ones
+// (inventory.Unsafe strings into strings), recursively.
+func plain(v any) any {
+	switch x := v.(type) {
+	case inventory.Unsafe:
+		return string(x)
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = plain(e)
+		}
+		return out
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = plain(e)
+		}
+		return out
+	}
+	return v
+}
+
+// merge returns base with over merged in: maps key by key, recursively;
+// anything else in over (a list, a scalar, null) replaces base's value,
+// as Helm merges a values file over a chart's values.
+func merge(base, over map[string]any) map[string]any {
+	out := make(map[string]any, len(base)+len(over))
+	for k, v := range base {
+		out[k] = v
+	}
+	for k, v := range over {
+		bm, ok1 := out[k].(map[string]any)
+		om, ok2 := v.(map[string]any)
+		if ok1 && ok2 {
+			out[k] = merge(bm, om)
+			continue
+		}
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,240 @@
+package addons
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+
+	"github.com/metalk8s/metalk8s/assets"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
+)
+
+const testHosts = `[kube-master]
+cp1 ansible_host=192.168.1.11
+[etcd]
+cp1
+[kube-node]
+w1 ansible_host=192.168.1.21
+[k8s-cluster:children]
+kube-master
+kube-node
+`
+
+// clusterWith loads testHosts with vars as group_vars/all.yml (YAML) and
+// extra files beside hosts.ini.
+func clusterWith(t *testing.T, vars string, files map[string]string) *inventory.Cluster {
+	t.Helper()
+	dir := t.TempDir()
+	files["group_vars/all.yml"] = "---\n" + vars + "\n"
+	files["hosts.ini"] = testHosts
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	inv, err := inventory.Load(filepath.Join(dir, "hosts.ini"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl, err := inventory.NewCluster(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cl
+}
+
+const testImage = "registry.k8s.io/metrics-server/metrics-server:v0.8.0"
+
+// find returns the object of kind and name, failing the test without it.
+func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
+	t.Helper()
+	for _, o := range objs {
+		if o.GetKind() == kind && o.GetName() == name {
+			return o
+		}
+	}
+	t.Fatalf("no %s %s among %d objects", kind, name, len(objs))
+	return nil
+}
+
+func container(t *testing.T, d *unstructured.Unstructured) map[string]any {
+	t.Helper()
+	cs, _, _ := unstructured.NestedSlice(d.Object, "spec", "template", "spec", "containers")
+	if len(cs) != 1 {
+		t.Fatalf("%d containers", len(cs))
+	}
+	return cs[0].(map[string]any)
+}
+
+func TestEveryChartLoadsAndRenders(t *testing.T) {
+	entries, err := assets.Charts.ReadDir("charts")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != len(catalog) {
+		t.Errorf("%d charts in assets/charts, %d addons in the catalog", len(entries), len(catalog))
+	}
+	for _, c := range catalog {
+		ch, err := LoadChart(assets.Charts, "charts/"+c.name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := Render(ch, c.name, c.namespace, "v1.36.3", c.values(Params{MetricsServerImage: testImage}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range objs {
+			if o.GetLabels()["app.kubernetes.io/part-of"] != "metalk8s" {
+				t.Errorf("%s: %s has no part-of label", c.name, ref(o))
+			}
+		}
+	}
+}
+
+func TestMetricsServerValues(t *testing.T) {
+	cl := clusterWith(t, `metalk8s_metrics_server_values:
+  replicas: 2
+  kubeletInsecureTLS: false
+  extraArgs: [--v=2]`, map[string]string{})
+	as, err := FromInventory(cl, Params{KubeVersion: "v1.36.3", Bundled: true, MetricsServerImage: testImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := as[0]
+	if a.Name != "metrics-server" || a.Namespace != "kube-system" || !a.Enabled {
+		t.Fatalf("%+v", a)
+	}
+	objs, err := Render(a.Chart, a.Name, a.Namespace, "v1.36.3", a.Values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := find(t, objs, "Deployment", "metrics-server")
+	if n, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas"); n != 2 {
+		t.Errorf("replicas %d, want the operator's 2", n)
+	}
+	c := container(t, d)
+	if c["image"] != testImage || c["imagePullPolicy"] != "Never" {
+		t.Errorf("image %v, %v; want %s from the bundle (Never)", c["image"], c["imagePullPolicy"], testImage)
+	}
+	args := strings.Join(toStrings(c["args"]), " ")
+	if strings.Contains(args, "--kubelet-insecure-tls") || !strings.HasSuffix(args, " --v=2") {
+		t.Errorf("args %q: want no --kubelet-insecure-tls and --v=2 last", args)
+	}
+	find(t, objs, "APIService", "v1beta1.metrics.k8s.io")
+	if rb := find(t, objs, "RoleBinding", "metrics-server-auth-reader"); rb.GetNamespace() != "kube-system" {
+		t.Errorf("the auth reader binding is in %q, want kube-system (where the Role is)", rb.GetNamespace())
+	}
+
+	// Defaults: one replica, the kubelets' certificates not verified,
+	// IfNotPresent without a bundle.
+	as, err = FromInventory(clusterWith(t, "", map[string]string{}), Params{KubeVersion: "v1.36.3", MetricsServerImage: testImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err = Render(as[0].Chart, "metrics-server", "kube-system", "v1.36.3", as[0].Values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d = find(t, objs, "Deployment", "metrics-server")
+	c = container(t, d)
+	if n, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas"); n != 1 || c["imagePullPolicy"] != "IfNotPresent" ||
+		!strings.Contains(strings.Join(toStrings(c["args"]), " "), "--kubelet-insecure-tls") {
+		t.Errorf("defaults: replicas %d, pull %v, args %v", n, c["imagePullPolicy"], c["args"])
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}
+
+func TestInventoryVariables(t *testing.T) {
+	p := Params{KubeVersion: "v1.36.3", MetricsServerImage: testImage}
+	cl := clusterWith(t, "metalk8s_metrics_server_enabled: no\nmetalk8s_metrics_server_values: ms.yaml",
+		map[string]string{"ms.yaml": "replicas: 3\nimage:\n  tag: v9\n"})
+	as, err := FromInventory(cl, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if as[0].Enabled {
+		t.Error("metalk8s_metrics_server_enabled: no left it enabled")
+	}
+	want := map[string]any{"replicas": float64(3) /* sigs.k8s.io/yaml: JSON numbers */, "image": map[string]any{"repository": "registry.k8s.io/metrics-server/metrics-server", "tag": "v9"}}
+	if !reflect.DeepEqual(as[0].Values, want) {
+		t.Errorf("values %v, want the file's over metalk8s's: %v", as[0].Values, want)
+	}
+
+	for _, tc := range []struct{ vars, want string }{
+		{"metalk8s_metrics_server_enabled: maybe", "host cp1: variable metalk8s_metrics_server_enabled: must be a boolean"},
+		{"metalk8s_metrics_server_values: absent.yaml", "host cp1: variable metalk8s_metrics_server_values: values file: open "},
+		{"metalk8s_metrics_server_values: [1, 2]", "must be a dict of chart values or the path of a values file"},
+		{"metalk8s_metrics_server_values: bad.yaml", "values file " /* names the file */},
+		{"metalk8s_metrics_server_values: {replicas: two}", "host cp1: variable metalk8s_metrics_server_values: addons: chart metrics-server: values: "},
+		{"metrics_server_enabled: maybe", "host cp1: variable metrics_server_enabled: must be a boolean"},
+	} {
+		_, err := FromInventory(clusterWith(t, tc.vars, map[string]string{"bad.yaml": "replicas: [\n"}), p)
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "group_vars/all.yml") {
+			t.Errorf("%s: error %v, want one with %q naming where it was set", tc.vars, err, tc.want)
+		}
+	}
+
+	// kubespray's variable, when metalk8s's is unset; metalk8s's wins.
+	for vars, want := range map[string]bool{
+		"metrics_server_enabled: false":                                        false,
+		"metrics_server_enabled: false\nmetalk8s_metrics_server_enabled: true": true,
+	} {
+		as, err := FromInventory(clusterWith(t, vars, map[string]string{}), p)
+		if err != nil || as[0].Enabled != want {
+			t.Errorf("%q: %v; want enabled %v", vars, err, want)
+		}
+	}
+
+	// A value that renders wrong is the chart's error, naming the chart.
+	ch, err := LoadChart(assets.Charts, "charts/metrics-server")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Render(ch, "m", "kube-system", "v1.36.3", map[string]any{"replicas": "two"}); err == nil || !strings.Contains(err.Error(), "chart metrics-server") {
+		t.Errorf("a bad value: %v, want an error naming the chart", err)
+	}
+	if _, err := Render(ch, "m", "kube-system", "v1.34.2", nil); err == nil || !strings.Contains(err.Error(), "kubeVersion") {
+		t.Errorf("Kubernetes 1.34: %v, want the chart's kubeVersion refusal", err)
+	}
+}
+
+func TestCheckImages(t *testing.T) {
+	as, err := FromInventory(clusterWith(t, "", map[string]string{}), Params{KubeVersion: "v1.36.3", Bundled: true, MetricsServerImage: testImage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := Render(as[0].Chart, "metrics-server", "kube-system", "v1.36.3", as[0].Values)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Images(objs); !reflect.DeepEqual(got, []string{testImage}) {
+		t.Errorf("images %q, want [%s]", got, testImage)
+	}
+	if err := CheckImages(as, "v1.36.3", []string{"registry.k8s.io/pause:3.10.2", testImage}, "/b"); err != nil {
+		t.Errorf("a complete bundle: %v", err)
+	}
+	err = CheckImages(as, "v1.36.3", []string{"registry.k8s.io/pause:3.10.2"}, "/b")
+	if err == nil || !strings.Contains(err.Error(), "the bundle /b lacks") ||
+		!strings.Contains(err.Error(), testImage+" (addon metrics-server, chart metrics-server 0.1.0)") {
+		t.Errorf("a bundle without metrics-server's image: %v", err)
+	}
+	as[0].Enabled = false
+	if err := CheckImages(as, "v1.36.3", nil, "/b"); err != nil {
+		t.Errorf("a disabled addon needs no image: %v", err)
+	}
+}

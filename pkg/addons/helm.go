@@ -1,0 +1,93 @@
+package addons
+
+import (
+	"log/slog"
+	"sync"
+
+	"helm.sh/helm/v4/pkg/action"
+	helmkube "helm.sh/helm/v4/pkg/kube"
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/discovery/cached/memory"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/restmapper"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+)
+
+// HelmFieldManager owns the fields of the releases' objects, as the helm
+// CLI's: an operator's `helm upgrade` of a metalk8s release does not
+// conflict with metalk8s's.
+const HelmFieldManager = "helm"
+
+// StorageDriver is where releases are kept: Secrets in the release's
+// namespace, Helm's default, so `helm list -A` shows them.
+const StorageDriver = "secret"
+
+// getter is a genericclioptions.RESTClientGetter over a rest.Config (the
+// run's, whose dialler goes through SSH) and one namespace: what the Helm
+// SDK's Configuration.Init takes.
+type getter struct {
+	config    *rest.Config
+	namespace string
+
+	once   sync.Once
+	disc   discovery.CachedDiscoveryInterface
+	mapper meta.RESTMapper
+	err    error
+}
+
+func (g *getter) ToRESTConfig() (*rest.Config, error) { return rest.CopyConfig(g.config), nil }
+
+func (g *getter) ToDiscoveryClient() (discovery.CachedDiscoveryInterface, error) {
+	g.init()
+	return g.disc, g.err
+}
+
+func (g *getter) ToRESTMapper() (meta.RESTMapper, error) {
+	g.init()
+	return g.mapper, g.err
+}
+
+func (g *getter) init() {
+	g.once.Do(func() {
+		d, err := discovery.NewDiscoveryClientForConfig(rest.CopyConfig(g.config))
+		if err != nil {
+			g.err = err
+			return
+		}
+		g.disc = memory.NewMemCacheClient(d)
+		g.mapper = restmapper.NewShortcutExpander(restmapper.NewDeferredDiscoveryRESTMapper(g.disc), g.disc, nil)
+	})
+}
+
+// ToRawKubeConfigLoader gives Helm the namespace; its clients come from
+// ToRESTConfig.
+func (g *getter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["metalk8s"] = &clientcmdapi.Cluster{Server: g.config.Host}
+	cfg.Contexts["metalk8s"] = &clientcmdapi.Context{Cluster: "metalk8s", Namespace: g.namespace}
+	cfg.CurrentContext = "metalk8s"
+	return clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{})
+}
+
+// helmConfig is the Helm SDK's action configuration for releases in
+// namespace, reaching the API with config. Helm's log lines go to log
+// (nil: discarded).
+func helmConfig(config *rest.Config, namespace string, log slog.Handler) (*action.Configuration, error) {
+	var opts []action.ConfigurationOption
+	if log != nil {
+		opts = append(opts, action.ConfigurationSetLogger(log))
+	} else {
+		opts = append(opts, action.ConfigurationSetLogger(slog.DiscardHandler))
+	}
+	cfg := action.NewConfiguration(opts...)
+	if err := cfg.Init(&getter{config: config, namespace: namespace}, namespace, StorageDriver); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+func init() {
+	helmkube.ManagedFieldsManager = HelmFieldManager
+}
