@@ -103,6 +103,7 @@ func TestMetricsServerValues(t *testing.T) {
 	cl := clusterWith(t, `metalk8s_metrics_server_values:
   replicas: 2
   kubeletInsecureTLS: false
+  probes: {timeoutSeconds: 10}
   extraArgs: [--v=2]`, map[string]string{})
 	as, err := FromInventory(cl, Params{KubeVersion: "v1.36.3", Bundled: true, MetricsServerImage: testImage})
 	if err != nil {
@@ -127,6 +128,13 @@ func TestMetricsServerValues(t *testing.T) {
 	args := strings.Join(toStrings(c["args"]), " ")
 	if strings.Contains(args, "--kubelet-insecure-tls") || !strings.HasSuffix(args, " --v=2") {
 		t.Errorf("args %q: want no --kubelet-insecure-tls and --v=2 last", args)
+	}
+	// probes merged key by key over the chart's
+	if to, _, _ := unstructured.NestedInt64(c, "livenessProbe", "timeoutSeconds"); to != 10 {
+		t.Errorf("liveness timeout %d, want the operator's 10", to)
+	}
+	if p, _, _ := unstructured.NestedInt64(c, "readinessProbe", "periodSeconds"); p != 10 {
+		t.Errorf("readiness period %d, want the chart's 10", p)
 	}
 	find(t, objs, "APIService", "v1beta1.metrics.k8s.io")
 	if rb := find(t, objs, "RoleBinding", "metrics-server-auth-reader"); rb.GetNamespace() != "kube-system" {

@@ -399,6 +399,15 @@ write_inventory() {
 		kube_proxy_sync_period: 5m
 		kube_proxy_min_sync_period: 2s
 
+		# metrics-server's probes answer in seconds on a busy emulated node:
+		# with the chart's 1 s timeout its liveness probe restarted it. The
+		# kubelets' /metrics/resource took over metrics-server's 10 s
+		# request timeout: 40 s, and a resolution whose 90% exceeds it.
+		metalk8s_metrics_server_values:
+		  probes: {periodSeconds: 30, timeoutSeconds: 10, failureThreshold: 10}
+		  metricResolution: 60s
+		  extraArgs: [--kubelet-request-timeout=40s]
+
 		# flanneld checks its iptables rules every 5 s by default: a dozen
 		# iptables runs, a quarter of a second of emulated CPU each; with
 		# the resync, flannel used as much of a lab node's CPU as its
