@@ -2,6 +2,7 @@ package addons
 
 import (
 	"log/slog"
+	"strings"
 	"sync"
 
 	"helm.sh/helm/v4/pkg/action"
@@ -13,6 +14,8 @@ import (
 	"k8s.io/client-go/restmapper"
 	"k8s.io/client-go/tools/clientcmd"
 	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+
+	"github.com/metalk8s/metalk8s/pkg/steps"
 )
 
 // HelmFieldManager owns the fields of the releases' objects, as the helm
@@ -86,6 +89,29 @@ func helmConfig(config *rest.Config, namespace string, log slog.Handler) (*actio
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// runLogWriter writes each record slog's text handler emits as one run-log
+// line, "<host> helm: <record>".
+type runLogWriter struct {
+	log  *steps.RunLog
+	host string
+}
+
+func (w runLogWriter) Write(p []byte) (int, error) {
+	w.log.Printf("%s helm: %s", w.host, strings.TrimRight(string(p), "\n"))
+	return len(p), nil
+}
+
+// logHandler sends the Helm SDK's log records, debug ones included (what it
+// creates, what it waits for), to the run log of the step's host; nil
+// (discarded) for a host without one.
+func logHandler(h steps.Host) slog.Handler {
+	sh, ok := h.(*steps.SSHHost)
+	if !ok || sh.Log == nil {
+		return nil
+	}
+	return slog.NewTextHandler(runLogWriter{log: sh.Log, host: h.Name()}, &slog.HandlerOptions{Level: slog.LevelDebug})
 }
 
 func init() {

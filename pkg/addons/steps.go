@@ -92,13 +92,13 @@ type state struct {
 	want     []*unstructured.Unstructured
 }
 
-func (r *releaseStep) read(ctx context.Context) (*kube.Client, *state, error) {
+func (r *releaseStep) read(ctx context.Context, h steps.Host) (*kube.Client, *state, error) {
 	c, err := r.client(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
 	a := r.addon
-	cfg, err := helmConfig(c.RESTConfig(), a.Namespace, nil)
+	cfg, err := helmConfig(c.RESTConfig(), a.Namespace, logHandler(h))
 	if err != nil {
 		return nil, nil, fmt.Errorf("addon %s: %w", a.Name, err)
 	}
@@ -138,8 +138,8 @@ func release(rel any, err error) (*rspb.Release, error) {
 	return nil, fmt.Errorf("unexpected release type %T", rel)
 }
 
-func (r *releaseStep) check(ctx context.Context, _ steps.Host) (steps.Change, error) {
-	c, s, err := r.read(ctx)
+func (r *releaseStep) check(ctx context.Context, h steps.Host) (steps.Change, error) {
+	c, s, err := r.read(ctx, h)
 	if err != nil {
 		return steps.NoChange, err
 	}
@@ -202,8 +202,8 @@ func (r *releaseStep) check(ctx context.Context, _ steps.Host) (steps.Change, er
 	return steps.Changes(diff...), nil
 }
 
-func (r *releaseStep) apply(ctx context.Context, _ steps.Host) error {
-	c, s, err := r.read(ctx)
+func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
+	c, s, err := r.read(ctx, h)
 	if err != nil {
 		return err
 	}
