@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	chart "helm.sh/helm/v4/pkg/chart/v2"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
 	"github.com/metalk8s/metalk8s/assets"
@@ -32,6 +33,23 @@ type Addon struct {
 	// chart's defaults lie under both, as in `helm install -f`.
 	Values map[string]any
 	Chart  *chart.Chart
+	// KubeVersion is what Objects were rendered for ("v1.36.3").
+	KubeVersion string
+	// Objects are Chart rendered with Values for KubeVersion (Render):
+	// what the release's step installs, diffs and finds images in.
+	Objects []*unstructured.Unstructured
+}
+
+// Render renders a's chart with its values for kubeVersion into
+// a.Objects (and a.KubeVersion); the error is Render's (schema,
+// templates, kubeVersion), a.Objects unchanged on error.
+func (a *Addon) Render(kubeVersion string) error {
+	objs, err := Render(a.Chart, a.Name, a.Namespace, kubeVersion, a.Values)
+	if err != nil {
+		return err
+	}
+	a.Objects, a.KubeVersion = objs, kubeVersion
+	return nil
 }
 
 // Params are what metalk8s's own values come from.
@@ -85,9 +103,9 @@ func image(ref string, bundled bool) map[string]any {
 // kubeadm's): metalk8s_<name>_enabled, a boolean (default true; unset,
 // kubespray's variable where it has one, metrics_server_enabled), and
 // metalk8s_<name>_values, a dict or the path of a YAML values file
-// (relative to the inventory's directory). Each chart is rendered once
-// with its values for p.KubeVersion, so values the chart's schema or
-// templates refuse are found here. A bad value is an error naming the
+// (relative to the inventory's directory). Each chart is rendered here,
+// once, with its values for p.KubeVersion (Addon.Objects), so values the
+// chart's schema or templates refuse are found before any step runs. A bad value is an error naming the
 // host, the variable and where it was set.
 func FromInventory(cl *inventory.Cluster, p Params) ([]*Addon, error) {
 	if len(cl.ControlPlane) == 0 {
@@ -117,7 +135,7 @@ func FromInventory(cl *inventory.Cluster, p Params) ([]*Addon, error) {
 		}
 		a.Values = merge(a.Values, over)
 		// Bad values are the inventory's error, found before any step runs.
-		if _, err := Render(ch, a.Name, a.Namespace, p.KubeVersion, a.Values); err != nil {
+		if err := a.Render(p.KubeVersion); err != nil {
 			if over != nil {
 				return nil, varError(n, key+"_values", "%v", err)
 			}

@@ -113,9 +113,9 @@ func TestMetricsServerValues(t *testing.T) {
 	if a.Name != "metrics-server" || a.Namespace != "kube-system" || !a.Enabled {
 		t.Fatalf("%+v", a)
 	}
-	objs, err := Render(a.Chart, a.Name, a.Namespace, "v1.36.3", a.Values)
-	if err != nil {
-		t.Fatal(err)
+	objs := a.Objects
+	if a.KubeVersion != "v1.36.3" {
+		t.Errorf("rendered for %q, want v1.36.3", a.KubeVersion)
 	}
 	d := find(t, objs, "Deployment", "metrics-server")
 	if n, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas"); n != 2 {
@@ -147,11 +147,7 @@ func TestMetricsServerValues(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err = Render(as[0].Chart, "metrics-server", "kube-system", "v1.36.3", as[0].Values)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d = find(t, objs, "Deployment", "metrics-server")
+	d = find(t, as[0].Objects, "Deployment", "metrics-server")
 	c = container(t, d)
 	if n, _, _ := unstructured.NestedInt64(d.Object, "spec", "replicas"); n != 1 || c["imagePullPolicy"] != "IfNotPresent" ||
 		!strings.Contains(strings.Join(toStrings(c["args"]), " "), "--kubelet-insecure-tls") {
@@ -226,23 +222,19 @@ func TestCheckImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := Render(as[0].Chart, "metrics-server", "kube-system", "v1.36.3", as[0].Values)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got := Images(objs); !reflect.DeepEqual(got, []string{testImage}) {
+	if got := Images(as[0].Objects); !reflect.DeepEqual(got, []string{testImage}) {
 		t.Errorf("images %q, want [%s]", got, testImage)
 	}
-	if err := CheckImages(as, "v1.36.3", []string{"registry.k8s.io/pause:3.10.2", testImage}, "/b"); err != nil {
+	if err := CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testImage}, "/b"); err != nil {
 		t.Errorf("a complete bundle: %v", err)
 	}
-	err = CheckImages(as, "v1.36.3", []string{"registry.k8s.io/pause:3.10.2"}, "/b")
+	err = CheckImages(as, []string{"registry.k8s.io/pause:3.10.2"}, "/b")
 	if err == nil || !strings.Contains(err.Error(), "the bundle /b lacks") ||
 		!strings.Contains(err.Error(), testImage+" (addon metrics-server, chart metrics-server 0.1.0)") {
 		t.Errorf("a bundle without metrics-server's image: %v", err)
 	}
 	as[0].Enabled = false
-	if err := CheckImages(as, "v1.36.3", nil, "/b"); err != nil {
+	if err := CheckImages(as, nil, "/b"); err != nil {
 		t.Errorf("a disabled addon needs no image: %v", err)
 	}
 }

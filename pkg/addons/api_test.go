@@ -9,6 +9,7 @@ import (
 	"helm.sh/helm/v4/pkg/action"
 	helmkube "helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/release/common"
+	rspb "helm.sh/helm/v4/pkg/release/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -37,7 +38,10 @@ func TestReleaseAPI(t *testing.T) {
 	}
 	a := &Addon{Name: "metrics-server", Namespace: "kube-system", Enabled: true, Chart: ch,
 		Values: map[string]any{"image": image(testImage, true)}}
-	r := &releaseStep{addon: a, kubeVersion: "v1.36.3", wait: helmkube.HookOnlyStrategy, client: connect}
+	if err := a.Render("v1.36.3"); err != nil {
+		t.Fatal(err)
+	}
+	r := &releaseStep{addon: a, wait: helmkube.HookOnlyStrategy, client: connect}
 	check := func(what string) steps.Change {
 		t.Helper()
 		c, err := r.check(ctx, nil)
@@ -53,7 +57,8 @@ func TestReleaseAPI(t *testing.T) {
 			t.Fatalf("%s: apply: %v", what, err)
 		}
 	}
-	status := func() (int, common.Status, string) {
+	// last reads the release's newest revision as Helm stores it.
+	last := func() (*action.Configuration, *rspb.Release) {
 		t.Helper()
 		c, err := connect(ctx)
 		if err != nil {
@@ -67,6 +72,11 @@ func TestReleaseAPI(t *testing.T) {
 		if err != nil || rel == nil {
 			t.Fatalf("release: %v, %v", rel, err)
 		}
+		return cfg, rel
+	}
+	status := func() (int, common.Status, string) {
+		t.Helper()
+		_, rel := last()
 		return rel.Version, rel.Info.Status, rel.ApplyMethod
 	}
 
@@ -117,7 +127,9 @@ func TestReleaseAPI(t *testing.T) {
 
 	// One value changed: an upgrade, naming the field.
 	a.Values = merge(a.Values, map[string]any{"replicas": 2})
-	r.addon = a
+	if err := a.Render("v1.36.3"); err != nil {
+		t.Fatal(err)
+	}
 	c = check("replicas 2")
 	if !c.Needed || !strings.HasPrefix(c.Diff[0], "~ upgrade release kube-system/metrics-server from revision 1") ||
 		!contains(c.Diff, "  ~ update Deployment kube-system/metrics-server: spec.replicas 1 -> 2") || len(c.Diff) != 2 {
@@ -133,27 +145,13 @@ func TestReleaseAPI(t *testing.T) {
 
 	// An interrupted upgrade (pending-upgrade, as after a killed run):
 	// the check says so, and up rolls back then upgrades.
-	func() {
-		kc, err := connect(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg, err := helmConfig(kc.RESTConfig(), a.Namespace, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rel, err := release(cfg.Releases.Last(a.Name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		pending := *rel
-		info := *rel.Info
-		info.Status = common.StatusPendingUpgrade
-		pending.Info, pending.Version = &info, rel.Version+1
-		if err := cfg.Releases.Create(&pending); err != nil {
-			t.Fatal(err)
-		}
-	}()
+	cfg, rel := last()
+	pending, info := *rel, *rel.Info
+	info.Status = common.StatusPendingUpgrade
+	pending.Info, pending.Version = &info, rel.Version+1
+	if err := cfg.Releases.Create(&pending); err != nil {
+		t.Fatal(err)
+	}
 	c = check("pending-upgrade")
 	if !c.Needed || !strings.Contains(c.Diff[0], "from revision 2 (revision 3 is pending-upgrade)") {
 		t.Errorf("plan after an interrupted upgrade: %q", c.Diff)
@@ -178,10 +176,6 @@ func TestReleaseAPI(t *testing.T) {
 	}
 	if _, err := kc.Typed().AppsV1().Deployments("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{}); err == nil {
 		t.Error("the Deployment is still there after the uninstall")
-	}
-	cfg, err := helmConfig(kc.RESTConfig(), "kube-system", nil)
-	if err != nil {
-		t.Fatal(err)
 	}
 	l := action.NewList(cfg)
 	l.All = true

@@ -48,12 +48,12 @@ func Images(objs []*unstructured.Unstructured) []string {
 	return out
 }
 
-// CheckImages renders every enabled addon for kubeVersion and returns an
-// error listing each image it would run that bundled (the bundle's image
+// CheckImages returns an error listing each image an enabled addon's
+// rendered objects (Addon.Objects) would run that bundled (the bundle's image
 // references) lacks, with the addon and chart needing it: the nodes
 // never pull, so a release missing one would wait for pods that cannot
 // start. bundleDir names the bundle in the message.
-func CheckImages(addons []*Addon, kubeVersion string, bundled []string, bundleDir string) error {
+func CheckImages(addons []*Addon, bundled []string, bundleDir string) error {
 	have := map[string]bool{}
 	for _, b := range bundled {
 		have[b] = true
@@ -63,11 +63,7 @@ func CheckImages(addons []*Addon, kubeVersion string, bundled []string, bundleDi
 		if !a.Enabled {
 			continue
 		}
-		objs, err := Render(a.Chart, a.Name, a.Namespace, kubeVersion, a.Values)
-		if err != nil {
-			return err
-		}
-		for _, img := range Images(objs) {
+		for _, img := range Images(a.Objects) {
 			if !have[img] {
 				missing = append(missing, fmt.Sprintf("%s (addon %s, chart %s %s)", img, a.Name, a.Chart.Name(), a.Chart.Metadata.Version))
 			}

@@ -40,8 +40,9 @@ func StepID(name, firstControlPlane string) string {
 
 // Steps returns one step per addon, on the first control-plane host, in
 // the addons phase, each after the one before and after deps (the nodes
-// Ready). art is the inventory's artifacts directory (admin.conf).
-func Steps(cl *inventory.Cluster, art string, addons []*Addon, kubeVersion string, deps []string) []*steps.Step {
+// Ready). art is the inventory's artifacts directory (admin.conf); each
+// addon is installed as rendered (Addon.Render, done by FromInventory).
+func Steps(cl *inventory.Cluster, art string, addons []*Addon, deps []string) []*steps.Step {
 	var cps []string
 	for _, n := range cl.ControlPlane {
 		cps = append(cps, n.Name)
@@ -50,7 +51,7 @@ func Steps(cl *inventory.Cluster, art string, addons []*Addon, kubeVersion strin
 	var out []*steps.Step
 	prev := deps
 	for _, a := range addons {
-		r := &releaseStep{addon: a, kubeVersion: kubeVersion, wait: helmkube.StatusWatcherStrategy, client: func(ctx context.Context) (*kube.Client, error) {
+		r := &releaseStep{addon: a, wait: helmkube.StatusWatcherStrategy, client: func(ctx context.Context) (*kube.Client, error) {
 			return kube.FromRun(ctx, kube.AdminConfPath(art), cps)
 		}}
 		id := StepID(a.Name, first)
@@ -63,10 +64,9 @@ func Steps(cl *inventory.Cluster, art string, addons []*Addon, kubeVersion strin
 
 // releaseStep checks and applies one addon's release.
 type releaseStep struct {
-	addon       *Addon
-	kubeVersion string
-	wait        helmkube.WaitStrategy // how Helm waits for the objects (tests: HookOnlyStrategy, no wait)
-	client      func(context.Context) (*kube.Client, error)
+	addon  *Addon
+	wait   helmkube.WaitStrategy // how Helm waits for the objects (tests: HookOnlyStrategy, no wait)
+	client func(context.Context) (*kube.Client, error)
 }
 
 // inputs define the step for the journal: the chart (its files' hash),
@@ -81,7 +81,7 @@ func (r *releaseStep) inputs() any {
 		Name, Namespace, Chart, KubeVersion string
 		Enabled                             bool
 		Values                              map[string]any
-	}{r.addon.Name, r.addon.Namespace, hex.EncodeToString(h.Sum(nil)), r.kubeVersion, r.addon.Enabled, r.addon.Values}
+	}{r.addon.Name, r.addon.Namespace, hex.EncodeToString(h.Sum(nil)), r.addon.KubeVersion, r.addon.Enabled, r.addon.Values}
 }
 
 // state is what the check found.
@@ -114,9 +114,7 @@ func (r *releaseStep) read(ctx context.Context, h steps.Host) (*kube.Client, *st
 		}
 	}
 	if a.Enabled {
-		if s.want, err = Render(a.Chart, a.Name, a.Namespace, r.kubeVersion, a.Values); err != nil {
-			return nil, nil, err
-		}
+		s.want = a.Objects
 	}
 	return c, s, nil
 }

@@ -119,11 +119,11 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir stri
 	for _, im := range m.Images {
 		bundled = append(bundled, im.Name)
 	}
-	if err := addons.CheckImages(ads, kp.KubeVersion, bundled, bundleDir); err != nil {
+	if err := addons.CheckImages(ads, bundled, bundleDir); err != nil {
 		return nil, err
 	}
 	ready := steps.ID(network.NodesReadyStepID, cl.ControlPlane[0].Name)
-	return append(out, addons.Steps(cl, art, ads, kp.KubeVersion, []string{ready})...), nil
+	return append(out, addons.Steps(cl, art, ads, []string{ready})...), nil
 }
 
 // recoverPairs are the PKI files pki/recover compares with the nodes'.
