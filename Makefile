@@ -60,7 +60,7 @@ demo: build lab-up lab-bundle
 # loopback like the release sites, then `metalk8s bundle build` from them.
 LAB_BUNDLE ?= .cache/bundle/v1.36.3
 lab-bundle: build
-	LAB_BUNDLE=$(abspath $(LAB_BUNDLE)) test/lab/bundle.sh $(BIN)
+	LAB_BUNDLE=$(abspath $(LAB_BUNDLE)) LAB_INVENTORY=$(abspath $(LAB_INV))/hosts.ini test/lab/bundle.sh $(BIN)
 
 # The VM lab (test/lab/README.md): N Debian 12 VMs under QEMU as cluster
 # nodes, reached through 127.0.0.1:222I (SSH) and 127.0.0.1:644I (API).

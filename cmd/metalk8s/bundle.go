@@ -10,6 +10,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/metalk8s/metalk8s/pkg/bundle"
+	"github.com/metalk8s/metalk8s/pkg/cluster"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
 
@@ -45,6 +46,10 @@ func bundleCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
+					images, err := addonImages(c, v)
+					if err != nil {
+						return err
+					}
 					var debs *bundle.DebSource
 					if !c.Bool("no-packages") {
 						d, err := bundle.DebSourceFor(c.String("os"), c.String("packages-from"))
@@ -58,7 +63,7 @@ func bundleCommand() *cli.Command {
 					m, err := bundle.Build(ctx, bundle.BuildOptions{Out: c.String("output"), Versions: v,
 						Source:   bundle.Source{Mirror: c.String("mirror")},
 						Registry: bundle.Registry{Host: c.String("registry"), Insecure: c.Bool("insecure-registry")},
-						NoImages: c.Bool("no-images"), Debs: debs, Log: c.App.Writer})
+						NoImages: c.Bool("no-images"), Images: images, Debs: debs, Log: c.App.Writer})
 					if err != nil {
 						return err
 					}
@@ -94,7 +99,11 @@ func bundleCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					problems, err := bundle.Verify(c.Args().First(), v)
+					images, err := addonImages(c, v)
+					if err != nil {
+						return err
+					}
+					problems, err := bundle.Verify(c.Args().First(), v, images...)
 					if err != nil {
 						return usageError{err.Error()}
 					}
@@ -109,20 +118,40 @@ func bundleCommand() *cli.Command {
 	}
 }
 
+// bundleCluster is --inventory's cluster, nil without one.
+func bundleCluster(c *cli.Context) (*inventory.Cluster, error) {
+	if c.String("inventory") == "" {
+		return nil, nil
+	}
+	inv, err := inventory.Load(c.String("inventory"))
+	if err != nil {
+		return nil, err
+	}
+	return inventory.NewCluster(inv)
+}
+
+// addonImages are the images the addons' charts run, rendered with the
+// inventory's values (--inventory), else with the defaults.
+func addonImages(c *cli.Context, v bundle.Versions) ([]string, error) {
+	cl, err := bundleCluster(c)
+	if err != nil {
+		return nil, err
+	}
+	return cluster.AddonImages(cl, v)
+}
+
 // bundleVersions takes --kube-version, else the inventory's kube_version.
 func bundleVersions(c *cli.Context) (bundle.Versions, error) {
 	kv := c.String("kube-version")
-	if kv == "" && c.String("inventory") != "" {
-		inv, err := inventory.Load(c.String("inventory"))
+	if kv == "" {
+		cl, err := bundleCluster(c)
 		if err != nil {
 			return bundle.Versions{}, err
 		}
-		cl, err := inventory.NewCluster(inv)
-		if err != nil {
-			return bundle.Versions{}, err
-		}
-		if s, ok := cl.ControlPlane[0].Vars["kube_version"].(string); ok {
-			kv = s
+		if cl != nil {
+			if s, ok := cl.ControlPlane[0].Vars["kube_version"].(string); ok {
+				kv = s
+			}
 		}
 	}
 	if kv == "" {
@@ -139,10 +168,7 @@ func bundleVersions(c *cli.Context) (bundle.Versions, error) {
 // test/lab/artifacts/versions.sh, then the image references.
 func versionsShell(v bundle.Versions) string {
 	var b strings.Builder
-	for _, kv := range [][2]string{{"KUBE_VERSION", v.Kube}, {"ETCD_VERSION", v.Etcd}, {"COREDNS_VERSION", v.CoreDNS},
-		{"PAUSE_VERSION", v.Pause}, {"CONTAINERD_VERSION", "v" + v.Containerd}, {"RUNC_VERSION", v.Runc},
-		{"CRICTL_VERSION", v.Crictl}, {"CNI_PLUGINS_VERSION", v.CNI}, {"FLANNEL_VERSION", v.Flannel},
-		{"KUBE_NETWORK_POLICIES_VERSION", v.KubeNetworkPolicies}, {"HAPROXY_VERSION", v.HAProxy}} {
+	for _, kv := range v.ShellVars() {
 		fmt.Fprintf(&b, "%s=%s\n", kv[0], kv[1])
 	}
 	for _, img := range bundle.Images(v) {

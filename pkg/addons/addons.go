@@ -61,6 +61,8 @@ type Params struct {
 	// MetricsServerImage is the full reference of metrics-server's image
 	// ("registry.k8s.io/metrics-server/metrics-server:v0.8.0").
 	MetricsServerImage string
+	// HeadlampImage is Headlamp's ("ghcr.io/headlamp-k8s/headlamp:v0.45.0").
+	HeadlampImage string
 }
 
 // catalog lists the addons metalk8s knows, in the order they install.
@@ -70,7 +72,11 @@ var catalog = []struct {
 	values          func(Params) map[string]any
 }{
 	{"metrics-server", "kube-system", "metrics_server_enabled", func(p Params) map[string]any {
-		return map[string]any{"image": image(p.MetricsServerImage, p.Bundled)}
+		return imageValues(p.MetricsServerImage, p.Bundled)
+	}},
+	// The web UI, reached through kubectl proxy or port-forward (README).
+	{"headlamp", "kube-system", "", func(p Params) map[string]any {
+		return imageValues(p.HeadlampImage, p.Bundled)
 	}},
 }
 
@@ -81,6 +87,15 @@ func Names() []string {
 		out = append(out, c.name)
 	}
 	return out
+}
+
+// imageValues are a chart's values for its image: {"image": image(ref,
+// bundled)}, or none when ref is empty (the chart's default image).
+func imageValues(ref string, bundled bool) map[string]any {
+	if ref == "" {
+		return map[string]any{}
+	}
+	return map[string]any{"image": image(ref, bundled)}
 }
 
 // image is a chart's image values for a full reference: repository, tag
@@ -111,29 +126,41 @@ func FromInventory(cl *inventory.Cluster, p Params) ([]*Addon, error) {
 	if len(cl.ControlPlane) == 0 {
 		return nil, fmt.Errorf("addons: the cluster has no control-plane node")
 	}
-	n := cl.ControlPlane[0]
+	return build(cl.ControlPlane[0], filepath.Dir(cl.Inventory.Path), p)
+}
+
+// Defaults returns every addon of the catalog as FromInventory does for
+// an inventory that sets none of their variables: enabled, with
+// metalk8s's own values, rendered for p.KubeVersion.
+func Defaults(p Params) ([]*Addon, error) { return build(nil, "", p) }
+
+// build is FromInventory with n's variables (nil: none); dir is where
+// relative values files are.
+func build(n *inventory.Node, dir string, p Params) ([]*Addon, error) {
 	var out []*Addon
 	for _, c := range catalog {
 		ch, err := LoadChart(assets.Charts, "charts/"+c.name)
 		if err != nil {
 			return nil, err
 		}
-		a := &Addon{Name: c.name, Namespace: c.namespace, Chart: ch, Values: c.values(p)}
+		a := &Addon{Name: c.name, Namespace: c.namespace, Chart: ch, Values: c.values(p), Enabled: true}
 		key := "metalk8s_" + varName(c.name)
-		enabledKey := key + "_enabled"
-		if _, set := n.Vars[enabledKey]; !set && c.kubespray != "" {
-			if _, set := n.Vars[c.kubespray]; set {
-				enabledKey = c.kubespray // kubespray's name, when metalk8s's is unset
+		var over map[string]any
+		if n != nil {
+			enabledKey := key + "_enabled"
+			if _, set := n.Vars[enabledKey]; !set && c.kubespray != "" {
+				if _, set := n.Vars[c.kubespray]; set {
+					enabledKey = c.kubespray // kubespray's name, when metalk8s's is unset
+				}
 			}
+			if a.Enabled, err = boolVar(n, enabledKey, true); err != nil {
+				return nil, err
+			}
+			if over, err = valuesVar(n, key+"_values", dir); err != nil {
+				return nil, err
+			}
+			a.Values = merge(a.Values, over)
 		}
-		if a.Enabled, err = boolVar(n, enabledKey, true); err != nil {
-			return nil, err
-		}
-		over, err := valuesVar(n, key+"_values", filepath.Dir(cl.Inventory.Path))
-		if err != nil {
-			return nil, err
-		}
-		a.Values = merge(a.Values, over)
 		// Bad values are the inventory's error, found before any step runs.
 		if err := a.Render(p.KubeVersion); err != nil {
 			if over != nil {

@@ -1,8 +1,6 @@
 package addons
 
 import (
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,6 +8,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/metalk8s/metalk8s/assets"
+	"github.com/metalk8s/metalk8s/internal/testinv"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
 
@@ -28,30 +27,19 @@ kube-node
 // extra files beside hosts.ini.
 func clusterWith(t *testing.T, vars string, files map[string]string) *inventory.Cluster {
 	t.Helper()
-	dir := t.TempDir()
 	files["group_vars/all.yml"] = "---\n" + vars + "\n"
-	files["hosts.ini"] = testHosts
-	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	inv, err := inventory.Load(filepath.Join(dir, "hosts.ini"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := inventory.NewCluster(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cl
+	return testinv.Cluster(t, testHosts, files)
 }
 
-const testImage = "registry.k8s.io/metrics-server/metrics-server:v0.8.0"
+const (
+	testImage         = "registry.k8s.io/metrics-server/metrics-server:v0.8.0"
+	testHeadlampImage = "ghcr.io/headlamp-k8s/headlamp:v0.45.0"
+)
+
+// testParams are metalk8s's values for the tests' addons.
+func testParams(bundled bool) Params {
+	return Params{KubeVersion: "v1.36.3", Bundled: bundled, MetricsServerImage: testImage, HeadlampImage: testHeadlampImage}
+}
 
 // find returns the object of kind and name, failing the test without it.
 func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
@@ -87,7 +75,7 @@ func TestEveryChartLoadsAndRenders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		objs, err := Render(ch, c.name, c.namespace, "v1.36.3", c.values(Params{MetricsServerImage: testImage}))
+		objs, err := Render(ch, c.name, c.namespace, "v1.36.3", c.values(testParams(false)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,7 +93,7 @@ func TestMetricsServerValues(t *testing.T) {
   kubeletInsecureTLS: false
   probes: {timeoutSeconds: 10}
   extraArgs: [--v=2]`, map[string]string{})
-	as, err := FromInventory(cl, Params{KubeVersion: "v1.36.3", Bundled: true, MetricsServerImage: testImage})
+	as, err := FromInventory(cl, testParams(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +131,7 @@ func TestMetricsServerValues(t *testing.T) {
 
 	// Defaults: one replica, the kubelets' certificates not verified,
 	// IfNotPresent without a bundle.
-	as, err = FromInventory(clusterWith(t, "", map[string]string{}), Params{KubeVersion: "v1.36.3", MetricsServerImage: testImage})
+	as, err = FromInventory(clusterWith(t, "", map[string]string{}), testParams(false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +152,7 @@ func toStrings(v any) []string {
 }
 
 func TestInventoryVariables(t *testing.T) {
-	p := Params{KubeVersion: "v1.36.3", MetricsServerImage: testImage}
+	p := testParams(false)
 	cl := clusterWith(t, "metalk8s_metrics_server_enabled: no\nmetalk8s_metrics_server_values: ms.yaml",
 		map[string]string{"ms.yaml": "replicas: 3\nimage:\n  tag: v9\n"})
 	as, err := FromInventory(cl, p)
@@ -218,22 +206,24 @@ func TestInventoryVariables(t *testing.T) {
 }
 
 func TestCheckImages(t *testing.T) {
-	as, err := FromInventory(clusterWith(t, "", map[string]string{}), Params{KubeVersion: "v1.36.3", Bundled: true, MetricsServerImage: testImage})
+	as, err := FromInventory(clusterWith(t, "", map[string]string{}), testParams(true))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := Images(as[0].Objects); !reflect.DeepEqual(got, []string{testImage}) {
 		t.Errorf("images %q, want [%s]", got, testImage)
 	}
-	if err := CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testImage}, "/b"); err != nil {
+	if err := CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testImage, testHeadlampImage}, "/b"); err != nil {
 		t.Errorf("a complete bundle: %v", err)
 	}
-	err = CheckImages(as, []string{"registry.k8s.io/pause:3.10.2"}, "/b")
+	err = CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testHeadlampImage}, "/b")
 	if err == nil || !strings.Contains(err.Error(), "the bundle /b lacks") ||
 		!strings.Contains(err.Error(), testImage+" (addon metrics-server, chart metrics-server 0.1.0)") {
 		t.Errorf("a bundle without metrics-server's image: %v", err)
 	}
-	as[0].Enabled = false
+	for _, a := range as {
+		a.Enabled = false
+	}
 	if err := CheckImages(as, nil, "/b"); err != nil {
 		t.Errorf("a disabled addon needs no image: %v", err)
 	}

@@ -184,6 +184,34 @@ func TestReleaseAPI(t *testing.T) {
 	}
 }
 
+// Every chart's objects, rendered with metalk8s's values, pass a real
+// kube-apiserver's validation as Helm would apply them (a server-side
+// dry run): Headlamp's included, whose image the lab cannot run.
+func TestChartsServerDryRun(t *testing.T) {
+	s := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := kube.Connect(ctx, s.Kubeconfig, []string{"cp1"}, func(string) (kube.Dialer, error) { return s.Dialer(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	ads, err := Defaults(testParams(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range ads {
+		if len(a.Objects) == 0 {
+			t.Errorf("%s renders no object", a.Name)
+		}
+		for _, o := range a.Objects {
+			line, live, err := c.DryRun(ctx, helmOwned(o, a), HelmFieldManager, a.Namespace)
+			if err != nil || live != nil || !strings.HasPrefix(line, "+ create ") {
+				t.Errorf("%s: %s %s: %q, live %v, %v", a.Name, o.GetKind(), o.GetName(), line, live != nil, err)
+			}
+		}
+	}
+}
+
 func contains(lines []string, want string) bool {
 	for _, l := range lines {
 		if l == want {

@@ -30,6 +30,12 @@ import (
 // an upgrade, each with its own wait.
 const WaitTimeout = 10 * time.Minute
 
+// apiRetry tries a release's step again while the API answers that it is
+// overloaded or timed out: the addons come right after the nodes are
+// Ready, when every system pod is starting (the lab's apiserver timed a
+// dry run out then). 30 s, 1 min, 2 min apart.
+var apiRetry = steps.Retry{Attempts: 4, Delay: 30 * time.Second, If: kube.Transient}
+
 // MaxHistory is how many revisions of a release Helm keeps.
 const MaxHistory = 10
 
@@ -56,7 +62,7 @@ func Steps(cl *inventory.Cluster, art string, addons []*Addon, deps []string) []
 		}}
 		id := StepID(a.Name, first)
 		out = append(out, &steps.Step{ID: id, Host: first, Phase: "addons", Deps: prev,
-			Inputs: r.inputs(), Check: r.check, Apply: r.apply})
+			Inputs: r.inputs(), Check: r.check, Apply: r.apply, Retry: apiRetry})
 		prev = []string{id}
 	}
 	return out

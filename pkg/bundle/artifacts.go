@@ -31,6 +31,23 @@ type Versions struct {
 	KubeNetworkPolicies string `json:"kube_network_policies,omitempty"`
 	HAProxy             string `json:"haproxy,omitempty"`
 	MetricsServer       string `json:"metrics_server,omitempty"`
+	// Headlamp is the web UI's image (assets/charts/headlamp); the lab
+	// cannot build it (not on the Go proxy or npm as a server).
+	Headlamp string `json:"headlamp,omitempty"`
+	// Helm is the helm CLI the bundle carries for operators (bin/helm):
+	// the version of the Helm SDK metalk8s installs addons with.
+	Helm string `json:"helm,omitempty"`
+}
+
+// ShellVars are v as test/lab/artifacts/versions.sh names them, in its
+// order: [NAME, VALUE] pairs ("KUBE_VERSION", "v1.36.3"); containerd gets
+// its tag's "v".
+func (v Versions) ShellVars() [][2]string {
+	return [][2]string{{"KUBE_VERSION", v.Kube}, {"ETCD_VERSION", v.Etcd}, {"COREDNS_VERSION", v.CoreDNS},
+		{"PAUSE_VERSION", v.Pause}, {"CONTAINERD_VERSION", "v" + v.Containerd}, {"RUNC_VERSION", v.Runc},
+		{"CRICTL_VERSION", v.Crictl}, {"CNI_PLUGINS_VERSION", v.CNI}, {"FLANNEL_VERSION", v.Flannel},
+		{"KUBE_NETWORK_POLICIES_VERSION", v.KubeNetworkPolicies}, {"HAPROXY_VERSION", v.HAProxy},
+		{"METRICS_SERVER_VERSION", v.MetricsServer}, {"HELM_VERSION", v.Helm}}
 }
 
 // known pairs each supported Kubernetes minor with its components; it is
@@ -49,13 +66,18 @@ type Versions struct {
 //   - HAProxy: Debian 12's haproxy package, from which the lab builds it.
 //   - metrics-server: v0.8.0, the newest the Go module proxy serves that
 //     was tried here (assets/charts/metrics-server runs it).
+//   - Headlamp: v0.45.0, the newest release known here (Homebrew's cask,
+//     2026); its image is published on ghcr.io, which the lab cannot reach.
+//   - helm: go.mod's helm.sh/helm/v4, the SDK that installs the addons, so
+//     `helm list` and `helm history` read its releases as it wrote them
+//     (TestHelmMatchesSDK).
 var known = map[string]Versions{
 	"v1.35": {Etcd: "v3.6.16", CoreDNS: "v1.13.1", Pause: "3.10.1", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
-		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0"},
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4"},
 	"v1.36": {Etcd: "v3.6.16", CoreDNS: "v1.14.2", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
-		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0"},
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4"},
 	"v1.37": {Etcd: "v3.6.16", CoreDNS: "v1.14.6", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.37.0", CNI: "v1.9.1",
-		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0"},
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4"},
 }
 
 // Supported names the range of minors known holds, for messages: "v1.35 to v1.37".
@@ -106,6 +128,9 @@ type Artifact struct {
 	Sums []string // checksum files tried: suffixes (".sha256") or names beside it ("runc.sha256sum")
 	Dest string   // where it goes in the bundle
 	Mode uint32
+	// Extract, when set, is the member of the fetched .tar.gz that goes
+	// to Dest ("linux-amd64/helm"); the archive itself is not kept.
+	Extract string
 }
 
 // Artifacts lists the binaries and archives of a release.
@@ -128,12 +153,19 @@ func Artifacts(v Versions) []Artifact {
 		gh("crictl", "kubernetes-sigs/cri-tools", v.Crictl, fmt.Sprintf("crictl-%s-linux-amd64.tar.gz", v.Crictl), ".sha256"),
 		gh("cni-plugins", "containernetworking/plugins", v.CNI, fmt.Sprintf("cni-plugins-linux-amd64-%s.tgz", v.CNI), ".sha256"),
 	)
+	if v.Helm != "" {
+		// get.helm.sh, as scripts/get-helm-4 downloads it
+		out = append(out, Artifact{Name: "helm", Host: "get.helm.sh", Path: fmt.Sprintf("helm-%s-linux-amd64.tar.gz", v.Helm),
+			Sums: []string{".sha256sum", ".sha256"}, Dest: "bin/helm", Mode: 0o755, Extract: "linux-amd64/helm"})
+	}
 	return out
 }
 
-// Images lists every container image a cluster of these versions needs,
-// by upstream name: kubeadm's (KubeadmImages), then the add-ons'
-// (AddonImages). `bundle build` pulls them all, so nodes never pull.
+// Images lists the container images a cluster of these versions runs
+// outside the addons' charts, by upstream name: kubeadm's (KubeadmImages),
+// then the pod network's and the apiserver proxy's (AddonImageRefs.List).
+// The charts' images depend on the inventory's values: `bundle build`
+// renders the charts for them (BuildOptions.Images), so nodes never pull.
 func Images(v Versions) []string {
 	return append(KubeadmImages(v), v.AddonImages().List()...)
 }
@@ -156,13 +188,17 @@ type AddonImageRefs struct {
 	Flannel             string // ghcr.io/flannel-io/flannel:v0.28.10, the pod network (flanneld at /opt/bin/flanneld)
 	KubeNetworkPolicies string // registry.k8s.io/networking/kube-network-policies:v0.8.0 (/bin/netpol)
 	HAProxy             string // docker.io/library/haproxy:2.6.12, the apiserver load balancer on workers (haproxy on PATH)
-	MetricsServer       string // registry.k8s.io/metrics-server/metrics-server:v0.8.0 (/metrics-server)
+	// The charts' default images (assets/charts), not in List: the
+	// inventory's values may change or disable them.
+	MetricsServer string // registry.k8s.io/metrics-server/metrics-server:v0.8.0 (/metrics-server)
+	Headlamp      string // ghcr.io/headlamp-k8s/headlamp:v0.45.0
 }
 
-// List returns the references in a fixed order, leaving out empty ones.
+// List returns the references metalk8s runs outside charts (flannel,
+// kube-network-policies, HAProxy) in a fixed order, leaving out empty ones.
 func (r AddonImageRefs) List() []string {
 	var out []string
-	for _, s := range []string{r.Flannel, r.KubeNetworkPolicies, r.HAProxy, r.MetricsServer} {
+	for _, s := range []string{r.Flannel, r.KubeNetworkPolicies, r.HAProxy} {
 		if s != "" {
 			out = append(out, s)
 		}
@@ -184,6 +220,7 @@ func (v Versions) AddonImages() AddonImageRefs {
 		KubeNetworkPolicies: ref("registry.k8s.io/networking/kube-network-policies", v.KubeNetworkPolicies),
 		HAProxy:             ref("docker.io/library/haproxy", v.HAProxy),
 		MetricsServer:       ref("registry.k8s.io/metrics-server/metrics-server", v.MetricsServer),
+		Headlamp:            ref("ghcr.io/headlamp-k8s/headlamp", v.Headlamp),
 	}
 }
 

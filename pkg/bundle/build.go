@@ -18,8 +18,11 @@ type BuildOptions struct {
 	Source   Source
 	Registry Registry
 	NoImages bool
-	Debs     *DebSource // OS packages for Debian nodes; nil: none
-	Log      io.Writer
+	// Images are more images to pull beside Images(Versions): those the
+	// addons' charts, rendered with the inventory's values, run.
+	Images []string
+	Debs   *DebSource // OS packages for Debian nodes; nil: none
+	Log    io.Writer
 }
 
 // Build gathers a release into Out. It works in a temporary directory
@@ -61,24 +64,37 @@ func Build(ctx context.Context, o BuildOptions) (*Manifest, error) {
 			return nil, err
 		}
 		dst := filepath.Join(tmp, a.Dest)
-		var size int64
-		if reused(old, out, a, sum, dst) {
-			_, size, _ = fileSHA256(dst)
+		f := File{Name: a.Name, Path: a.Dest, SHA256: sum, Source: o.Source.URL(a, "")}
+		if a.Extract != "" {
+			// the file is a member of the published archive
+			f.ArchiveSHA256 = sum
+		}
+		switch {
+		case reused(old, out, a, sum, dst):
+			f.SHA256, f.Size, _ = fileSHA256(dst)
 			fmt.Fprintf(o.Log, "%-12s %s (unchanged)\n", a.Name, a.Dest)
-		} else {
-			if size, err = o.Source.Fetch(ctx, a, sum, dst); err != nil {
+		case a.Extract != "":
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 				return nil, err
 			}
-			fmt.Fprintf(o.Log, "%-12s %s (%d bytes, sha256 %s)\n", a.Name, a.Dest, size, sum[:12])
+			if f.SHA256, f.Size, err = o.Source.fetchMember(ctx, a, sum, dst); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(o.Log, "%-12s %s (%d bytes from %s, archive sha256 %s)\n", a.Name, a.Dest, f.Size, a.Extract, sum[:12])
+		default:
+			if f.Size, err = o.Source.Fetch(ctx, a, sum, dst); err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(o.Log, "%-12s %s (%d bytes, sha256 %s)\n", a.Name, a.Dest, f.Size, sum[:12])
 		}
-		m.Files = append(m.Files, File{Name: a.Name, Path: a.Dest, SHA256: sum, Size: size, Source: o.Source.URL(a, "")})
+		m.Files = append(m.Files, f)
 	}
 	if !o.NoImages {
 		m.ImageArchive = "images/images.tar"
 		if err := os.MkdirAll(filepath.Join(tmp, "images"), 0o755); err != nil {
 			return nil, err
 		}
-		imgs, err := pullImages(ctx, o.Registry, Images(o.Versions), filepath.Join(tmp, m.ImageArchive))
+		imgs, err := pullImages(ctx, o.Registry, withImages(o.Versions, o.Images), filepath.Join(tmp, m.ImageArchive))
 		if err != nil {
 			return nil, err
 		}
@@ -111,14 +127,39 @@ func Build(ctx context.Context, o BuildOptions) (*Manifest, error) {
 	return m, swapDir(tmp, out)
 }
 
-// reused links a file of the old bundle into the new one when its hash is
-// still the published one.
+// withImages is Images(v) followed by the extra images it lacks, in
+// their order, each once.
+func withImages(v Versions, extra []string) []string {
+	out := Images(v)
+	seen := map[string]bool{}
+	for _, img := range out {
+		seen[img] = true
+	}
+	for _, img := range extra {
+		if !seen[img] {
+			seen[img] = true
+			out = append(out, img)
+		}
+	}
+	return out
+}
+
+// reused links a file of the old bundle into the new one when its hash
+// (its archive's, for an extracted file) is still the published one.
 func reused(old *Manifest, oldDir string, a Artifact, sum, dst string) bool {
 	if old == nil {
 		return false
 	}
 	f, ok := old.file(a.Name)
-	if !ok || f.SHA256 != sum {
+	if !ok || f.Path != a.Dest {
+		return false
+	}
+	if a.Extract != "" {
+		if f.ArchiveSHA256 != sum {
+			return false
+		}
+		sum = f.SHA256
+	} else if f.SHA256 != sum {
 		return false
 	}
 	return linkIfSame(filepath.Join(oldDir, f.Path), sum, dst)

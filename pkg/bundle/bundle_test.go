@@ -1,7 +1,9 @@
 package bundle
 
 import (
+	"archive/tar"
 	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sort"
 	"strings"
 	"testing"
 
@@ -43,6 +46,9 @@ func newLab(t *testing.T) *lab {
 	l := &lab{files: map[string][]byte{}, v: v, ids: map[string]string{}}
 	for _, a := range Artifacts(v) {
 		data := []byte("content of " + a.Name + " " + a.Path)
+		if a.Extract != "" { // a .tar.gz holding the file, as get.helm.sh's
+			data = tarGz(t, map[string]string{path.Dir(a.Extract) + "/LICENSE": "license", a.Extract: "the " + a.Name + " binary"})
+		}
 		sum := sha256.Sum256(data)
 		p := "/" + a.Host + "/" + a.Path
 		l.files[p] = data
@@ -50,6 +56,8 @@ func newLab(t *testing.T) *lab {
 		// runc one runc.sha256sum for all its files.
 		switch a.Name {
 		case "containerd":
+			l.files[p+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(a.Path) + "\n")
+		case "helm":
 			l.files[p+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(a.Path) + "\n")
 		case "runc":
 			l.files[path.Dir(p)+"/runc.sha256sum"] = []byte(strings.Repeat("0", 64) + "  runc.arm64\n" + hex.EncodeToString(sum[:]) + " *runc.amd64\n")
@@ -70,7 +78,7 @@ func newLab(t *testing.T) *lab {
 	t.Cleanup(reg.Close)
 	host := strings.TrimPrefix(reg.URL, "http://")
 	l.registry = Registry{Host: host, Insecure: true}
-	for _, up := range Images(v) {
+	for _, up := range append(Images(v), extraImage) {
 		img, err := random.Image(512, 2)
 		if err != nil {
 			t.Fatal(err)
@@ -88,6 +96,34 @@ func newLab(t *testing.T) *lab {
 	return l
 }
 
+// tarGz is a gzipped tar of files (name -> content), mode 0755.
+func tarGz(t *testing.T, files map[string]string) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	zw := gzip.NewWriter(&buf)
+	tw := tar.NewWriter(zw)
+	names := make([]string, 0, len(files))
+	for n := range files {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		if err := tw.WriteHeader(&tar.Header{Name: n, Mode: 0o755, Size: int64(len(files[n])), Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(files[n]))
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	zw.Close()
+	return buf.Bytes()
+}
+
+// extraImage is what an addon's chart, rendered with an operator's values,
+// could run beside the versions' images.
+const extraImage = "example.org/tools/extra:1"
+
 func quietRegistry() http.Handler {
 	return registry.New(registry.Logger(log.New(io.Discard, "", 0)))
 }
@@ -100,19 +136,34 @@ func TestBuildAndVerify(t *testing.T) {
 	l := newLab(t)
 	out := filepath.Join(t.TempDir(), "bundle")
 	ctx := context.Background()
-	m, err := Build(ctx, l.options(out))
+	o := l.options(out)
+	o.Images = []string{Images(l.v)[0], extraImage} // one the versions have, one more
+	m, err := Build(ctx, o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != len(Images(l.v)) || len(m.Images) != 10 {
-		t.Fatalf("manifest: %d files, %d images", len(m.Files), len(m.Images))
+	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != len(Images(l.v))+1 || len(m.Images) != 10 ||
+		m.Images[len(m.Images)-1].Name != extraImage {
+		t.Fatalf("manifest: %d files, %d images %v", len(m.Files), len(m.Images), m.Images)
 	}
 	kubeadm, _ := m.file("kubeadm")
 	if st, err := os.Stat(filepath.Join(out, "bin/kubeadm")); err != nil || st.Mode().Perm() != 0o755 || kubeadm.Source != l.mirror.URL+"/dl.k8s.io/release/"+DefaultKubeVersion+"/bin/linux/amd64/kubeadm" {
 		t.Errorf("kubeadm: %v %v %+v", st.Mode(), err, kubeadm)
 	}
-	if problems, err := Verify(out, l.v); err != nil || len(problems) != 0 {
+	// helm: the binary out of get.helm.sh's archive, hashed as extracted
+	helm, _ := m.file("helm")
+	data, err := os.ReadFile(filepath.Join(out, "bin/helm"))
+	st, _ := os.Stat(filepath.Join(out, "bin/helm"))
+	if sum := sha256.Sum256(data); err != nil || string(data) != "the helm binary" || st.Mode().Perm() != 0o755 ||
+		helm.SHA256 != hex.EncodeToString(sum[:]) || helm.ArchiveSHA256 == "" || helm.ArchiveSHA256 == helm.SHA256 ||
+		helm.Source != l.mirror.URL+"/get.helm.sh/helm-v4.2.4-linux-amd64.tar.gz" {
+		t.Errorf("helm: %q %v %+v", data, err, helm)
+	}
+	if problems, err := Verify(out, l.v, extraImage); err != nil || len(problems) != 0 {
 		t.Fatalf("verify a fresh bundle: %v %v", problems, err)
+	}
+	if problems, _ := Verify(out, l.v, "example.org/tools/other:2"); len(problems) != 1 || problems[0] != "image example.org/tools/other:2: not in the bundle" {
+		t.Errorf("verify with an image the bundle lacks: %q", problems)
 	}
 	// The archive holds the images under their upstream names, with the
 	// registry's IDs, and zstd layers whose digests and diff IDs hold.
@@ -158,7 +209,6 @@ func TestBuildAndVerify(t *testing.T) {
 
 	// A second build reuses what is there.
 	var log bytes.Buffer
-	o := l.options(out)
 	o.Log = &log
 	if _, err := Build(ctx, o); err != nil {
 		t.Fatal(err)
@@ -217,8 +267,22 @@ func TestBuildFailuresLeaveNothing(t *testing.T) {
 	if entries, _ := os.ReadDir(filepath.Dir(fresh)); len(entries) != 0 {
 		t.Errorf("a failed build left files: %v", entries)
 	}
-	// A missing image names itself.
+	// An archive without the member the bundle takes from it.
 	l.files[etcd] = []byte("content of etcd " + strings.TrimPrefix(etcd, "/github.com/"))
+	helm := "/get.helm.sh/helm-" + l.v.Helm + "-linux-amd64.tar.gz"
+	good, goodSum := l.files[helm], l.files[helm+".sha256sum"]
+	l.files[helm] = tarGz(t, map[string]string{"helm": "at the top"})
+	hs := sha256.Sum256(l.files[helm])
+	l.files[helm+".sha256sum"] = []byte(hex.EncodeToString(hs[:]) + "  " + path.Base(helm) + "\n")
+	_, err = Build(ctx, l.options(fresh))
+	if err == nil || !IsMissing(err) || !strings.Contains(err.Error(), "the archive has no linux-amd64/helm") {
+		t.Fatalf("helm archive without linux-amd64/helm: %v", err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(fresh)); len(entries) != 0 {
+		t.Errorf("a failed build left files: %v", entries)
+	}
+	l.files[helm], l.files[helm+".sha256sum"] = good, goodSum
+	// A missing image names itself.
 	o := l.options(out)
 	o.Registry = Registry{Host: strings.TrimPrefix(httptest.NewServer(quietRegistry()).URL, "http://"), Insecure: true}
 	if _, err := Build(ctx, o); err == nil || !strings.Contains(err.Error(), "image registry.k8s.io/") {

@@ -123,6 +123,22 @@ func (s Source) fetchURL(ctx context.Context, a Artifact, url, want, path string
 		return 0, err
 	}
 	defer body.Close()
+	return writeChecked(body, path, os.FileMode(a.Mode), func(got string, err error) error {
+		if err != nil {
+			return &MissingError{Name: a.Name, URL: url, Why: "download: " + err.Error()}
+		}
+		if got != want {
+			return &MissingError{Name: a.Name, URL: url, Why: fmt.Sprintf("SHA-256 mismatch: got %s, the checksum file says %s", got, want)}
+		}
+		return nil
+	})
+}
+
+// writeChecked copies r to path through a temporary file beside it,
+// hashing it; check gets the SHA-256 (hex) or the copy's error, and only
+// when it returns nil is the file given mode and renamed into place.
+// It returns the size written; path is never left half-written.
+func writeChecked(r io.Reader, path string, mode os.FileMode, check func(sum string, err error) error) (int64, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return 0, err
 	}
@@ -132,17 +148,14 @@ func (s Source) fetchURL(ctx context.Context, a Artifact, url, want, path string
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
-	n, err := io.Copy(io.MultiWriter(tmp, h), body)
+	n, err := io.Copy(io.MultiWriter(tmp, h), r)
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		return 0, &MissingError{Name: a.Name, URL: url, Why: "download: " + err.Error()}
+	if err := check(hex.EncodeToString(h.Sum(nil)), err); err != nil {
+		return 0, err
 	}
-	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return 0, &MissingError{Name: a.Name, URL: url, Why: fmt.Sprintf("SHA-256 mismatch: got %s, the checksum file says %s", got, want)}
-	}
-	if err := os.Chmod(tmp.Name(), os.FileMode(a.Mode)); err != nil {
+	if err := os.Chmod(tmp.Name(), mode); err != nil {
 		return 0, err
 	}
 	return n, os.Rename(tmp.Name(), path)

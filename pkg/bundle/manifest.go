@@ -31,6 +31,9 @@ type File struct {
 	SHA256 string `json:"sha256"`
 	Size   int64  `json:"size"`
 	Source string `json:"source"`
+	// ArchiveSHA256 is set for a file extracted from a published archive
+	// (Source): the archive's SHA-256, SHA256 being the file's own.
+	ArchiveSHA256 string `json:"archive_sha256,omitempty"`
 }
 
 // Image is a container image of the bundle's image archive.
@@ -65,8 +68,10 @@ func (m *Manifest) file(name string) (File, bool) {
 }
 
 // Verify rechecks every file hash and every image of the archive, and
-// reports what a release of want would need that the bundle lacks.
-func Verify(dir string, want Versions) ([]string, error) {
+// reports what a release of want would need that the bundle lacks, images
+// (more references: the addons' rendered charts') included. Each problem
+// is one line ("kubectl: missing (bin/kubectl)").
+func Verify(dir string, want Versions, images ...string) ([]string, error) {
 	m, err := ReadManifest(dir)
 	if err != nil {
 		return nil, err
@@ -122,7 +127,7 @@ func Verify(dir string, want Versions) ([]string, error) {
 			}
 		}
 	}
-	for _, name := range Images(want) {
+	for _, name := range withImages(want, images) {
 		if !have[name] {
 			problems = append(problems, fmt.Sprintf("image %s: not in the bundle", name))
 		}

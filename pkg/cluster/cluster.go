@@ -111,7 +111,7 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir stri
 		return nil, err
 	}
 	out = append(out, net...)
-	ads, err := addons.FromInventory(cl, addons.Params{KubeVersion: kp.KubeVersion, Bundled: kp.Bundled, MetricsServerImage: images.MetricsServer})
+	ads, err := addons.FromInventory(cl, addonParams(kp.Versions(), kp.Bundled))
 	if err != nil {
 		return nil, err
 	}

@@ -41,7 +41,8 @@ kube-node
 	}
 	manifest := `{"versions":{"kube":"v1.36.3"},"files":[` + strings.Join(files, ",") +
 		`],"images":[{"name":"registry.k8s.io/pause:3.10.2","digest":"sha256:0"},` +
-		`{"name":"registry.k8s.io/metrics-server/metrics-server:v0.8.0","digest":"sha256:1"}],"image_archive":"images.tar"}`
+		`{"name":"registry.k8s.io/metrics-server/metrics-server:v0.8.0","digest":"sha256:1"},` +
+		`{"name":"ghcr.io/headlamp-k8s/headlamp:v0.45.0","digest":"sha256:2"}],"image_archive":"images.tar"}`
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
 	in, err := inventory.Load(inv)
 	if err != nil {
@@ -78,6 +79,7 @@ kube-node
 	dependsOn("workers/nodes-ready@node1", "control-plane/pod-network@node1")
 	dependsOn("volumes/storage-class@node1", "control-plane/ready@node1")
 	dependsOn("addons/metrics-server@node1", "workers/nodes-ready@node1")
+	dependsOn("addons/headlamp@node1", "addons/metrics-server@node1") // in the catalog's order
 	if s := has("addons/metrics-server@node1"); s != nil && s.Phase != "addons" {
 		t.Errorf("the metrics-server step is in phase %s", s.Phase)
 	}

@@ -17,6 +17,7 @@ import (
 	"k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
 	"sigs.k8s.io/yaml"
 
+	"github.com/metalk8s/metalk8s/internal/testinv"
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
@@ -29,15 +30,7 @@ const (
 
 func labCluster(t *testing.T) *inventory.Cluster {
 	t.Helper()
-	inv, err := inventory.Load("testdata/hosts.ini")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := inventory.NewCluster(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cl
+	return testinv.Load(t, "testdata/hosts.ini")
 }
 
 func node(t *testing.T, cl *inventory.Cluster, name string) *inventory.Node {

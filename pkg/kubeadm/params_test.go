@@ -1,7 +1,6 @@
 package kubeadm
 
 import (
-	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -10,6 +9,7 @@ import (
 
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 
+	"github.com/metalk8s/metalk8s/internal/testinv"
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
@@ -29,26 +29,7 @@ kube-node
 // clusterWith loads testHosts with vars as group_vars/all.yml (YAML).
 func clusterWith(t *testing.T, vars string) *inventory.Cluster {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(dir, "group_vars"), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "group_vars", "all.yml"), []byte("---\n"+vars+"\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "hosts.ini")
-	if err := os.WriteFile(p, []byte(testHosts), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	inv, err := inventory.Load(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := inventory.NewCluster(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cl
+	return testinv.Cluster(t, testHosts, map[string]string{"group_vars/all.yml": "---\n" + vars + "\n"})
 }
 
 func TestParamsFromDefaults(t *testing.T) {

@@ -6,7 +6,10 @@
 # real sites. Debian packages come from Debian's mirror.
 #
 # Usage: test/lab/bundle.sh [METALK8S_BINARY]   (default bin/metalk8s)
-#   LAB_BUNDLE  where the bundle goes (default .cache/bundle/$KUBE_VERSION)
+#   LAB_BUNDLE     where the bundle goes (default .cache/bundle/$KUBE_VERSION)
+#   LAB_INVENTORY  the lab's hosts.ini, whose addon values say which chart
+#                  images the bundle needs (default .lab/inventory/hosts.ini;
+#                  without it, the charts' defaults)
 # Prints the bundle's directory on its last line. A server this script
 # started is stopped again; one already running is left alone.
 set -euo pipefail
@@ -16,6 +19,9 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$HERE/artifacts/versions.sh"
 BIN=${1:-$REPO_ROOT/bin/metalk8s}
 : "${LAB_BUNDLE:=$REPO_ROOT/.cache/bundle/$KUBE_VERSION}"
+: "${LAB_INVENTORY:=$REPO_ROOT/.lab/inventory/hosts.ini}"
+INV=()
+[[ ! -f $LAB_INVENTORY ]] || INV=(-i "$LAB_INVENTORY")
 
 [[ -x $BIN ]] || { echo "bundle.sh: no metalk8s binary at $BIN (make build)" >&2; exit 1; }
 
@@ -29,8 +35,8 @@ fi
 stop() { [[ -z $started ]] || "$HERE/artifacts/serve.sh" stop >&2; }
 trap stop EXIT
 
-"$BIN" bundle build -o "$LAB_BUNDLE" --kube-version "$KUBE_VERSION" \
+"$BIN" bundle build -o "$LAB_BUNDLE" --kube-version "$KUBE_VERSION" "${INV[@]}" \
 	--mirror "http://$ARTIFACTS_MIRROR_ADDR" \
 	--registry "$ARTIFACTS_REGISTRY_ADDR" --insecure-registry >&2
-"$BIN" bundle verify "$LAB_BUNDLE" >&2
+"$BIN" bundle verify "${INV[@]}" "$LAB_BUNDLE" >&2
 echo "$LAB_BUNDLE"

@@ -56,6 +56,8 @@ type lab struct {
 	bin    string // metalk8s built for this test
 	// kubectlBin is the bundle's kubectl, run on this machine.
 	kubectlBin string
+	// helmBin is the bundle's helm CLI, run on this machine.
+	helmBin string
 	// kube: the Kubernetes phases run and are checked
 	// (METALK8S_E2E_KUBE=1); else every up and plan skips them.
 	kube bool
@@ -187,6 +189,7 @@ func TestLab(t *testing.T) {
 	// served on loopback as the release sites would serve them.
 	t0 = time.Now()
 	cmd := exec.Command(filepath.Join(repo, "test/lab/bundle.sh"), l.bin)
+	cmd.Env = append(os.Environ(), "LAB_INVENTORY="+l.inv) // its addon values: which chart images
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	bout, err := cmd.Output()
@@ -197,12 +200,15 @@ func TestLab(t *testing.T) {
 	bundleDir := strings.TrimSpace(lastLines(string(bout), 1))
 	m := readManifest(t, bundleDir)
 	for _, f := range m.Files {
-		if f.Name == "kubectl" {
+		switch f.Name {
+		case "kubectl":
 			l.kubectlBin = filepath.Join(bundleDir, f.Path)
+		case "helm":
+			l.helmBin = filepath.Join(bundleDir, f.Path)
 		}
 	}
-	if l.kubectlBin == "" {
-		t.Fatal("the bundle has no kubectl")
+	if l.kubectlBin == "" || l.helmBin == "" {
+		t.Fatalf("the bundle lacks kubectl (%q) or helm (%q)", l.kubectlBin, l.helmBin)
 	}
 
 	t.Run("up", func(t *testing.T) {
@@ -393,6 +399,10 @@ func TestLab(t *testing.T) {
 	t.Run("addons", func(t *testing.T) {
 		l.needKube(t)
 		l.testAddons(t)
+	})
+	t.Run("addon-changes", func(t *testing.T) {
+		l.needKube(t)
+		l.testAddonChanges(t, bundleDir)
 	})
 	t.Run("pki-recovery", func(t *testing.T) {
 		l.needKube(t)

@@ -8,7 +8,7 @@
 # Usage: test/lab/artifacts/build.sh [STEP...]
 #   with no STEP, runs all of them in order; STEPs:
 #   k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs
-#   netpol flannel metrics-server haproxy-rootfs images mirror
+#   netpol flannel metrics-server helm haproxy-rootfs images mirror
 #
 # Environment (see versions.sh for the versions):
 #   ARTIFACTS_CACHE       output folder (default <repo>/.cache/artifacts/<KUBE_VERSION>)
@@ -336,6 +336,23 @@ build_metrics_server() {
 	"$C/bin/metrics-server" --help 2>&1 | head -n 3 || true
 }
 
+# helm, the CLI the bundle carries beside kubectl (bin/helm): the Helm SDK
+# module metalk8s links, built as its Makefile does (CGO off, the version
+# into internal/version), through a wrapper module as metrics-server.
+build_helm() {
+	local d=$C/work/helm m=helm.sh/helm/v4 commit
+	mkdir -p "$d"
+	cd "$d"
+	printf 'module example.invalid/helmbin\n\ngo 1.26\n\nrequire %s %s\n' "$m" "$HELM_VERSION" >go.mod
+	printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/helm"\n' "$m" >tools.go
+	go mod tidy
+	commit=$(modcommit "$m@$HELM_VERSION")
+	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w -X $m/internal/version.version=$HELM_VERSION \
+		-X $m/internal/version.metadata= -X $m/internal/version.gitCommit=$commit -X $m/internal/version.gitTreeState=clean" \
+		-o "$C/bin/helm" "$m/cmd/helm"
+	"$C/bin/helm" version
+}
+
 # The lab's flanneld is our own VXLAN-only main (test/lab/artifacts/flannel,
 # a module requiring github.com/flannel-io/flannel), not upstream's binary.
 FLANNEL_SRC=$HERE/flannel
@@ -563,6 +580,20 @@ build_mirror() {
 	mk_tgz "$d/coredns_${COREDNS_VERSION#v}_linux_$ARCH.tgz" "$C/bin" coredns
 	sha256_named "$d/coredns_${COREDNS_VERSION#v}_linux_$ARCH.tgz"
 
+	# helm: get.helm.sh/helm-vX-linux-amd64.tar.gz holding linux-amd64/{helm,LICENSE,README.md},
+	# .sha256sum ("HASH  file") and .sha256 (the bare hash) beside it
+	if [[ -x $C/bin/helm ]]; then
+		d=$m/get.helm.sh
+		mkdir -p "$d" "$stage/helm/linux-$ARCH"
+		cp "$C/bin/helm" "$stage/helm/linux-$ARCH/"
+		src=$(cd /tmp && modinfo "helm.sh/helm/v4@$HELM_VERSION" Dir)
+		cp "$src/LICENSE" "$src/README.md" "$stage/helm/linux-$ARCH/"
+		chmod 644 "$stage/helm/linux-$ARCH/LICENSE" "$stage/helm/linux-$ARCH/README.md"
+		mk_tgz "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz" "$stage/helm" "linux-$ARCH"
+		sha256_named "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz" sha256sum
+		sha256_only "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz"
+	fi
+
 	rm -rf "$stage"
 	# an index of everything, with hashes
 	(cd "$m" && find . -type f ! -name '*.sha256' ! -name '*.sha256sum' ! -name SHA256SUMS ! -name '*.txt' ! -name '*.docker_tag' |
@@ -584,12 +615,13 @@ write_versions() {
 	KUBE_NETWORK_POLICIES_VERSION=$KUBE_NETWORK_POLICIES_VERSION
 	HAPROXY_VERSION=$HAPROXY_VERSION
 	METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION
+	HELM_VERSION=$HELM_VERSION
 	GO_VERSION=$GO_VERSION
 	EOF
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server haproxy-rootfs images mirror)
+ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -613,6 +645,7 @@ for s in "${STEPS[@]}"; do
 			"$C/work/kube-proxy-rootfs/usr/sbin/ipset" -- build_kp_rootfs ;;
 	netpol) HEAVY=1 step netpol "$KUBE_NETWORK_POLICIES_VERSION $GO_VERSION" "$C/bin/netpol" -- build_netpol ;;
 	metrics-server) HEAVY=1 step metrics-server "$METRICS_SERVER_VERSION $GO_VERSION" "$C/bin/metrics-server" -- build_metrics_server ;;
+	helm) HEAVY=1 step helm "$HELM_VERSION $GO_VERSION" "$C/bin/helm" -- build_helm ;;
 	flannel) HEAVY=1 step flannel "$(srchash "$FLANNEL_SRC" 2>/dev/null) $GO_VERSION" "$C/bin/flanneld" -- build_flannel ;;
 	haproxy-rootfs)
 		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID") $(declare -f haproxy_closure build_haproxy_rootfs | sha256sum | cut -c1-12)" \

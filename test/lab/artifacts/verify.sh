@@ -54,6 +54,7 @@ check "CNI bridge VERSION" bash -c "CNI_COMMAND=VERSION '$C/bin/cni/bridge' </de
 check "pause -v" bash -c "'$C/bin/pause' -v | grep -F '$PAUSE_VERSION'"
 check "netpol (kube-network-policies) runs" bash -c "'$C/bin/netpol' --help 2>&1 | grep -F -- -hostname-override"
 check "flanneld runs" bash -c "'$C/bin/flanneld' --help 2>&1 | head -n1"
+check "helm version says $HELM_VERSION" bash -c "'$C/bin/helm' version --template '{{.Version}}' | grep -Fx '$HELM_VERSION'"
 check "haproxy $HAPROXY_VERSION in its rootfs" bash -c "chroot '$C/work/haproxy-rootfs' /usr/sbin/haproxy -v | grep -F 'version $HAPROXY_VERSION'"
 
 echo "== mirror $M"
@@ -95,6 +96,10 @@ check "CNI plugins tarball" verify_url "$T" "$T.sha256"
 check "CNI tarball has bridge host-local loopback portmap" bash -c "curl -fsS '$T' | tar -tz | sort | tr '\n' ' ' | grep -E '\./bridge .*\./host-local .*\./loopback .*\./portmap'"
 T=$G/coredns/coredns/releases/download/$COREDNS_VERSION/coredns_${COREDNS_VERSION#v}_linux_$ARCH.tgz
 check "coredns tarball" verify_url "$T" "$T.sha256"
+T=$M/get.helm.sh/helm-$HELM_VERSION-linux-$ARCH.tar.gz
+check "helm tarball (.sha256sum)" verify_url "$T" "$T.sha256sum"
+check "helm tarball (.sha256)" verify_url "$T" "$T.sha256"
+check "helm from tarball runs" bash -c "curl -fsS '$T' | tar -xzO linux-$ARCH/helm >'$TMP/helm' && chmod +x '$TMP/helm' && '$TMP/helm' version --short"
 check "Host-header routing (as an HTTP proxy)" bash -c "curl -fsS -x '$M' http://dl.k8s.io/release/$KUBE_VERSION/bin/linux/$ARCH/kubeadm.sha256 | grep -E '^[0-9a-f]{64}$'"
 check "missing file is 404" bash -c "test \"\$(curl -s -o /dev/null -w '%{http_code}' '$M/dl.k8s.io/release/v0.0.0/nothing')\" = 404"
 

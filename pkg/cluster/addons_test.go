@@ -1,0 +1,54 @@
+package cluster
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/metalk8s/metalk8s/internal/testinv"
+	"github.com/metalk8s/metalk8s/pkg/bundle"
+)
+
+const addonHosts = `[kube-master]
+cp1 ansible_host=192.168.1.11
+[etcd]
+cp1
+[kube-node]
+cp1
+[k8s-cluster:children]
+kube-master
+kube-node
+`
+
+// What bundle build pulls for the addons follows the inventory's values.
+func TestAddonImages(t *testing.T) {
+	v, err := bundle.VersionsFor(bundle.DefaultKubeVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, hl := v.AddonImages().MetricsServer, v.AddonImages().Headlamp
+	for _, c := range []struct {
+		what, vars string
+		want       []string
+	}{
+		{"no inventory", "-", []string{hl, ms}},
+		{"no addon variable", "", []string{hl, ms}},
+		{"another tag", "metalk8s_metrics_server_values: {image: {tag: v0.8.1}}", []string{hl, "registry.k8s.io/metrics-server/metrics-server:v0.8.1"}},
+		{"disabled", "metalk8s_metrics_server_enabled: false", []string{hl}},
+		{"disabled, kubespray's name", "metrics_server_enabled: no", []string{hl}},
+		{"both disabled", "metrics_server_enabled: no\nmetalk8s_headlamp_enabled: false", []string{}},
+	} {
+		var got []string
+		if c.vars == "-" {
+			got, err = AddonImages(nil, v)
+		} else {
+			got, err = AddonImages(testinv.Cluster(t, addonHosts, map[string]string{"group_vars/all.yml": c.vars + "\n"}), v)
+		}
+		if err != nil || !reflect.DeepEqual(got, c.want) {
+			t.Errorf("%s: %q, %v; want %q", c.what, got, err, c.want)
+		}
+	}
+	cl := testinv.Cluster(t, addonHosts, map[string]string{"group_vars/all.yml": "metalk8s_metrics_server_values: {replicas: two}\n"})
+	if _, err := AddonImages(cl, v); err == nil {
+		t.Error("values the chart's schema refuses: no error")
+	}
+}
