@@ -75,7 +75,8 @@ func bundleCommand() *cli.Command {
 				Name:  "versions",
 				Usage: "print the component versions of a Kubernetes release as shell assignments",
 				Description: "Supported releases: " + bundle.Supported() + ". One NAME=VALUE line per component\n" +
-					"(KUBE_VERSION, ETCD_VERSION, ...), then one IMAGE=REFERENCE line per image the bundle holds.",
+					"(KUBE_VERSION, ETCD_VERSION, ...), then one IMAGE=REFERENCE line per image of the version table\n" +
+					"(the addons' charts' images depend on the inventory: bundle build -i renders them).",
 				Flags: []cli.Flag{inventoryFlag, kube},
 				Action: func(c *cli.Context) error {
 					v, err := bundleVersions(c)

@@ -216,12 +216,12 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 		if s.last == nil {
 			return nil
 		}
-		return r.uninstall(s.cfg)
+		return r.uninstall(ctx, s.cfg)
 	}
 	if s.last != nil && s.deployed == nil {
 		// Only failed or interrupted revisions: Helm upgrades from a
 		// deployed one, so start over.
-		if err := r.uninstall(s.cfg); err != nil {
+		if err := r.uninstall(ctx, s.cfg); err != nil {
 			return err
 		}
 		s.last = nil
@@ -238,7 +238,7 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 		i.WaitStrategy, i.Timeout, i.RollbackOnFailure = r.wait, WaitTimeout, r.rollback()
 		i.Description = "metalk8s up"
 		if _, err := i.RunWithContext(ctx, a.Chart, a.Values); err != nil {
-			return fmt.Errorf("addon %s: helm install %s/%s: %w", a.Name, a.Namespace, a.Name, err)
+			return helmFailed(ctx, fmt.Sprintf("addon %s: helm install %s/%s", a.Name, a.Namespace, a.Name), err)
 		}
 		return nil
 	}
@@ -249,8 +249,8 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 		rb.Version, rb.WaitStrategy, rb.Timeout = s.deployed.Version, r.wait, WaitTimeout
 		rb.ServerSideApply, rb.ForceConflicts = "true", true
 		if err := rb.Run(a.Name); err != nil {
-			return fmt.Errorf("addon %s: helm rollback %s/%s to revision %d after an interrupted %s: %w",
-				a.Name, a.Namespace, a.Name, s.deployed.Version, s.last.Info.Status, err)
+			return helmFailed(ctx, fmt.Sprintf("addon %s: helm rollback %s/%s to revision %d after an interrupted %s",
+				a.Name, a.Namespace, a.Name, s.deployed.Version, s.last.Info.Status), err)
 		}
 	}
 	u := action.NewUpgrade(s.cfg)
@@ -259,9 +259,21 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 	u.WaitStrategy, u.Timeout, u.RollbackOnFailure = r.wait, WaitTimeout, r.rollback()
 	u.MaxHistory, u.Description = MaxHistory, "metalk8s up"
 	if _, err := u.RunWithContext(ctx, a.Name, a.Chart, a.Values); err != nil {
-		return fmt.Errorf("addon %s: helm upgrade %s/%s: %w", a.Name, a.Namespace, a.Name, err)
+		return helmFailed(ctx, fmt.Sprintf("addon %s: helm upgrade %s/%s", a.Name, a.Namespace, a.Name), err)
 	}
 	return nil
+}
+
+// helmFailed is a Helm operation's failure, what it was doing first. The
+// error is printed (%v), not wrapped: a wait that timed out joins
+// context.DeadlineExceeded into it, and apiRetry must not repeat an
+// operation that already waited 10 minutes and rolled back. When ctx
+// itself ended (the run cancelled), that is wrapped instead.
+func helmFailed(ctx context.Context, what string, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%s: %v (%w)", what, err, ctx.Err())
+	}
+	return fmt.Errorf("%s: %v", what, err)
 }
 
 // namespaceMissing says whether namespace does not exist.
@@ -281,13 +293,13 @@ func namespaceMissing(ctx context.Context, c *kube.Client, namespace string) (bo
 // SDK would turn the wait on).
 func (r *releaseStep) rollback() bool { return r.wait != helmkube.HookOnlyStrategy }
 
-func (r *releaseStep) uninstall(cfg *action.Configuration) error {
+func (r *releaseStep) uninstall(ctx context.Context, cfg *action.Configuration) error {
 	a := r.addon
 	u := action.NewUninstall(cfg)
 	u.WaitStrategy, u.Timeout, u.IgnoreNotFound = r.wait, WaitTimeout, true
 	u.Description = "metalk8s up"
 	if _, err := u.Run(a.Name); err != nil {
-		return fmt.Errorf("addon %s: helm uninstall %s/%s: %w", a.Name, a.Namespace, a.Name, err)
+		return helmFailed(ctx, fmt.Sprintf("addon %s: helm uninstall %s/%s", a.Name, a.Namespace, a.Name), err)
 	}
 	return nil
 }

@@ -273,12 +273,18 @@ func contains(lines []string, want string) bool {
 }
 
 // helm runs the bundle's helm CLI on this machine with the admin.conf
-// metalk8s wrote; it returns the output and the error.
+// metalk8s wrote; it returns its standard output, and an error carrying
+// its standard error.
 func (l *lab) helm(timeout time.Duration, args ...string) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, l.helmBin, append([]string{"--kubeconfig", filepath.Join(filepath.Dir(l.inv), "artifacts/admin.conf")}, args...)...)
 	cmd.WaitDelay = 5 * time.Second
-	out, err := cmd.CombinedOutput()
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output() // stdout alone: it is parsed (JSON) or applied (manifests)
+	if err != nil {
+		err = fmt.Errorf("%w: %s", err, strings.TrimSpace(stderr.String()))
+	}
 	return string(out), err
 }

@@ -9,7 +9,7 @@
 #   LAB_BUNDLE     where the bundle goes (default .cache/bundle/$KUBE_VERSION)
 #   LAB_INVENTORY  the lab's hosts.ini, whose addon values say which chart
 #                  images the bundle needs (default .lab/inventory/hosts.ini;
-#                  without it, the charts' defaults)
+#                  when missing, a stand-in with the lab's addon choices)
 # Prints the bundle's directory on its last line. A server this script
 # started is stopped again; one already running is left alone.
 set -euo pipefail
@@ -20,20 +20,32 @@ HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 BIN=${1:-$REPO_ROOT/bin/metalk8s}
 : "${LAB_BUNDLE:=$REPO_ROOT/.cache/bundle/$KUBE_VERSION}"
 : "${LAB_INVENTORY:=$REPO_ROOT/.lab/inventory/hosts.ini}"
-INV=()
-[[ ! -f $LAB_INVENTORY ]] || INV=(-i "$LAB_INVENTORY")
+started= stub=
+stop() {
+	[[ -z $started ]] || "$HERE/artifacts/serve.sh" stop >&2
+	[[ -z $stub ]] || rm -rf "$stub"
+}
+trap stop EXIT
+if [[ ! -f $LAB_INVENTORY ]]; then
+	# No lab yet (make lab-up writes its inventory): a one-host stand-in
+	# with the lab's addon choices, so that the bundle holds what the lab
+	# runs (Headlamp's image, which the lab's registry cannot have, is not).
+	stub=$(mktemp -d) # removed by stop()
+	printf '[kube-master]\nlab\n[etcd]\nlab\n[kube-node]\nlab\n[k8s-cluster:children]\nkube-master\nkube-node\n' >"$stub/hosts.ini"
+	mkdir "$stub/group_vars"
+	echo 'metalk8s_headlamp_enabled: false' >"$stub/group_vars/all.yml"
+	LAB_INVENTORY=$stub/hosts.ini
+fi
+INV=(-i "$LAB_INVENTORY")
 
 [[ -x $BIN ]] || { echo "bundle.sh: no metalk8s binary at $BIN (make build)" >&2; exit 1; }
 
 "$HERE/artifacts/build.sh" >&2
 
-started=
 if ! "$HERE/artifacts/serve.sh" status >/dev/null 2>&1; then
 	"$HERE/artifacts/serve.sh" start >&2
 	started=1
 fi
-stop() { [[ -z $started ]] || "$HERE/artifacts/serve.sh" stop >&2; }
-trap stop EXIT
 
 "$BIN" bundle build -o "$LAB_BUNDLE" --kube-version "$KUBE_VERSION" "${INV[@]}" \
 	--mirror "http://$ARTIFACTS_MIRROR_ADDR" \

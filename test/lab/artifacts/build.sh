@@ -582,17 +582,16 @@ build_mirror() {
 
 	# helm: get.helm.sh/helm-vX-linux-amd64.tar.gz holding linux-amd64/{helm,LICENSE,README.md},
 	# .sha256sum ("HASH  file") and .sha256 (the bare hash) beside it
-	if [[ -x $C/bin/helm ]]; then
-		d=$m/get.helm.sh
-		mkdir -p "$d" "$stage/helm/linux-$ARCH"
-		cp "$C/bin/helm" "$stage/helm/linux-$ARCH/"
-		src=$(cd /tmp && modinfo "helm.sh/helm/v4@$HELM_VERSION" Dir)
-		cp "$src/LICENSE" "$src/README.md" "$stage/helm/linux-$ARCH/"
-		chmod 644 "$stage/helm/linux-$ARCH/LICENSE" "$stage/helm/linux-$ARCH/README.md"
-		mk_tgz "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz" "$stage/helm" "linux-$ARCH"
-		sha256_named "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz" sha256sum
-		sha256_only "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz"
-	fi
+	[[ -x $C/bin/helm ]] || die "no $C/bin/helm: run build.sh helm (the bundle needs get.helm.sh's archive)"
+	d=$m/get.helm.sh
+	mkdir -p "$d" "$stage/helm/linux-$ARCH"
+	cp "$C/bin/helm" "$stage/helm/linux-$ARCH/"
+	src=$(cd /tmp && modinfo "helm.sh/helm/v4@$HELM_VERSION" Dir)
+	cp "$src/LICENSE" "$src/README.md" "$stage/helm/linux-$ARCH/"
+	chmod 644 "$stage/helm/linux-$ARCH/LICENSE" "$stage/helm/linux-$ARCH/README.md"
+	mk_tgz "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz" "$stage/helm" "linux-$ARCH"
+	sha256_named "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz" sha256sum
+	sha256_only "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz"
 
 	rm -rf "$stage"
 	# an index of everything, with hashes
