@@ -42,11 +42,7 @@ func bundleCommand() *cli.Command {
 					&cli.BoolFlag{Name: "no-packages", Usage: "leave the OS packages out"},
 				},
 				Action: func(c *cli.Context) error {
-					v, err := bundleVersions(c)
-					if err != nil {
-						return err
-					}
-					images, err := addonImages(c, v)
+					v, images, err := bundleInputs(c)
 					if err != nil {
 						return err
 					}
@@ -96,11 +92,7 @@ func bundleCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return usageError{"bundle verify: give the bundle directory: metalk8s bundle verify DIR"}
 					}
-					v, err := bundleVersions(c)
-					if err != nil {
-						return err
-					}
-					images, err := addonImages(c, v)
+					v, images, err := bundleInputs(c)
 					if err != nil {
 						return err
 					}
@@ -131,28 +123,41 @@ func bundleCluster(c *cli.Context) (*inventory.Cluster, error) {
 	return inventory.NewCluster(inv)
 }
 
-// addonImages are the images the addons' charts run, rendered with the
-// inventory's values (--inventory), else with the defaults.
-func addonImages(c *cli.Context, v bundle.Versions) ([]string, error) {
+// bundleInputs reads --inventory once and returns the versions
+// (bundleVersions) and the images the addons' charts run, rendered with
+// the inventory's values, else with the defaults (cluster.AddonImages).
+func bundleInputs(c *cli.Context) (bundle.Versions, []string, error) {
 	cl, err := bundleCluster(c)
 	if err != nil {
-		return nil, err
+		return bundle.Versions{}, nil, err
 	}
-	return cluster.AddonImages(cl, v)
+	v, err := versionsFor(c, cl)
+	if err != nil {
+		return v, nil, err
+	}
+	images, err := cluster.AddonImages(cl, v)
+	return v, images, err
 }
 
 // bundleVersions takes --kube-version, else the inventory's kube_version.
 func bundleVersions(c *cli.Context) (bundle.Versions, error) {
+	if c.String("kube-version") != "" {
+		return versionsFor(c, nil) // the inventory is not read
+	}
+	cl, err := bundleCluster(c)
+	if err != nil {
+		return bundle.Versions{}, err
+	}
+	return versionsFor(c, cl)
+}
+
+// versionsFor is bundleVersions with the inventory already read (cl, nil
+// without one).
+func versionsFor(c *cli.Context, cl *inventory.Cluster) (bundle.Versions, error) {
 	kv := c.String("kube-version")
-	if kv == "" {
-		cl, err := bundleCluster(c)
-		if err != nil {
-			return bundle.Versions{}, err
-		}
-		if cl != nil {
-			if s, ok := cl.ControlPlane[0].Vars["kube_version"].(string); ok {
-				kv = s
-			}
+	if kv == "" && cl != nil {
+		if s, ok := cl.ControlPlane[0].Vars["kube_version"].(string); ok {
+			kv = s
 		}
 	}
 	if kv == "" {
