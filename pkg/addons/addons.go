@@ -63,6 +63,8 @@ type Params struct {
 	MetricsServerImage string
 	// HeadlampImage is Headlamp's ("ghcr.io/headlamp-k8s/headlamp:v0.45.0").
 	HeadlampImage string
+	// TraefikImage is Traefik's ("docker.io/library/traefik:v3.7.13").
+	TraefikImage string
 }
 
 // catalog lists the addons metalk8s knows, in the order they install.
@@ -73,6 +75,13 @@ var catalog = []struct {
 }{
 	{"metrics-server", "kube-system", "metrics_server_enabled", func(p Params) map[string]any {
 		return imageValues(p.MetricsServerImage, p.Bundled)
+	}},
+	// The Gateway API's CRDs, before the ingress controller that serves
+	// them; cluster-wide, the release kept in kube-ingress.
+	{"gateway-api", "kube-ingress", "", func(Params) map[string]any { return map[string]any{} }},
+	// The ingress controller on every node (ports 80 and 443).
+	{"traefik", "kube-ingress", "", func(p Params) map[string]any {
+		return imageValues(p.TraefikImage, p.Bundled)
 	}},
 	// The web UI, reached through kubectl proxy or port-forward (README).
 	{"headlamp", "kube-system", "", func(p Params) map[string]any {

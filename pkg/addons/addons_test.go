@@ -34,11 +34,13 @@ func clusterWith(t *testing.T, vars string, files map[string]string) *inventory.
 const (
 	testImage         = "registry.k8s.io/metrics-server/metrics-server:v0.8.0"
 	testHeadlampImage = "ghcr.io/headlamp-k8s/headlamp:v0.45.0"
+	testTraefikImage  = "docker.io/library/traefik:v3.7.13"
 )
 
 // testParams are metalk8s's values for the tests' addons.
 func testParams(bundled bool) Params {
-	return Params{KubeVersion: "v1.36.3", Bundled: bundled, MetricsServerImage: testImage, HeadlampImage: testHeadlampImage}
+	return Params{KubeVersion: "v1.36.3", Bundled: bundled, MetricsServerImage: testImage, HeadlampImage: testHeadlampImage,
+		TraefikImage: testTraefikImage}
 }
 
 // find returns the object of kind and name, failing the test without it.
@@ -213,10 +215,10 @@ func TestCheckImages(t *testing.T) {
 	if got := Images(as[0].Objects); !reflect.DeepEqual(got, []string{testImage}) {
 		t.Errorf("images %q, want [%s]", got, testImage)
 	}
-	if err := CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testImage, testHeadlampImage}, "/b"); err != nil {
+	if err := CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testImage, testHeadlampImage, testTraefikImage}, "/b"); err != nil {
 		t.Errorf("a complete bundle: %v", err)
 	}
-	err = CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testHeadlampImage}, "/b")
+	err = CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testHeadlampImage, testTraefikImage}, "/b")
 	if err == nil || !strings.Contains(err.Error(), "the bundle /b lacks") ||
 		!strings.Contains(err.Error(), testImage+" (addon metrics-server, chart metrics-server 0.1.0)") {
 		t.Errorf("a bundle without metrics-server's image: %v", err)

@@ -34,6 +34,8 @@ type Versions struct {
 	// Headlamp is the web UI's image (assets/charts/headlamp); the lab
 	// cannot build it (not on the Go proxy or npm as a server).
 	Headlamp string `json:"headlamp,omitempty"`
+	// Traefik is the ingress controller's image (assets/charts/traefik).
+	Traefik string `json:"traefik,omitempty"`
 	// Helm is the helm CLI the bundle carries for operators (bin/helm):
 	// the version of the Helm SDK metalk8s installs addons with.
 	Helm string `json:"helm,omitempty"`
@@ -47,7 +49,7 @@ func (v Versions) ShellVars() [][2]string {
 		{"PAUSE_VERSION", v.Pause}, {"CONTAINERD_VERSION", "v" + v.Containerd}, {"RUNC_VERSION", v.Runc},
 		{"CRICTL_VERSION", v.Crictl}, {"CNI_PLUGINS_VERSION", v.CNI}, {"FLANNEL_VERSION", v.Flannel},
 		{"KUBE_NETWORK_POLICIES_VERSION", v.KubeNetworkPolicies}, {"HAPROXY_VERSION", v.HAProxy},
-		{"METRICS_SERVER_VERSION", v.MetricsServer}, {"HELM_VERSION", v.Helm}}
+		{"METRICS_SERVER_VERSION", v.MetricsServer}, {"HELM_VERSION", v.Helm}, {"TRAEFIK_VERSION", v.Traefik}}
 }
 
 // known pairs each supported Kubernetes minor with its components; it is
@@ -68,16 +70,22 @@ func (v Versions) ShellVars() [][2]string {
 //     was tried here (assets/charts/metrics-server runs it).
 //   - Headlamp: v0.45.0, the newest release known here (Homebrew's cask,
 //     2026); its image is published on ghcr.io, which the lab cannot reach.
+//   - Traefik: v3.7.13, the newest v3 the Go module proxy serves (the lab
+//     builds it, with the modules the proxy refuses stubbed out:
+//     test/lab/artifacts/README.md).
 //   - helm: go.mod's helm.sh/helm/v4, the SDK that installs the addons, so
 //     `helm list` and `helm history` read its releases as it wrote them
 //     (TestHelmMatchesSDK).
 var known = map[string]Versions{
 	"v1.35": {Etcd: "v3.6.16", CoreDNS: "v1.13.1", Pause: "3.10.1", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
-		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4"},
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
+		Traefik: "v3.7.13"},
 	"v1.36": {Etcd: "v3.6.16", CoreDNS: "v1.14.2", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
-		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4"},
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
+		Traefik: "v3.7.13"},
 	"v1.37": {Etcd: "v3.6.16", CoreDNS: "v1.14.6", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.37.0", CNI: "v1.9.1",
-		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4"},
+		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
+		Traefik: "v3.7.13"},
 }
 
 // Supported names the range of minors known holds, for messages: "v1.35 to v1.37".
@@ -192,6 +200,7 @@ type AddonImageRefs struct {
 	// inventory's values may change or disable them.
 	MetricsServer string // registry.k8s.io/metrics-server/metrics-server:v0.8.0 (/metrics-server)
 	Headlamp      string // ghcr.io/headlamp-k8s/headlamp:v0.45.0
+	Traefik       string // docker.io/library/traefik:v3.7.13 (/traefik)
 }
 
 // List returns the references metalk8s runs outside charts (flannel,
@@ -221,6 +230,7 @@ func (v Versions) AddonImages() AddonImageRefs {
 		HAProxy:             ref("docker.io/library/haproxy", v.HAProxy),
 		MetricsServer:       ref("registry.k8s.io/metrics-server/metrics-server", v.MetricsServer),
 		Headlamp:            ref("ghcr.io/headlamp-k8s/headlamp", v.Headlamp),
+		Traefik:             ref("docker.io/library/traefik", v.Traefik),
 	}
 }
 

@@ -11,7 +11,8 @@ import (
 // addonParams are metalk8s's own values for the addons of a release v.
 func addonParams(v bundle.Versions, bundled bool) addons.Params {
 	images := v.AddonImages()
-	return addons.Params{KubeVersion: v.Kube, Bundled: bundled, MetricsServerImage: images.MetricsServer, HeadlampImage: images.Headlamp}
+	return addons.Params{KubeVersion: v.Kube, Bundled: bundled, MetricsServerImage: images.MetricsServer, HeadlampImage: images.Headlamp,
+		TraefikImage: images.Traefik}
 }
 
 // AddonImages lists the images the enabled addons run (sorted, once

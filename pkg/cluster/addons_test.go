@@ -25,17 +25,17 @@ func TestAddonImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, hl := v.AddonImages().MetricsServer, v.AddonImages().Headlamp
+	ms, hl, tr := v.AddonImages().MetricsServer, v.AddonImages().Headlamp, v.AddonImages().Traefik
 	for _, c := range []struct {
 		what, vars string
 		want       []string
 	}{
-		{"no inventory", "-", []string{hl, ms}},
-		{"no addon variable", "", []string{hl, ms}},
-		{"another tag", "metalk8s_metrics_server_values: {image: {tag: v0.8.1}}", []string{hl, "registry.k8s.io/metrics-server/metrics-server:v0.8.1"}},
-		{"disabled", "metalk8s_metrics_server_enabled: false", []string{hl}},
-		{"disabled, kubespray's name", "metrics_server_enabled: no", []string{hl}},
-		{"both disabled", "metrics_server_enabled: no\nmetalk8s_headlamp_enabled: false", []string{}},
+		{"no inventory", "-", []string{tr, hl, ms}},
+		{"no addon variable", "", []string{tr, hl, ms}},
+		{"another tag", "metalk8s_metrics_server_values: {image: {tag: v0.8.1}}", []string{tr, hl, "registry.k8s.io/metrics-server/metrics-server:v0.8.1"}},
+		{"disabled", "metalk8s_metrics_server_enabled: false", []string{tr, hl}},
+		{"disabled, kubespray's name", "metrics_server_enabled: no", []string{tr, hl}},
+		{"all disabled", "metrics_server_enabled: no\nmetalk8s_headlamp_enabled: false\nmetalk8s_traefik_enabled: false", []string{}},
 	} {
 		var got []string
 		if c.vars == "-" {

@@ -42,7 +42,8 @@ kube-node
 	manifest := `{"versions":{"kube":"v1.36.3"},"files":[` + strings.Join(files, ",") +
 		`],"images":[{"name":"registry.k8s.io/pause:3.10.2","digest":"sha256:0"},` +
 		`{"name":"registry.k8s.io/metrics-server/metrics-server:v0.8.0","digest":"sha256:1"},` +
-		`{"name":"ghcr.io/headlamp-k8s/headlamp:v0.45.0","digest":"sha256:2"}],"image_archive":"images.tar"}`
+		`{"name":"ghcr.io/headlamp-k8s/headlamp:v0.45.0","digest":"sha256:2"},` +
+		`{"name":"docker.io/library/traefik:v3.7.13","digest":"sha256:3"}],"image_archive":"images.tar"}`
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
 	in, err := inventory.Load(inv)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -18,13 +19,19 @@ var namespacesGVR = schema.GroupVersionResource{Version: "v1", Resource: "namesp
 // y", or "" when applying it would change nothing. A namespaced object
 // without a namespace goes in defaultNamespace; one whose namespace does
 // not exist yet is "+ create" without asking (the API refuses a dry run
-// there). It also returns the live object (nil when absent). The live
+// there), and so is one whose kind is not served yet (its CRD would come
+// first: from an earlier release of the run, or the same one). It also
+// returns the live object (nil when absent). The live
 // objects are read afresh, not from the run's Lists:
 // another client (Helm's) writes them. Nothing is stamped. The error
 // names the object.
 func (c *Client) DryRun(ctx context.Context, obj *unstructured.Unstructured, manager, defaultNamespace string) (string, *unstructured.Unstructured, error) {
 	gvk := obj.GroupVersionKind()
 	gvr, namespaced, err := c.Mapping(gvk)
+	if meta.IsNoMatchError(err) {
+		ref := objRef(gvk.Kind, obj.GetNamespace(), obj.GetName())
+		return fmt.Sprintf("+ create %s (%s is not served yet: its CRD comes first)", ref, gvk.GroupVersion()), nil, nil
+	}
 	if err != nil {
 		return "", nil, fmt.Errorf("dry run %s: %w", objRef(gvk.Kind, obj.GetNamespace(), obj.GetName()), err)
 	}

@@ -465,6 +465,9 @@ func (l *lab) nodesFrom(node string, controlPlane bool, want map[string]bool) er
 // keep reaching the API and stay Ready; once node1 is back, up heals what
 // it must and the up after it changes nothing.
 func (l *lab) testPowerOff(t *testing.T, bundleDir string) {
+	if os.Getenv("LAB_CONTROL_PLANES") == "1" {
+		t.Skip("one control plane (LAB_CONTROL_PLANES=1, make e2e-kube-light): with node1 off there is no API to reach")
+	}
 	if out, err := l.sh(5*time.Minute, "poweroff", "1"); err != nil {
 		t.Fatalf("lab.sh poweroff 1: %v\n%s", err, out)
 	}

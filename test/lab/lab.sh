@@ -39,6 +39,7 @@
 #   LAB_SSH_PORT [2220]  LAB_API_PORT [6440]   forward bases (node I: base+I)
 #   LAB_MEM [3072] MiB   LAB_CPUS [1]   LAB_DISK_SIZE [80G] (/dev/vdb, /dev/vdc; sparse)
 #   LAB_CONTROL_PLANES [2]  how many of the first nodes are control planes
+#   LAB_ETCD_MEMBERS [3]    how many of the first nodes are etcd members (with 3+ nodes)
 #   LAB_BOOT_TIMEOUT [600] seconds for all nodes to answer SSH
 #   LAB_KEEP=1           leave the VMs running when `up` fails (to debug them)
 #   LAB_ACCEL [tcg]  LAB_CPU_MODEL [max,svm=off,vmx=off,la57=off]
@@ -59,6 +60,7 @@ LAB_API_PORT=${LAB_API_PORT:-6440}
 LAB_MEM=${LAB_MEM:-3072}
 LAB_CPUS=${LAB_CPUS:-1}
 LAB_CONTROL_PLANES=${LAB_CONTROL_PLANES:-2}
+LAB_ETCD_MEMBERS=${LAB_ETCD_MEMBERS:-3}
 LAB_DISK_SIZE=${LAB_DISK_SIZE:-80G}
 LAB_BOOT_TIMEOUT=${LAB_BOOT_TIMEOUT:-600}
 LAB_SUITE=${LAB_SUITE:-bookworm}
@@ -349,7 +351,8 @@ sync_clock() {
 write_inventory() {
 	local n=$1 i etcd cps
 	mkdir -p "$INV/group_vars"
-	etcd=$(((n >= 3) ? 3 : 1))
+	etcd=$(((n >= 3) ? LAB_ETCD_MEMBERS : 1))
+	((etcd <= n)) || etcd=$n
 	cps=$((LAB_CONTROL_PLANES < n ? LAB_CONTROL_PLANES : n))
 	{
 		echo "# The metalk8s VM lab ($n nodes), written by test/lab/lab.sh up: rewritten"
@@ -407,6 +410,11 @@ write_inventory() {
 		  probes: {periodSeconds: 30, timeoutSeconds: 10, failureThreshold: 10}
 		  metricResolution: 60s
 		  extraArgs: [--kubelet-request-timeout=40s]
+
+		# Traefik's probes, as metrics-server's: a busy emulated node answers
+		# /ping in seconds.
+		metalk8s_traefik_values:
+		  probes: {periodSeconds: 30, timeoutSeconds: 10, failureThreshold: 10}
 
 		# Headlamp's image is published on ghcr.io only, which the lab cannot
 		# reach, nor build (not on the Go proxy): the lab test checks its

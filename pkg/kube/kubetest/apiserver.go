@@ -6,6 +6,7 @@
 package kubetest
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -46,7 +47,7 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatalf("kubetest PKI: %v", err)
 	}
-	clientPort, peerPort, port := freePort(t), freePort(t), freePort(t)
+	clientPort, peerPort, port := FreePort(t), FreePort(t), FreePort(t)
 	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", clientPort)
 	peerURL := fmt.Sprintf("http://127.0.0.1:%d", peerPort)
 	run(t, dir, "etcd", etcd, "--name=kubetest", "--data-dir="+filepath.Join(dir, "etcd"),
@@ -170,6 +171,15 @@ func run(t testing.TB, dir, name, bin string, args ...string) {
 // binaries finds kube-apiserver and etcd, or skips (fails under $CI).
 func binaries(t testing.TB) (apiserver, etcd string) {
 	t.Helper()
+	return Binary(t, "kube-apiserver", "k8s"), Binary(t, "etcd", "etcd")
+}
+
+// Binary returns the path of an executable named name from
+// $KUBETEST_BIN, else the lab's artifacts build (the newest version's
+// bin/), else $PATH. Without it the test is skipped, or fails when $CI is
+// set; the message names step, the build.sh step that builds it.
+func Binary(t testing.TB, name, step string) string {
+	t.Helper()
 	var dirs []string
 	if d := os.Getenv("KUBETEST_BIN"); d != "" {
 		dirs = append(dirs, d)
@@ -180,23 +190,19 @@ func binaries(t testing.TB) (apiserver, etcd string) {
 		dirs = append(dirs, found...)
 	}
 	for _, d := range dirs {
-		a, e := filepath.Join(d, "kube-apiserver"), filepath.Join(d, "etcd")
-		if executable(a) && executable(e) {
-			return a, e
+		if p := filepath.Join(d, name); executable(p) {
+			return p
 		}
 	}
-	a, errA := exec.LookPath("kube-apiserver")
-	e, errE := exec.LookPath("etcd")
-	if errA == nil && errE == nil {
-		return a, e
+	if p, err := exec.LookPath(name); err == nil {
+		return p
 	}
-	msg := fmt.Sprintf("kubetest: kube-apiserver and etcd not found in $KUBETEST_BIN, %v or $PATH "+
-		"(test/lab/artifacts/build.sh k8s etcd builds them)", dirs)
+	msg := fmt.Sprintf("kubetest: %s not found in $KUBETEST_BIN, %v or $PATH (test/lab/artifacts/build.sh %s builds it)", name, dirs, step)
 	if os.Getenv("CI") != "" {
 		t.Fatal(msg)
 	}
 	t.Skip(msg)
-	return "", ""
+	return ""
 }
 
 func executable(p string) bool {
@@ -222,7 +228,22 @@ func repoRoot() string {
 	}
 }
 
-func freePort(t testing.TB) int {
+// KubeconfigFile writes the admin kubeconfig with its server at
+// https://127.0.0.1:Port (in the serving certificate), for a process
+// without the test's dialer, into a file of the test's (0600) and
+// returns its path.
+func (s *Server) KubeconfigFile(t testing.TB) string {
+	t.Helper()
+	b := bytes.Replace(s.Kubeconfig, fmt.Appendf(nil, "https://%s:6443", Endpoint), fmt.Appendf(nil, "https://127.0.0.1:%d", s.Port), 1)
+	p := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(p, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// FreePort is a TCP port free on 127.0.0.1 a moment ago.
+func FreePort(t testing.TB) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

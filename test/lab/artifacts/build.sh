@@ -8,7 +8,7 @@
 # Usage: test/lab/artifacts/build.sh [STEP...]
 #   with no STEP, runs all of them in order; STEPs:
 #   k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs
-#   netpol flannel metrics-server helm haproxy-rootfs images mirror
+#   netpol flannel metrics-server helm traefik haproxy-rootfs images mirror
 #
 # Environment (see versions.sh for the versions):
 #   ARTIFACTS_CACHE       output folder (default <repo>/.cache/artifacts/<KUBE_VERSION>)
@@ -353,6 +353,56 @@ build_helm() {
 	"$C/bin/helm" version
 }
 
+# Traefik (assets/charts/traefik), through a wrapper module holding
+# Traefik's own requirements, replaces and exclude. The Go module proxy
+# refuses 16 modules of its graph, so this build only (README.md):
+#   - github.com/traefik/traefik/dynamic/ext, a nested module of Traefik's
+#     repository the proxy does not serve: traefik/ext, two empty types;
+#   - the go-http-auth fork Traefik replaces to (a 2026 commit): its 2020
+#     commit, which the proxy serves and which has what Traefik calls;
+#   - 14 DNS providers' SDKs that lego (ACME) imports: lego is built from
+#     a copy of its module with its providers table replaced by
+#     traefik/lego-dns-providers.go.in (DNS-01 challenges refused), so no
+#     provider package, and none of those SDKs, is compiled.
+# The web dashboard is not built (the module has no built web UI); the
+# chart does not turn it on.
+TRAEFIK_SRC=$HERE/traefik
+TRAEFIK_CODENAME=langres   # v3.7's, as its release notes name it
+build_traefik() {
+	local d=$C/work/traefik m=github.com/traefik/traefik/v3 lego=github.com/go-acme/lego/v5 tdir lver ldir
+	rm -rf "$d"
+	mkdir -p "$d"
+	cd "$d"
+	cp -r "$TRAEFIK_SRC/ext" ext
+	tdir=$(modinfo "$m@$TRAEFIK_VERSION" Dir)
+	[[ -d $tdir ]] || die "cannot download $m@$TRAEFIK_VERSION"
+	lver=$(awk -v l="$lego" '$1 == l {print $2; exit}' "$tdir/go.mod")
+	ldir=$(modinfo "$lego@$lver" Dir)
+	cp -r "$ldir" lego
+	chmod -R u+w lego
+	rm -f lego/providers/dns/*_test.go
+	cp "$TRAEFIK_SRC/lego-dns-providers.go.in" lego/providers/dns/zz_gen_dns_providers.go
+	{
+		printf 'module example.invalid/traefikbin\n\ngo %s\n\nrequire %s %s\n\n' \
+			"$(awk '$1 == "go" {print $2; exit}' "$tdir/go.mod")" "$m" "$TRAEFIK_VERSION"
+		awk '/^require \(/ {f = 1; print; next} f && /^\)/ {f = 0; print; next} f {print}' "$tdir/go.mod"
+		# Traefik's replaces but the two the proxy refuses, then ours
+		printf '\nreplace (\n'
+		awk '/^replace \(/ {f = 1; next} f && /^\)/ {f = 0; next} f && $1 != "github.com/abbot/go-http-auth" {print}' "$tdir/go.mod"
+		printf '\tgithub.com/abbot/go-http-auth => github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e\n'
+		printf '\tgithub.com/traefik/traefik/dynamic/ext => ./ext\n\t%s => ./lego\n)\n\n' "$lego"
+		grep '^exclude ' "$tdir/go.mod" || true
+	} >go.mod
+	printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/traefik"\n' "$m" >tools.go
+	cat go.mod | sed -n '/^replace (/,$p'
+	local date
+	date=$(date -u -d "@$EPOCH" +%Y-%m-%dT%H:%M:%SZ)
+	"${NICE[@]}" go build -mod=mod -trimpath -ldflags "-s -w -X $m/pkg/version.Version=$TRAEFIK_VERSION \
+		-X $m/pkg/version.Codename=$TRAEFIK_CODENAME -X $m/pkg/version.BuildDate=$date" \
+		-o "$C/bin/traefik" "$m/cmd/traefik"
+	"$C/bin/traefik" version
+}
+
 # The lab's flanneld is our own VXLAN-only main (test/lab/artifacts/flannel,
 # a module requiring github.com/flannel-io/flannel), not upstream's binary.
 FLANNEL_SRC=$HERE/flannel
@@ -477,6 +527,11 @@ images_spec() {
 	echo "user 65534"
 	echo "layer"; echo "tree $base"
 	echo "layer"; echo "file $b/metrics-server /metrics-server"
+	echo "image docker.io/library/traefik:$TRAEFIK_VERSION"
+	echo "entrypoint /traefik"
+	echo "user 65532:65532"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "file $b/traefik /traefik"
 	echo "image docker.io/library/haproxy:$HAPROXY_VERSION"
 	echo "entrypoint /usr/sbin/haproxy"
 	echo "cmd -f /usr/local/etc/haproxy/haproxy.cfg"
@@ -490,7 +545,8 @@ build_images() {
 	printf '%s\n' "ghcr.io/flannel-io/flannel:$FLANNEL_VERSION" \
 		"registry.k8s.io/networking/kube-network-policies:$KUBE_NETWORK_POLICIES_VERSION" \
 		"docker.io/library/haproxy:$HAPROXY_VERSION" \
-		"registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION" | tee "$C/images/addon-images.txt"
+		"registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION" \
+		"docker.io/library/traefik:$TRAEFIK_VERSION" | tee "$C/images/addon-images.txt"
 	make_base_rootfs
 	mkdir -p "$C/work/image-tars"
 	images_spec >"$C/images/images.spec"
@@ -615,12 +671,13 @@ write_versions() {
 	HAPROXY_VERSION=$HAPROXY_VERSION
 	METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION
 	HELM_VERSION=$HELM_VERSION
+	TRAEFIK_VERSION=$TRAEFIK_VERSION
 	GO_VERSION=$GO_VERSION
 	EOF
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm haproxy-rootfs images mirror)
+ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -645,12 +702,15 @@ for s in "${STEPS[@]}"; do
 	netpol) HEAVY=1 step netpol "$KUBE_NETWORK_POLICIES_VERSION $GO_VERSION" "$C/bin/netpol" -- build_netpol ;;
 	metrics-server) HEAVY=1 step metrics-server "$METRICS_SERVER_VERSION $GO_VERSION" "$C/bin/metrics-server" -- build_metrics_server ;;
 	helm) HEAVY=1 step helm "$HELM_VERSION $GO_VERSION" "$C/bin/helm" -- build_helm ;;
+	traefik)
+		HEAVY=1 step traefik "$TRAEFIK_VERSION $GO_VERSION $(srchash "$TRAEFIK_SRC") $(declare -f build_traefik | sha256sum | cut -c1-12)" \
+			"$C/bin/traefik" -- build_traefik ;;
 	flannel) HEAVY=1 step flannel "$(srchash "$FLANNEL_SRC" 2>/dev/null) $GO_VERSION" "$C/bin/flanneld" -- build_flannel ;;
 	haproxy-rootfs)
 		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID") $(declare -f haproxy_closure build_haproxy_rootfs | sha256sum | cut -c1-12)" \
 			"$C/work/haproxy-rootfs/usr/sbin/haproxy" -- build_haproxy_rootfs ;;
 	images)
-		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol,metrics-server} \
+		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol,metrics-server,traefik} \
 			"$C/stamps/kube-proxy-rootfs" "$C/stamps/haproxy-rootfs") $(srchash "$HERE/mkimage") $(sha256sum "$SELF" | cut -c1-12) $EPOCH" \
 			"$C/images/oci/index.json" "$C/images/k8s-images-$KUBE_VERSION.tar" -- build_images ;;
 	mirror)
