@@ -55,6 +55,7 @@ check "pause -v" bash -c "'$C/bin/pause' -v | grep -F '$PAUSE_VERSION'"
 check "netpol (kube-network-policies) runs" bash -c "'$C/bin/netpol' --help 2>&1 | grep -F -- -hostname-override"
 check "flanneld runs" bash -c "'$C/bin/flanneld' --help 2>&1 | head -n1"
 check "helm version says $HELM_VERSION" bash -c "'$C/bin/helm' version --template '{{.Version}}' | grep -Fx '$HELM_VERSION'"
+check "traefik version says $TRAEFIK_VERSION" bash -c "'$C/bin/traefik' version | grep -Eq '^Version: +$TRAEFIK_VERSION$'"
 check "haproxy $HAPROXY_VERSION in its rootfs" bash -c "chroot '$C/work/haproxy-rootfs' /usr/sbin/haproxy -v | grep -F 'version $HAPROXY_VERSION'"
 
 echo "== mirror $M"
