@@ -7,8 +7,8 @@
 // (hack/build-install-yaml.sh: config/crd/standard/gateway*.yaml).
 //
 // Run from assets/ by `go generate` (make generate). The output folder
-// is replaced whole, through a temporary one beside it; on error it is
-// left as it was. It fails when the chart's appVersion is not the
+// is replaced whole, through a temporary one in assets/ (.gen-*); on
+// error it is left as it was. It fails when the chart's appVersion is not the
 // module's version.
 package main
 
@@ -44,8 +44,11 @@ func run() error {
 		return fmt.Errorf("go mod download %s: %w", module, err)
 	}
 	var m struct{ Version, Dir, Error string }
-	if err := json.Unmarshal(out, &m); err != nil || m.Error != "" || m.Dir == "" {
-		return fmt.Errorf("go mod download %s: %v%s", module, err, m.Error)
+	if err := json.Unmarshal(out, &m); err != nil {
+		return fmt.Errorf("go mod download %s: %w", module, err)
+	}
+	if m.Error != "" || m.Dir == "" {
+		return fmt.Errorf("go mod download %s: no module directory (%s)", module, m.Error)
 	}
 	chart, err := os.ReadFile(filepath.Join(chartDir, "Chart.yaml"))
 	if err != nil {
@@ -60,7 +63,8 @@ func run() error {
 		return fmt.Errorf("%s@%s: no config/crd/standard/gateway*.yaml in %s", module, m.Version, m.Dir)
 	}
 	dst := filepath.Join(chartDir, "files")
-	tmp, err := os.MkdirTemp(chartDir, ".files-")
+	// outside charts/, which the binary embeds whole
+	tmp, err := os.MkdirTemp(".", ".gen-")
 	if err != nil {
 		return err
 	}

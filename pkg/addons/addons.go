@@ -71,20 +71,26 @@ type Params struct {
 var catalog = []struct {
 	name, namespace string
 	kubespray       string // kubespray's variable turning it on, read when metalk8s's is unset
-	values          func(Params) map[string]any
+	// values are metalk8s's own values, from p and whether each addon
+	// before it in the catalog is enabled.
+	values func(p Params, enabled map[string]bool) map[string]any
 }{
-	{"metrics-server", "kube-system", "metrics_server_enabled", func(p Params) map[string]any {
+	{"metrics-server", "kube-system", "metrics_server_enabled", func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.MetricsServerImage, p.Bundled)
 	}},
 	// The Gateway API's CRDs, before the ingress controller that serves
 	// them; cluster-wide, the release kept in kube-ingress.
-	{"gateway-api", "kube-ingress", "", func(Params) map[string]any { return map[string]any{} }},
-	// The ingress controller on every node (ports 80 and 443).
-	{"traefik", "kube-ingress", "", func(p Params) map[string]any {
-		return imageValues(p.TraefikImage, p.Bundled)
+	{"gateway-api", "kube-ingress", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }},
+	// The ingress controller on every node (ports 80 and 443); its
+	// Gateway API objects only with the CRDs of the addon before it (an
+	// operator who installs them otherwise sets gatewayAPI.enabled).
+	{"traefik", "kube-ingress", "", func(p Params, enabled map[string]bool) map[string]any {
+		v := imageValues(p.TraefikImage, p.Bundled)
+		v["gatewayAPI"] = map[string]any{"enabled": enabled["gateway-api"]}
+		return v
 	}},
 	// The web UI, reached through kubectl proxy or port-forward (README).
-	{"headlamp", "kube-system", "", func(p Params) map[string]any {
+	{"headlamp", "kube-system", "", func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.HeadlampImage, p.Bundled)
 	}},
 }
@@ -127,9 +133,10 @@ func image(ref string, bundled bool) map[string]any {
 // kubeadm's): metalk8s_<name>_enabled, a boolean (default true; unset,
 // kubespray's variable where it has one, metrics_server_enabled), and
 // metalk8s_<name>_values, a dict or the path of a YAML values file
-// (relative to the inventory's directory). Each chart is rendered here,
-// once, with its values for p.KubeVersion (Addon.Objects), so values the
-// chart's schema or templates refuse are found before any step runs. A bad value is an error naming the
+// (relative to the inventory's directory). Each enabled addon's chart is
+// rendered here, once, with its values for p.KubeVersion (Addon.Objects),
+// so values the chart's schema or templates refuse are found before any
+// step runs; a disabled one's is not (its release is only uninstalled). A bad value is an error naming the
 // host, the variable and where it was set.
 func FromInventory(cl *inventory.Cluster, p Params) ([]*Addon, error) {
 	if len(cl.ControlPlane) == 0 {
@@ -147,12 +154,13 @@ func Defaults(p Params) ([]*Addon, error) { return build(nil, "", p) }
 // relative values files are.
 func build(n *inventory.Node, dir string, p Params) ([]*Addon, error) {
 	var out []*Addon
+	enabled := map[string]bool{}
 	for _, c := range catalog {
 		ch, err := LoadChart(assets.Charts, "charts/"+c.name)
 		if err != nil {
 			return nil, err
 		}
-		a := &Addon{Name: c.name, Namespace: c.namespace, Chart: ch, Values: c.values(p), Enabled: true}
+		a := &Addon{Name: c.name, Namespace: c.namespace, Chart: ch, Values: c.values(p, enabled), Enabled: true}
 		key := "metalk8s_" + varName(c.name)
 		var over map[string]any
 		if n != nil {
@@ -169,6 +177,11 @@ func build(n *inventory.Node, dir string, p Params) ([]*Addon, error) {
 				return nil, err
 			}
 			a.Values = merge(a.Values, over)
+		}
+		enabled[a.Name] = a.Enabled
+		if !a.Enabled {
+			out = append(out, a) // to uninstall: nothing to render
+			continue
 		}
 		// Bad values are the inventory's error, found before any step runs.
 		if err := a.Render(p.KubeVersion); err != nil {

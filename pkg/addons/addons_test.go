@@ -43,6 +43,9 @@ func testParams(bundled bool) Params {
 		TraefikImage: testTraefikImage}
 }
 
+// allEnabled: every addon of the catalog on.
+var allEnabled = map[string]bool{"metrics-server": true, "gateway-api": true, "traefik": true, "headlamp": true}
+
 // find returns the object of kind and name, failing the test without it.
 func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
 	t.Helper()
@@ -77,7 +80,7 @@ func TestEveryChartLoadsAndRenders(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		objs, err := Render(ch, c.name, c.namespace, "v1.36.3", c.values(testParams(false)))
+		objs, err := Render(ch, c.name, c.namespace, "v1.36.3", c.values(testParams(false), allEnabled))
 		if err != nil {
 			t.Fatal(err)
 		}

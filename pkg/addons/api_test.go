@@ -201,6 +201,18 @@ func TestChartsServerDryRun(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Before the CRDs, plan reports a kind the API does not serve yet as
+	// created, saying so (its CRD comes from an earlier release).
+	for _, a := range ads {
+		if a.Name != "traefik" {
+			continue
+		}
+		o := find(t, a.Objects, "GatewayClass", "traefik")
+		line, live, err := c.DryRun(ctx, helmOwned(o, a), HelmFieldManager, a.Namespace)
+		if want := "+ create GatewayClass traefik (gateway.networking.k8s.io/v1 is not served yet: its CRD comes first)"; err != nil || live != nil || line != want {
+			t.Errorf("GatewayClass before its CRD: %q, %v; want %q", line, err, want)
+		}
+	}
 	// The CRDs first, for real (the gateway-api release installs them
 	// before traefik's uses them), so every other object is checked by
 	// the API, none reported "not served yet".

@@ -2,6 +2,7 @@ package addons
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -23,7 +24,7 @@ func renderAddon(t *testing.T, name string, over map[string]any) ([]*unstructure
 		if err != nil {
 			t.Fatal(err)
 		}
-		return Render(ch, name, c.namespace, "v1.36.3", merge(c.values(testParams(true)), over))
+		return Render(ch, name, c.namespace, "v1.36.3", merge(c.values(testParams(true), allEnabled), over))
 	}
 	t.Fatalf("no addon %s", name)
 	return nil, nil
@@ -126,6 +127,34 @@ func TestTraefikChart(t *testing.T) {
 	}
 }
 
+// Without the gateway-api addon, Traefik's Gateway API objects are off
+// (nothing would serve their kinds) unless the operator turns them on;
+// a disabled addon is not rendered.
+func TestTraefikFollowsGatewayAPI(t *testing.T) {
+	for vars, want := range map[string]int{
+		"":                                    2,
+		"metalk8s_gateway_api_enabled: false": 0,
+		"metalk8s_gateway_api_enabled: false\nmetalk8s_traefik_values: {gatewayAPI: {enabled: true}}": 2,
+	} {
+		as, err := FromInventory(clusterWith(t, vars, map[string]string{}), testParams(true))
+		if err != nil {
+			t.Fatalf("%q: %v", vars, err)
+		}
+		for _, a := range as {
+			switch a.Name {
+			case "traefik":
+				if k := kinds(a.Objects); k["GatewayClass"]+k["Gateway"] != want {
+					t.Errorf("%q: traefik's kinds %v, want %d Gateway API objects", vars, k, want)
+				}
+			case "gateway-api":
+				if !a.Enabled && a.Objects != nil {
+					t.Errorf("%q: the disabled gateway-api addon was rendered", vars)
+				}
+			}
+		}
+	}
+}
+
 // The Gateway API chart holds the module's standard-channel files, each
 // object kept on uninstall, the CRDs of the chart's appVersion.
 func TestGatewayAPIChart(t *testing.T) {
@@ -144,8 +173,8 @@ func TestGatewayAPIChart(t *testing.T) {
 	names := map[string]bool{}
 	for _, o := range objs {
 		names[o.GetName()] = true
-		if o.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
-			t.Errorf("%s is not kept on uninstall", ref(o))
+		if kept := o.GetAnnotations()["helm.sh/resource-policy"] == "keep"; kept != (o.GetKind() == "CustomResourceDefinition") {
+			t.Errorf("%s: kept on uninstall %v, want only the CRDs kept", ref(o), kept)
 		}
 		if o.GetKind() == "CustomResourceDefinition" && o.GetAnnotations()["gateway.networking.k8s.io/bundle-version"] != ch.Metadata.AppVersion {
 			t.Errorf("%s: bundle-version %q, chart appVersion %s", o.GetName(), o.GetAnnotations()["gateway.networking.k8s.io/bundle-version"], ch.Metadata.AppVersion)
@@ -160,14 +189,20 @@ func TestGatewayAPIChart(t *testing.T) {
 			t.Errorf("no CRD %s", n)
 		}
 	}
-	// Every file of the module's config/crd/standard/gateway*.yaml is
-	// there, unchanged (the generator copies; the chart only annotates).
-	files, _ := filepath.Glob("../../assets/charts/gateway-api/files/*.yaml")
-	if len(files) == 0 {
-		t.Fatal("no assets/charts/gateway-api/files: make generate")
+	// The chart holds every file of the module's
+	// config/crd/standard/gateway*.yaml, as is, at go.mod's version (the
+	// generator copies; the template only labels and annotates).
+	out, err := exec.Command("go", "list", "-m", "-f", "{{.Version}} {{.Dir}}", "sigs.k8s.io/gateway-api").Output()
+	ver, dir, _ := strings.Cut(strings.TrimSpace(string(out)), " ")
+	if err != nil || dir == "" {
+		t.Fatalf("go list -m sigs.k8s.io/gateway-api: %q, %v", out, err)
 	}
-	if len(ch.Files) != len(files) {
-		t.Errorf("%d files in the chart, %d on disk", len(ch.Files), len(files))
+	if ch.Metadata.AppVersion != ver {
+		t.Errorf("chart appVersion %s, go.mod's sigs.k8s.io/gateway-api %s", ch.Metadata.AppVersion, ver)
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "config/crd/standard/gateway*.yaml"))
+	if len(files) == 0 || len(ch.Files) != len(files) {
+		t.Errorf("%d files in the chart, %d in the module", len(ch.Files), len(files))
 	}
 	for _, f := range files {
 		b, _ := os.ReadFile(f)
@@ -176,7 +211,7 @@ func TestGatewayAPIChart(t *testing.T) {
 			found = found || (cf.Name == "files/"+filepath.Base(f) && string(cf.Data) == string(b))
 		}
 		if !found {
-			t.Errorf("%s is not embedded as is", f)
+			t.Errorf("the module's %s is not in the chart as is (make generate)", filepath.Base(f))
 		}
 	}
 

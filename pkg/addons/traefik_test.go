@@ -14,6 +14,7 @@ import (
 	"time"
 
 	helmkube "helm.sh/helm/v4/pkg/kube"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -30,9 +31,10 @@ import (
 
 // TestTraefikRoutes installs the gateway-api and traefik releases with
 // their steps (Helm SDK, server-side apply) on a real kube-apiserver
-// (kubetest), then runs the lab's build of Traefik (the real binary,
-// test/lab/artifacts: build.sh traefik) on this machine with the
-// DaemonSet's own arguments, and sends it requests that an Ingress (of
+// (kubetest, RBAC), then runs the lab's build of Traefik (the real
+// binary, test/lab/artifacts: build.sh traefik) on this machine with the
+// DaemonSet's own arguments and a token of its service account (so the
+// chart's ClusterRole is what it may read), and sends it requests that an Ingress (of
 // the default class), an nginx-class Ingress (ingress-nginx's
 // annotation) and a Gateway API HTTPRoute each route to a test Service
 // whose endpoint is an HTTP server of the test. kubetest runs no
@@ -45,7 +47,7 @@ func TestTraefikRoutes(t *testing.T) {
 	bin := kubetest.Binary(t, "traefik", "traefik")
 	backendIP := hostIP(t) // an EndpointSlice refuses loopback addresses
 	s := kubetest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	connect := func(ctx context.Context) (*kube.Client, error) {
 		return kube.Connect(ctx, s.Kubeconfig, []string{"cp1"}, func(string) (kube.Dialer, error) { return s.Dialer(), nil })
@@ -67,17 +69,8 @@ func TestTraefikRoutes(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Before the CRDs: plan says the Gateway API objects would be
-	// created, and why it cannot ask the API about them.
 	step := func(a *Addon) *releaseStep {
 		return &releaseStep{addon: a, wait: helmkube.HookOnlyStrategy, client: connect}
-	}
-	ch, err := step(tr).check(ctx, nil)
-	if err != nil {
-		t.Fatalf("traefik check before the CRDs: %v", err)
-	}
-	if !contains(ch.Diff, "  + create GatewayClass traefik (gateway.networking.k8s.io/v1 is not served yet: its CRD comes first)") {
-		t.Errorf("traefik check before the CRDs: %q", ch.Diff)
 	}
 	for _, name := range []string{"gateway-api", "traefik"} {
 		if err := step(byName[name]).apply(ctx, nil); err != nil {
@@ -95,10 +88,23 @@ func TestTraefikRoutes(t *testing.T) {
 	backend := serveBackend(t, backendIP)
 	testObjects(ctx, t, c, backend)
 
+	// Traefik as its pod would be: its service account's token (the
+	// chart's ClusterRole, under RBAC), its DaemonSet's arguments.
+	tok, err := c.Typed().CoreV1().ServiceAccounts("kube-ingress").CreateToken(ctx, "traefik",
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatalf("a token of service account kube-ingress/traefik: %v", err)
+	}
 	args := daemonSetArgs(t, tr.Objects)
-	kubeconfig := s.KubeconfigFile(t)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	// Without the in-cluster variables (a CI pod's), which Traefik
+	// prefers over KUBECONFIG.
+	for _, e := range os.Environ() {
+		if !strings.HasPrefix(e, "KUBERNETES_SERVICE_") && !strings.HasPrefix(e, "KUBECONFIG=") {
+			cmd.Env = append(cmd.Env, e)
+		}
+	}
+	cmd.Env = append(cmd.Env, "KUBECONFIG="+s.TokenKubeconfigFile(t, tok.Status.Token))
 	logf, err := os.Create(filepath.Join(t.TempDir(), "traefik.log"))
 	if err != nil {
 		t.Fatal(err)

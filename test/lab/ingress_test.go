@@ -27,6 +27,7 @@ func (l *lab) testIngress(t *testing.T) {
 		return nil
 	})
 	l.mustKubectl(t, ingressManifests, "apply", "-f", "-")
+	t.Cleanup(func() { _, _ = l.kubectl(time.Minute, "", "delete", "namespace", "e2e-ingress", "--wait=false") })
 	ips := strings.Fields(l.mustKubectl(t, "", "get", "nodes", "-o",
 		`jsonpath={range .items[*]}{.status.addresses[?(@.type=="InternalIP")].address}{" "}{end}`))
 	if len(ips) != nodes {
@@ -45,7 +46,6 @@ func (l *lab) testIngress(t *testing.T) {
 			})
 		}
 	}
-	l.mustKubectl(t, "", "delete", "namespace", "e2e-ingress", "--wait=false")
 }
 
 // shellQuote quotes s for a POSIX shell.

@@ -6,7 +6,6 @@
 package kubetest
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -33,11 +32,13 @@ type Server struct {
 	Port       int           // the apiserver's port on 127.0.0.1
 	Kubeconfig []byte        // admin, server https://Endpoint:6443, client certificate
 	Started    time.Duration // from launching etcd to /readyz answering ok
+	caPEM      []byte
 }
 
 // Start runs etcd and kube-apiserver until the test ends: etcd without
 // fsync in a temporary directory, the apiserver with a throwaway PKI,
-// AlwaysAllow authorization and the admin in system:masters.
+// RBAC authorization (as kubeadm's, without the Node authorizer) and the
+// admin in system:masters.
 func Start(t testing.TB) *Server {
 	t.Helper()
 	apiserver, etcd := binaries(t)
@@ -58,13 +59,13 @@ func Start(t testing.TB) *Server {
 		"--etcd-servers="+etcdURL, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
 		"--secure-port="+strconv.Itoa(port),
 		"--tls-cert-file="+p.path("apiserver.crt"), "--tls-private-key-file="+p.path("apiserver.key"),
-		"--client-ca-file="+p.path("ca.crt"), "--authorization-mode=AlwaysAllow",
+		"--client-ca-file="+p.path("ca.crt"), "--authorization-mode=RBAC",
 		"--service-account-issuer=https://kubernetes.default.svc",
 		"--service-account-key-file="+p.path("sa.pub"), "--service-account-signing-key-file="+p.path("sa.key"),
 		"--service-cluster-ip-range=10.96.0.0/16", "--enable-priority-and-fairness=false",
 		"--profiling=false", "--endpoint-reconciler-type=none",
 		"--allow-privileged=true") // as kubeadm starts it
-	s := &Server{Port: port, Kubeconfig: kubeconfig(p)}
+	s := &Server{Port: port, Kubeconfig: kubeconfig(p), caPEM: p.caPEM}
 	if err := s.waitReady(p, 90*time.Second); err != nil {
 		t.Fatalf("kubetest: kube-apiserver: %v (logs in %s)\n%s", err, dir, tail(filepath.Join(dir, "kube-apiserver.log")))
 	}
@@ -228,13 +229,28 @@ func repoRoot() string {
 	}
 }
 
-// KubeconfigFile writes the admin kubeconfig with its server at
+// TokenKubeconfigFile writes a kubeconfig that authenticates with a
+// bearer token (a service account's, from a TokenRequest) to
 // https://127.0.0.1:Port (in the serving certificate), for a process
 // without the test's dialer, into a file of the test's (0600) and
 // returns its path.
-func (s *Server) KubeconfigFile(t testing.TB) string {
+func (s *Server) TokenKubeconfigFile(t testing.TB, token string) string {
 	t.Helper()
-	b := bytes.Replace(s.Kubeconfig, fmt.Appendf(nil, "https://%s:6443", Endpoint), fmt.Appendf(nil, "https://127.0.0.1:%d", s.Port), 1)
+	b := fmt.Appendf(nil, `apiVersion: v1
+kind: Config
+clusters:
+- name: kubetest
+  cluster:
+    server: https://127.0.0.1:%d
+    certificate-authority-data: %s
+users:
+- name: token
+  user: {token: %q}
+contexts:
+- name: token@kubetest
+  context: {cluster: kubetest, user: token}
+current-context: token@kubetest
+`, s.Port, b64(s.caPEM), token)
 	p := filepath.Join(t.TempDir(), "kubeconfig")
 	if err := os.WriteFile(p, b, 0o600); err != nil {
 		t.Fatal(err)

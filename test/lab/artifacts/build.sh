@@ -374,10 +374,10 @@ build_traefik() {
 	mkdir -p "$d"
 	cd "$d"
 	cp -r "$TRAEFIK_SRC/ext" ext
-	tdir=$(modinfo "$m@$TRAEFIK_VERSION" Dir)
+	tdir=$(cd /tmp && modinfo "$m@$TRAEFIK_VERSION" Dir)   # outside any module
 	[[ -d $tdir ]] || die "cannot download $m@$TRAEFIK_VERSION"
 	lver=$(awk -v l="$lego" '$1 == l {print $2; exit}' "$tdir/go.mod")
-	ldir=$(modinfo "$lego@$lver" Dir)
+	ldir=$(cd /tmp && modinfo "$lego@$lver" Dir)
 	cp -r "$ldir" lego
 	chmod -R u+w lego
 	rm -f lego/providers/dns/*_test.go
@@ -386,15 +386,22 @@ build_traefik() {
 		printf 'module example.invalid/traefikbin\n\ngo %s\n\nrequire %s %s\n\n' \
 			"$(awk '$1 == "go" {print $2; exit}' "$tdir/go.mod")" "$m" "$TRAEFIK_VERSION"
 		awk '/^require \(/ {f = 1; print; next} f && /^\)/ {f = 0; print; next} f {print}' "$tdir/go.mod"
-		# Traefik's replaces but the two the proxy refuses, then ours
+		# Traefik's replaces (in a block or on a line) but the two the
+		# proxy refuses, then ours
 		printf '\nreplace (\n'
-		awk '/^replace \(/ {f = 1; next} f && /^\)/ {f = 0; next} f && $1 != "github.com/abbot/go-http-auth" {print}' "$tdir/go.mod"
+		awk -v a=github.com/abbot/go-http-auth -v e=github.com/traefik/traefik/dynamic/ext '
+			/^replace \(/ {f = 1; next}
+			f && /^\)/ {f = 0; next}
+			/^replace [^(]/ {sub(/^replace /, ""); if ($1 != a && $1 != e) print "\t" $0; next}
+			f && $1 != a && $1 != e {print}' "$tdir/go.mod"
 		printf '\tgithub.com/abbot/go-http-auth => github.com/containous/go-http-auth v0.4.1-0.20200324110947-a37a7636d23e\n'
 		printf '\tgithub.com/traefik/traefik/dynamic/ext => ./ext\n\t%s => ./lego\n)\n\n' "$lego"
 		grep '^exclude ' "$tdir/go.mod" || true
 	} >go.mod
 	printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/traefik"\n' "$m" >tools.go
-	cat go.mod | sed -n '/^replace (/,$p'
+	sed -n '/^replace (/,$p' go.mod
+	# -mod=mod writes go.sum here; Traefik's require block is complete,
+	# so it pins every version.
 	local date
 	date=$(date -u -d "@$EPOCH" +%Y-%m-%dT%H:%M:%SZ)
 	"${NICE[@]}" go build -mod=mod -trimpath -ldflags "-s -w -X $m/pkg/version.Version=$TRAEFIK_VERSION \
