@@ -25,6 +25,9 @@ import (
 type Addon struct {
 	Name      string // the chart's directory and the release's name: "metrics-server"
 	Namespace string // the release's namespace
+	// After is the addon whose step must succeed first ("gateway-api",
+	// whose CRDs traefik's objects are), or "": independent of the others.
+	After string
 	// Enabled is metalk8s_<name>_enabled (dashes as underscores; default
 	// true). A disabled addon's release is uninstalled.
 	Enabled bool
@@ -71,26 +74,27 @@ type Params struct {
 var catalog = []struct {
 	name, namespace string
 	kubespray       string // kubespray's variable turning it on, read when metalk8s's is unset
+	after           string // the addon it needs installed first ("gateway-api": its CRDs), if any
 	// values are metalk8s's own values, from p and whether each addon
 	// before it in the catalog is enabled.
 	values func(p Params, enabled map[string]bool) map[string]any
 }{
-	{"metrics-server", "kube-system", "metrics_server_enabled", func(p Params, _ map[string]bool) map[string]any {
+	{"metrics-server", "kube-system", "metrics_server_enabled", "", func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.MetricsServerImage, p.Bundled)
 	}},
 	// The Gateway API's CRDs, before the ingress controller that serves
 	// them; cluster-wide, the release kept in kube-ingress.
-	{"gateway-api", "kube-ingress", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }},
+	{"gateway-api", "kube-ingress", "", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }},
 	// The ingress controller on every node (ports 80 and 443); its
 	// Gateway API objects only with the CRDs of the addon before it (an
 	// operator who installs them otherwise sets gatewayAPI.enabled).
-	{"traefik", "kube-ingress", "", func(p Params, enabled map[string]bool) map[string]any {
+	{"traefik", "kube-ingress", "", "gateway-api", func(p Params, enabled map[string]bool) map[string]any {
 		v := imageValues(p.TraefikImage, p.Bundled)
 		v["gatewayAPI"] = map[string]any{"enabled": enabled["gateway-api"]}
 		return v
 	}},
 	// The web UI, reached through kubectl proxy or port-forward (README).
-	{"headlamp", "kube-system", "", func(p Params, _ map[string]bool) map[string]any {
+	{"headlamp", "kube-system", "", "", func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.HeadlampImage, p.Bundled)
 	}},
 }
@@ -160,7 +164,7 @@ func build(n *inventory.Node, dir string, p Params) ([]*Addon, error) {
 		if err != nil {
 			return nil, err
 		}
-		a := &Addon{Name: c.name, Namespace: c.namespace, Chart: ch, Values: c.values(p, enabled), Enabled: true}
+		a := &Addon{Name: c.name, Namespace: c.namespace, After: c.after, Chart: ch, Values: c.values(p, enabled), Enabled: true}
 		key := "metalk8s_" + varName(c.name)
 		var over map[string]any
 		if n != nil {

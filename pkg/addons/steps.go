@@ -45,8 +45,9 @@ func StepID(name, firstControlPlane string) string {
 }
 
 // Steps returns one step per addon, on the first control-plane host, in
-// the addons phase, each after the one before and after deps (the nodes
-// Ready). art is the inventory's artifacts directory (admin.conf); each
+// the addons phase, each after deps (the nodes Ready) and after its
+// Addon.After's step, if any: one addon that fails blocks only those that
+// need it (a host runs its steps one at a time, in this order). art is the inventory's artifacts directory (admin.conf); each
 // addon is installed as rendered (Addon.Render, done by FromInventory).
 func Steps(cl *inventory.Cluster, art string, addons []*Addon, deps []string) []*steps.Step {
 	var cps []string
@@ -55,15 +56,16 @@ func Steps(cl *inventory.Cluster, art string, addons []*Addon, deps []string) []
 	}
 	first := cps[0]
 	var out []*steps.Step
-	prev := deps
 	for _, a := range addons {
 		r := &releaseStep{addon: a, wait: helmkube.StatusWatcherStrategy, client: func(ctx context.Context) (*kube.Client, error) {
 			return kube.FromRun(ctx, kube.AdminConfPath(art), cps)
 		}}
-		id := StepID(a.Name, first)
-		out = append(out, &steps.Step{ID: id, Host: first, Phase: "addons", Deps: prev,
+		d := append([]string(nil), deps...)
+		if a.After != "" {
+			d = append(d, StepID(a.After, first))
+		}
+		out = append(out, &steps.Step{ID: StepID(a.Name, first), Host: first, Phase: "addons", Deps: d,
 			Inputs: r.inputs(), Check: r.check, Apply: r.apply, Retry: apiRetry})
-		prev = []string{id}
 	}
 	return out
 }
