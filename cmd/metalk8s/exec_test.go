@@ -297,11 +297,13 @@ func testPlanAndUp(t *testing.T, f *fleet.Fleet) {
 		t.Fatal(err)
 	}
 	inv := writeInventory(t, strings.ReplaceAll(string(data), "node-", "cli-"))
-	defer func() {
+	clean := func() {
 		for _, h := range []string{"cli-001", "cli-002", "cli-003"} {
 			os.RemoveAll("/var/lib/metalk8s/" + h)
 		}
-	}()
+	}
+	clean() // a run killed before its deferred cleanup (a test timeout) left them
+	defer clean()
 	kh := "--known-hosts=" + f.KnownHosts
 	code, out, errOut := metalk8s(t, "plan", inv, kh)
 	if code != 2 || !strings.Contains(out, "cli-002:\n  prepare/state-dir\n      + create /var/lib/metalk8s/cli-002") || !strings.Contains(out, "3 steps would change") {
