@@ -95,7 +95,7 @@ func TestTraefikRoutes(t *testing.T) {
 	if err != nil {
 		t.Fatalf("a token of service account kube-ingress/traefik: %v", err)
 	}
-	args := daemonSetArgs(t, tr.Objects)
+	args := toStrings(container(t, find(t, tr.Objects, "DaemonSet", "traefik"))["args"])
 	cmd := exec.Command(bin, args...)
 	// Without the in-cluster variables (a CI pod's), which Traefik
 	// prefers over KUBECONFIG.
@@ -266,31 +266,6 @@ func hostIP(t *testing.T) string {
 	}
 	t.Fatal("no global unicast IPv4 address on this machine for the test's backend")
 	return ""
-}
-
-// daemonSetArgs are the traefik container's arguments in the rendered
-// DaemonSet.
-func daemonSetArgs(t *testing.T, objs []*unstructured.Unstructured) []string {
-	t.Helper()
-	for _, o := range objs {
-		if o.GetKind() != "DaemonSet" {
-			continue
-		}
-		cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-		for _, c := range cs {
-			m, _ := c.(map[string]any)
-			if m["name"] != "traefik" {
-				continue
-			}
-			args, _, err := unstructured.NestedStringSlice(m, "args")
-			if err != nil || len(args) == 0 {
-				t.Fatalf("traefik container args: %v %v", args, err)
-			}
-			return args
-		}
-	}
-	t.Fatal("no traefik DaemonSet container in the chart's objects")
-	return nil
 }
 
 // waitFor retries f every 250 ms for up to a minute.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/metalk8s/metalk8s/pkg/ssh"
 )
 
 // testIngress checks the ingress addons: the gateway-api and traefik
@@ -38,7 +40,7 @@ func (l *lab) testIngress(t *testing.T) {
 			// bash's /dev/tcp: the lab's Debian has no curl
 			cmd := fmt.Sprintf(`exec 3<>/dev/tcp/%s/80 && printf 'GET /index.html HTTP/1.0\r\nHost: %s\r\n\r\n' >&3 && timeout 10 cat <&3`, ip, host)
 			eventually(t, 5*time.Minute, host+" through "+ip+":80", func() error {
-				out, err := l.metalk8sErr(time.Minute, "exec", "-i", l.inv, "--known-hosts", l.known, "--limit", "node1", "--", "bash -c "+shellQuote(cmd))
+				out, err := l.metalk8sErr(time.Minute, "exec", "-i", l.inv, "--known-hosts", l.known, "--limit", "node1", "--", "bash -c "+ssh.Quote(cmd))
 				if err != nil || !strings.Contains(out, " 200 ") || !strings.Contains(out, "routed-by-traefik") {
 					return fmt.Errorf("%v: %s", err, out)
 				}
@@ -47,9 +49,6 @@ func (l *lab) testIngress(t *testing.T) {
 		}
 	}
 }
-
-// shellQuote quotes s for a POSIX shell.
-func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // ingressManifests: busybox httpd serving routed-by-traefik, its
 // Service, an Ingress without a class (traefik is the default) and an
