@@ -149,6 +149,28 @@ func FromInventory(cl *inventory.Cluster, p Params) ([]*Addon, error) {
 	return build(cl.ControlPlane[0], filepath.Dir(cl.Inventory.Path), p)
 }
 
+// Enabled reads whether the addon name is enabled as FromInventory does:
+// metalk8s_<name>_enabled on the first control-plane node (default
+// true; kubespray's variable when the catalog names one and metalk8s's
+// is unset). "monitoring" is read here before its release exists: the
+// node-exporter services on every node follow it. A value that is not a
+// boolean is an error naming the host and the variable.
+func Enabled(cl *inventory.Cluster, name string) (bool, error) {
+	if len(cl.ControlPlane) == 0 {
+		return false, fmt.Errorf("addons: the cluster has no control-plane node")
+	}
+	n := cl.ControlPlane[0]
+	key := "metalk8s_" + varName(name) + "_enabled"
+	for _, c := range catalog {
+		if _, set := n.Vars[key]; !set && c.name == name && c.kubespray != "" {
+			if _, set := n.Vars[c.kubespray]; set {
+				key = c.kubespray
+			}
+		}
+	}
+	return boolVar(n, key, true)
+}
+
 // Defaults returns every addon of the catalog as FromInventory does for
 // an inventory that sets none of their variables: enabled, with
 // metalk8s's own values, rendered for p.KubeVersion.

@@ -39,6 +39,9 @@ type Versions struct {
 	// Helm is the helm CLI the bundle carries for operators (bin/helm):
 	// the version of the Helm SDK metalk8s installs addons with.
 	Helm string `json:"helm,omitempty"`
+	// NodeExporter is Prometheus's node_exporter, a systemd service on
+	// every node when monitoring is enabled (bin/node_exporter).
+	NodeExporter string `json:"node_exporter,omitempty"`
 }
 
 // ShellVars are v as test/lab/artifacts/versions.sh names them, in its
@@ -49,7 +52,8 @@ func (v Versions) ShellVars() [][2]string {
 		{"PAUSE_VERSION", v.Pause}, {"CONTAINERD_VERSION", "v" + v.Containerd}, {"RUNC_VERSION", v.Runc},
 		{"CRICTL_VERSION", v.Crictl}, {"CNI_PLUGINS_VERSION", v.CNI}, {"FLANNEL_VERSION", v.Flannel},
 		{"KUBE_NETWORK_POLICIES_VERSION", v.KubeNetworkPolicies}, {"HAPROXY_VERSION", v.HAProxy},
-		{"METRICS_SERVER_VERSION", v.MetricsServer}, {"HELM_VERSION", v.Helm}, {"TRAEFIK_VERSION", v.Traefik}}
+		{"METRICS_SERVER_VERSION", v.MetricsServer}, {"HELM_VERSION", v.Helm}, {"TRAEFIK_VERSION", v.Traefik},
+		{"NODE_EXPORTER_VERSION", v.NodeExporter}}
 }
 
 // known pairs each supported Kubernetes minor with its components; it is
@@ -73,19 +77,20 @@ func (v Versions) ShellVars() [][2]string {
 //   - Traefik: v3.7.13, the newest v3 the Go module proxy serves (the lab
 //     builds it, with the modules the proxy refuses stubbed out:
 //     test/lab/artifacts/README.md).
+//   - node_exporter: v1.12.1, the newest the Go module proxy serves.
 //   - helm: go.mod's helm.sh/helm/v4, the SDK that installs the addons, so
 //     `helm list` and `helm history` read its releases as it wrote them
 //     (TestHelmMatchesSDK).
 var known = map[string]Versions{
 	"v1.35": {Etcd: "v3.6.16", CoreDNS: "v1.13.1", Pause: "3.10.1", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1"},
 	"v1.36": {Etcd: "v3.6.16", CoreDNS: "v1.14.2", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1"},
 	"v1.37": {Etcd: "v3.6.16", CoreDNS: "v1.14.6", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.37.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1"},
 }
 
 // Supported names the range of minors known holds, for messages: "v1.35 to v1.37".
@@ -165,6 +170,14 @@ func Artifacts(v Versions) []Artifact {
 		// get.helm.sh, as scripts/get-helm-4 downloads it
 		out = append(out, Artifact{Name: "helm", Host: "get.helm.sh", Path: fmt.Sprintf("helm-%s-linux-amd64.tar.gz", v.Helm),
 			Sums: []string{".sha256sum", ".sha256"}, Dest: "bin/helm", Mode: 0o755, Extract: "linux-amd64/helm"})
+	}
+	if v.NodeExporter != "" {
+		// Prometheus's release layout: one directory per archive, and a
+		// sha256sums.txt for the whole release
+		dir := fmt.Sprintf("node_exporter-%s.linux-amd64", strings.TrimPrefix(v.NodeExporter, "v"))
+		out = append(out, Artifact{Name: "node_exporter", Host: "github.com",
+			Path: fmt.Sprintf("prometheus/node_exporter/releases/download/%s/%s.tar.gz", v.NodeExporter, dir),
+			Sums: []string{"sha256sums.txt"}, Dest: "bin/node_exporter", Mode: 0o755, Extract: dir + "/node_exporter"})
 	}
 	return out
 }

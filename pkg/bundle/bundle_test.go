@@ -59,6 +59,9 @@ func newLab(t *testing.T) *lab {
 			l.files[p+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(a.Path) + "\n")
 		case "helm":
 			l.files[p+".sha256sum"] = []byte(hex.EncodeToString(sum[:]) + "  " + filepath.Base(a.Path) + "\n")
+		case "node_exporter": // Prometheus's one sha256sums.txt per release
+			l.files[path.Dir(p)+"/sha256sums.txt"] = []byte(strings.Repeat("1", 64) + "  node_exporter-x.linux-arm64.tar.gz\n" +
+				hex.EncodeToString(sum[:]) + "  " + filepath.Base(a.Path) + "\n")
 		case "runc":
 			l.files[path.Dir(p)+"/runc.sha256sum"] = []byte(strings.Repeat("0", 64) + "  runc.arm64\n" + hex.EncodeToString(sum[:]) + " *runc.amd64\n")
 		default:

@@ -54,7 +54,17 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, node.Bundle(cl, bundleDir, m)...)
+		// node_exporter on every node, for the monitoring addon
+		monitoring, err := addons.Enabled(cl, "monitoring")
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, node.Bundle(cl, bundleDir, m, monitoring)...)
+		ne, err := node.NodeExporter(cl, m, monitoring)
+		if err != nil {
+			return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
+		}
+		all = append(all, ne...)
 		if len(m.Packages) > 0 {
 			all = append(all, node.BundlePackages(cl, bundleDir, m, store)...)
 		}

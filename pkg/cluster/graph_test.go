@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/metalk8s/metalk8s/pkg/inventory"
+	"github.com/metalk8s/metalk8s/internal/testinv"
 	"github.com/metalk8s/metalk8s/pkg/steps"
 )
 
@@ -18,7 +18,7 @@ import (
 func TestGraphKubernetes(t *testing.T) {
 	dir := t.TempDir()
 	inv := filepath.Join(dir, "hosts.ini")
-	os.WriteFile(inv, []byte(`[all]
+	hosts := `[all]
 node1 ansible_host=192.0.2.1 ip=10.10.0.11
 node2 ansible_host=192.0.2.2 ip=10.10.0.12
 node3 ansible_host=192.0.2.3 ip=10.10.0.13
@@ -32,11 +32,12 @@ node[1:4]
 [k8s-cluster:children]
 kube-master
 kube-node
-`), 0o600)
+`
+	os.WriteFile(inv, []byte(hosts), 0o600)
 	b := filepath.Join(dir, "bundle")
 	os.MkdirAll(b, 0o755)
 	var files []string
-	for _, f := range []string{"kubeadm", "kubelet", "kubectl", "containerd", "runc", "crictl", "cni-plugins", "etcd"} {
+	for _, f := range []string{"kubeadm", "kubelet", "kubectl", "containerd", "runc", "crictl", "cni-plugins", "etcd", "node_exporter"} {
 		files = append(files, fmt.Sprintf(`{"name":%q,"path":"bin/%s","sha256":"%064d","size":1}`, f, f, 0))
 	}
 	manifest := `{"versions":{"kube":"v1.36.3"},"files":[` + strings.Join(files, ",") +
@@ -45,15 +46,7 @@ kube-node
 		`{"name":"ghcr.io/headlamp-k8s/headlamp:v0.45.0","digest":"sha256:2"},` +
 		`{"name":"docker.io/library/traefik:v3.7.13","digest":"sha256:3"}],"image_archive":"images.tar"}`
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
-	in, err := inventory.Load(inv)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := inventory.NewCluster(in)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g, err := Graph(cl, b)
+	g, err := Graph(testinv.Load(t, inv), b)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,6 +84,31 @@ kube-node
 		if g.Step(id) != nil {
 			t.Errorf("unexpected step %s", id)
 		}
+	}
+	// monitoring (on by default): node_exporter on every node, installed first
+	dependsOn("prepare/node-exporter@node4", "prepare/binaries@node4")
+	if s := has("prepare/binaries@node4"); s != nil && !strings.Contains(fmt.Sprint(s.Inputs), "node_exporter=") {
+		t.Errorf("node4's binaries do not include node_exporter: %v", s.Inputs)
+	}
+
+	// monitoring off: node-exporter steps remove the service; no binary
+	os.WriteFile(inv, []byte(hosts+"[all:vars]\nmetalk8s_monitoring_enabled=false\n"), 0o600)
+	g, err = Graph(testinv.Load(t, inv), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := g.Step("prepare/node-exporter@node4"); s == nil || reaches(g, s, "prepare/binaries@node4") {
+		t.Errorf("monitoring disabled: node-exporter step %v waits for the binaries, or is missing", s)
+	}
+	if s := g.Step("prepare/binaries@node4"); s == nil || strings.Contains(fmt.Sprint(s.Inputs), "node_exporter=") {
+		t.Errorf("monitoring disabled: node_exporter is still installed: %v", s)
+	}
+	// monitoring on with a bundle that lacks node_exporter: a clear error
+	os.WriteFile(inv, []byte(hosts), 0o600)
+	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(strings.Replace(manifest, `"name":"node_exporter"`, `"name":"other"`, 1)), 0o644)
+	if _, err := Graph(testinv.Load(t, inv), b); err == nil || !strings.Contains(err.Error(), "the bundle has no node_exporter") ||
+		!strings.Contains(err.Error(), "metalk8s_monitoring_enabled: false") {
+		t.Errorf("a bundle without node_exporter: %v", err)
 	}
 }
 

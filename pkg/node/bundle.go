@@ -21,8 +21,9 @@ type install struct {
 	Unpack string // archives: shell command, "$A" is the staged archive
 }
 
-// installs lists what a node's roles need from the bundle.
-func installs(n *inventory.Node, m *bundle.Manifest) []install {
+// installs lists what a node's roles need from the bundle, and
+// node_exporter on every node when nodeExporter is set.
+func installs(n *inventory.Node, m *bundle.Manifest, nodeExporter bool) []install {
 	kube := n.ControlPlane || n.Worker
 	var out []install
 	for _, f := range m.Files {
@@ -37,6 +38,8 @@ func installs(n *inventory.Node, m *bundle.Manifest) []install {
 			out = append(out, install{File: f, Unpack: `tar -xzf "$A" -C /usr/local/bin crictl`})
 		case kube && f.Name == "cni-plugins":
 			out = append(out, install{File: f, Unpack: `mkdir -p /opt/cni/bin && tar -xzf "$A" -C /opt/cni/bin`})
+		case nodeExporter && f.Name == "node_exporter":
+			out = append(out, install{File: f, Target: "/usr/local/bin/node_exporter"})
 		case n.Etcd && f.Name == "etcd":
 			out = append(out, install{File: f, Unpack: `tar -xzf "$A" -C /usr/local/bin --strip-components=1 --wildcards '*/etcd' '*/etcdctl' '*/etcdutl'`})
 		}
@@ -47,11 +50,13 @@ func installs(n *inventory.Node, m *bundle.Manifest) []install {
 func staged(host string, f bundle.File) string { return steps.StateDir(host) + "/bundle/" + f.Path }
 
 // Bundle returns the steps that copy a bundle's files to each node and
-// install them. Files already there with the right hash are not sent.
-func Bundle(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.Step {
+// install them: what each node's roles need, and node_exporter on every
+// node when nodeExporter is set (monitoring, NodeExporter). Files already
+// there with the right hash are not sent.
+func Bundle(cl *inventory.Cluster, dir string, m *bundle.Manifest, nodeExporter bool) []*steps.Step {
 	var out []*steps.Step
 	for _, n := range cl.Nodes {
-		list := installs(n, m)
+		list := installs(n, m, nodeExporter)
 		if len(list) == 0 {
 			continue
 		}

@@ -34,10 +34,11 @@ func fakeBundle(t *testing.T, dir string, files map[string]string) *bundle.Manif
 }
 
 func TestInstallsByRole(t *testing.T) {
-	m := fakeBundle(t, t.TempDir(), map[string]string{"kubeadm": "a", "etcd": "b", "containerd": "c", "crictl": "d"})
+	m := fakeBundle(t, t.TempDir(), map[string]string{"kubeadm": "a", "etcd": "b", "containerd": "c", "crictl": "d", "node_exporter": "e"})
+	nodeExporter := false
 	names := func(n *inventory.Node) string {
 		var s []string
-		for _, in := range installs(n, m) {
+		for _, in := range installs(n, m, nodeExporter) {
 			s = append(s, in.File.Name)
 		}
 		sort.Strings(s)
@@ -48,6 +49,14 @@ func TestInstallsByRole(t *testing.T) {
 	}
 	if got := names(&inventory.Node{Worker: true}); got != "containerd,crictl,kubeadm" {
 		t.Errorf("worker: %s", got)
+	}
+	// monitoring: node_exporter on every node, etcd-only ones included
+	nodeExporter = true
+	if got := names(&inventory.Node{Etcd: true}); got != "etcd,node_exporter" {
+		t.Errorf("etcd-only node with monitoring: %s", got)
+	}
+	if got := names(&inventory.Node{Worker: true}); got != "containerd,crictl,kubeadm,node_exporter" {
+		t.Errorf("worker with monitoring: %s", got)
 	}
 }
 
@@ -83,7 +92,7 @@ func TestBundleUploadOnFleet(t *testing.T) {
 		defer os.RemoveAll(steps.StateDir(name))
 	}
 	var uploads []*steps.Step
-	for _, s := range Bundle(cl, dir, m) {
+	for _, s := range Bundle(cl, dir, m, false) {
 		if strings.HasPrefix(s.ID, "prepare/bundle-upload") {
 			s.Deps = nil
 			uploads = append(uploads, s)
@@ -124,7 +133,7 @@ func TestBundleUploadOnFleet(t *testing.T) {
 		}
 	}
 	uploads = nil
-	for _, s := range Bundle(cl, dir, m) {
+	for _, s := range Bundle(cl, dir, m, false) {
 		if strings.HasPrefix(s.ID, "prepare/bundle-upload") {
 			s.Deps = nil
 			uploads = append(uploads, s)

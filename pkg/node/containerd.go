@@ -74,7 +74,7 @@ func Containerd(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.
 		out = append(out, &steps.Step{ID: id, Host: host, Phase: "prepare", Deps: []string{steps.ID("prepare/binaries", host)},
 			Inputs: files, Units: []string{"containerd"},
 			Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-				return containerdState(ctx, h, files)
+				return serviceState(ctx, h, "containerd", files)
 			},
 			Apply: func(ctx context.Context, h steps.Host) error {
 				changed, err := steps.PutFiles(ctx, h, files)
@@ -97,28 +97,6 @@ func Containerd(cl *inventory.Cluster, dir string, m *bundle.Manifest) []*steps.
 		}
 	}
 	return out
-}
-
-func containerdState(ctx context.Context, h steps.Host, files []ssh.File) (steps.Change, error) {
-	ch, err := steps.FilesChange(ctx, h, files)
-	if err != nil {
-		return steps.NoChange, err
-	}
-	diff := ch.Diff
-	out, err := h.Run(ctx, "systemctl is-enabled containerd 2>/dev/null; systemctl is-active containerd 2>/dev/null; true")
-	if err != nil {
-		return steps.NoChange, err
-	}
-	state := strings.Fields(string(out))
-	if len(state) < 2 || state[0] != "enabled" {
-		diff = append(diff, "~ enable containerd")
-	}
-	if len(state) < 2 || state[1] != "active" {
-		diff = append(diff, "~ start containerd")
-	} else if len(diff) > 0 {
-		diff = append(diff, "~ restart containerd")
-	}
-	return steps.Changes(diff...), nil
 }
 
 // imagesStep imports the bundle's image archive into containerd's k8s.io

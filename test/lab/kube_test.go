@@ -28,9 +28,12 @@ const podImage = "metalk8s.test/busybox:e2e"
 
 // manifest is what the test reads of the bundle's manifest.json.
 type manifest struct {
-	Versions struct{ Kube, Runc string } `json:"versions"`
-	Files    []struct{ Name, Path string }
-	Images   []struct{ Name string }
+	Versions struct {
+		Kube, Runc   string
+		NodeExporter string `json:"node_exporter"`
+	} `json:"versions"`
+	Files  []struct{ Name, Path string }
+	Images []struct{ Name string }
 }
 
 func readManifest(t *testing.T, dir string) manifest {

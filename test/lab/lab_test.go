@@ -387,6 +387,8 @@ func TestLab(t *testing.T) {
 		}
 	})
 
+	t.Run("node-exporter", func(t *testing.T) { l.testNodeExporter(t, m, bundleDir) })
+
 	// The Kubernetes phases, on the lab the scenarios above leave.
 	l.skipKube = !l.kube
 	t.Run("up-kubernetes", func(t *testing.T) {

@@ -353,6 +353,23 @@ build_helm() {
 	"$C/bin/helm" version
 }
 
+# node_exporter, the node-exporter service monitoring runs on every node
+# (pkg/node): its module built as promu builds releases (CGO off, the
+# version into prometheus/common/version), through a wrapper module.
+build_node_exporter() {
+	local d=$C/work/node_exporter m=github.com/prometheus/node_exporter v=github.com/prometheus/common/version commit date
+	mkdir -p "$d"
+	cd "$d"
+	printf 'module example.invalid/nodeexporterbin\n\ngo 1.26\n\nrequire %s %s\n' "$m" "$NODE_EXPORTER_VERSION" >go.mod
+	printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$m" >tools.go
+	go mod tidy
+	commit=$(modcommit "$m@$NODE_EXPORTER_VERSION")
+	date=$(date -u -d "$(modtime "$m@$NODE_EXPORTER_VERSION")" +%Y%m%d-%H:%M:%S)
+	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w -X $v.Version=${NODE_EXPORTER_VERSION#v} -X $v.Revision=$commit \
+		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/node_exporter" "$m"
+	"$C/bin/node_exporter" --version
+}
+
 # Traefik (assets/charts/traefik), through a wrapper module holding
 # Traefik's own requirements, replaces and exclude. The Go module proxy
 # refuses 16 modules of its graph, so this build only (README.md):
@@ -656,6 +673,19 @@ build_mirror() {
 	sha256_named "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz" sha256sum
 	sha256_only "$d/helm-$HELM_VERSION-linux-$ARCH.tar.gz"
 
+	# node_exporter: node_exporter-X.Y.Z.linux-amd64.tar.gz holding its folder
+	# (node_exporter, LICENSE, NOTICE), one sha256sums.txt for the release
+	[[ -x $C/bin/node_exporter ]] || die "no $C/bin/node_exporter: run build.sh node-exporter"
+	d=$gh/prometheus/node_exporter/releases/download/$NODE_EXPORTER_VERSION
+	local ne=node_exporter-${NODE_EXPORTER_VERSION#v}.linux-$ARCH
+	mkdir -p "$d" "$stage/$ne"
+	cp "$C/bin/node_exporter" "$stage/$ne/"
+	src=$(cd /tmp && modinfo "github.com/prometheus/node_exporter@$NODE_EXPORTER_VERSION" Dir)
+	cp "$src/LICENSE" "$src/NOTICE" "$stage/$ne/"
+	chmod 644 "$stage/$ne/LICENSE" "$stage/$ne/NOTICE"
+	mk_tgz "$d/$ne.tar.gz" "$stage" "$ne"
+	(cd "$d" && sha256sum "$ne.tar.gz" >sha256sums.txt)
+
 	rm -rf "$stage"
 	# an index of everything, with hashes
 	(cd "$m" && find . -type f ! -name '*.sha256' ! -name '*.sha256sum' ! -name SHA256SUMS ! -name '*.txt' ! -name '*.docker_tag' |
@@ -679,12 +709,13 @@ write_versions() {
 	METRICS_SERVER_VERSION=$METRICS_SERVER_VERSION
 	HELM_VERSION=$HELM_VERSION
 	TRAEFIK_VERSION=$TRAEFIK_VERSION
+	NODE_EXPORTER_VERSION=$NODE_EXPORTER_VERSION
 	GO_VERSION=$GO_VERSION
 	EOF
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik haproxy-rootfs images mirror)
+ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -712,6 +743,9 @@ for s in "${STEPS[@]}"; do
 	traefik)
 		HEAVY=1 step traefik "$TRAEFIK_VERSION $GO_VERSION $(srchash "$TRAEFIK_SRC") $(declare -f build_traefik | sha256sum | cut -c1-12)" \
 			"$C/bin/traefik" -- build_traefik ;;
+	node-exporter)
+		HEAVY=1 step node-exporter "$NODE_EXPORTER_VERSION $GO_VERSION $(declare -f build_node_exporter | sha256sum | cut -c1-12)" \
+			"$C/bin/node_exporter" -- build_node_exporter ;;
 	flannel) HEAVY=1 step flannel "$(srchash "$FLANNEL_SRC" 2>/dev/null) $GO_VERSION" "$C/bin/flanneld" -- build_flannel ;;
 	haproxy-rootfs)
 		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID") $(declare -f haproxy_closure build_haproxy_rootfs | sha256sum | cut -c1-12)" \

@@ -55,6 +55,7 @@ check "pause -v" bash -c "'$C/bin/pause' -v | grep -F '$PAUSE_VERSION'"
 check "netpol (kube-network-policies) runs" bash -c "'$C/bin/netpol' --help 2>&1 | grep -F -- -hostname-override"
 check "flanneld runs" bash -c "'$C/bin/flanneld' --help 2>&1 | head -n1"
 check "helm version says $HELM_VERSION" bash -c "'$C/bin/helm' version --template '{{.Version}}' | grep -Fx '$HELM_VERSION'"
+check "node_exporter --version says ${NODE_EXPORTER_VERSION#v}" bash -c "'$C/bin/node_exporter' --version 2>&1 | grep -Eq '^node_exporter, version ${NODE_EXPORTER_VERSION#v} '"
 check "traefik version says $TRAEFIK_VERSION" bash -c "'$C/bin/traefik' version | grep -Eq '^Version: +$TRAEFIK_VERSION$'"
 check "haproxy $HAPROXY_VERSION in its rootfs" bash -c "chroot '$C/work/haproxy-rootfs' /usr/sbin/haproxy -v | grep -F 'version $HAPROXY_VERSION'"
 
@@ -101,6 +102,9 @@ T=$M/get.helm.sh/helm-$HELM_VERSION-linux-$ARCH.tar.gz
 check "helm tarball (.sha256sum)" verify_url "$T" "$T.sha256sum"
 check "helm tarball (.sha256)" verify_url "$T" "$T.sha256"
 check "helm from tarball runs" bash -c "curl -fsS '$T' | tar -xzO linux-$ARCH/helm >'$TMP/helm' && chmod +x '$TMP/helm' && '$TMP/helm' version --short"
+T=$G/prometheus/node_exporter/releases/download/$NODE_EXPORTER_VERSION/node_exporter-${NODE_EXPORTER_VERSION#v}.linux-$ARCH.tar.gz
+check "node_exporter tarball (sha256sums.txt)" verify_url "$T" "${T%/*}/sha256sums.txt"
+check "node_exporter from tarball runs" bash -c "curl -fsS '$T' | tar -xzO node_exporter-${NODE_EXPORTER_VERSION#v}.linux-$ARCH/node_exporter >'$TMP/node_exporter' && chmod +x '$TMP/node_exporter' && '$TMP/node_exporter' --version 2>&1 | head -n1"
 check "Host-header routing (as an HTTP proxy)" bash -c "curl -fsS -x '$M' http://dl.k8s.io/release/$KUBE_VERSION/bin/linux/$ARCH/kubeadm.sha256 | grep -E '^[0-9a-f]{64}$'"
 check "missing file is 404" bash -c "test \"\$(curl -s -o /dev/null -w '%{http_code}' '$M/dl.k8s.io/release/v0.0.0/nothing')\" = 404"
 
