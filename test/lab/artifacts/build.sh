@@ -307,16 +307,24 @@ build_kp_rootfs() {
 	du -sh "$r"
 }
 
+# wrapper_module DIR MODULE VERSION PACKAGE GO: a module in DIR (made and
+# entered) requiring MODULE at VERSION, with PACKAGE (a main package)
+# imported under a build tag, tidied: `go build PACKAGE` then builds it
+# with the module's own requirements.
+wrapper_module() {
+	mkdir -p "$1"
+	cd "$1"
+	printf 'module example.invalid/%sbin\n\ngo %s\n\nrequire %s %s\n' "$(basename "$1" | tr -d _-)" "$5" "$2" "$3" >go.mod
+	printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$4" >tools.go
+	go mod tidy
+}
+
 # --- the add-ons' programs: kube-network-policies, metrics-server and flannel -----------
 # kube-network-policies' main is the package ./cmd (its Dockerfile builds it
 # as /bin/netpol); a wrapper module builds it under that name.
 build_netpol() {
-	local d=$C/work/netpol m=sigs.k8s.io/kube-network-policies
-	mkdir -p "$d"
-	cd "$d"
-	printf 'module example.invalid/netpolbin\n\ngo 1.24\n\nrequire %s %s\n' "$m" "$KUBE_NETWORK_POLICIES_VERSION" >go.mod
-	printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd"\n' "$m" >tools.go
-	go mod tidy
+	local m=sigs.k8s.io/kube-network-policies
+	wrapper_module "$C/work/netpol" "$m" "$KUBE_NETWORK_POLICIES_VERSION" "$m/cmd" 1.24
 	"${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$C/bin/netpol" "$m/cmd"
 	"$C/bin/netpol" --help 2>&1 | head -n 5 || true
 }
@@ -325,12 +333,8 @@ build_netpol() {
 # does (the version into client-go's version package) through a wrapper
 # module, as netpol.
 build_metrics_server() {
-	local d=$C/work/metrics-server m=sigs.k8s.io/metrics-server
-	mkdir -p "$d"
-	cd "$d"
-	printf 'module example.invalid/metricsserverbin\n\ngo 1.24\n\nrequire %s %s\n' "$m" "$METRICS_SERVER_VERSION" >go.mod
-	printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/metrics-server"\n' "$m" >tools.go
-	go mod tidy
+	local m=sigs.k8s.io/metrics-server
+	wrapper_module "$C/work/metrics-server" "$m" "$METRICS_SERVER_VERSION" "$m/cmd/metrics-server" 1.24
 	"${NICE[@]}" go build -trimpath -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
 		-o "$C/bin/metrics-server" "$m/cmd/metrics-server"
 	"$C/bin/metrics-server" --help 2>&1 | head -n 3 || true
@@ -340,12 +344,8 @@ build_metrics_server() {
 # module metalk8s links, built as its Makefile does (CGO off, the version
 # into internal/version), through a wrapper module as metrics-server.
 build_helm() {
-	local d=$C/work/helm m=helm.sh/helm/v4 commit
-	mkdir -p "$d"
-	cd "$d"
-	printf 'module example.invalid/helmbin\n\ngo 1.26\n\nrequire %s %s\n' "$m" "$HELM_VERSION" >go.mod
-	printf '//go:build tools\n\npackage tools\n\nimport _ "%s/cmd/helm"\n' "$m" >tools.go
-	go mod tidy
+	local m=helm.sh/helm/v4 commit
+	wrapper_module "$C/work/helm" "$m" "$HELM_VERSION" "$m/cmd/helm" 1.26
 	commit=$(modcommit "$m@$HELM_VERSION")
 	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w -X $m/internal/version.version=$HELM_VERSION \
 		-X $m/internal/version.metadata= -X $m/internal/version.gitCommit=$commit -X $m/internal/version.gitTreeState=clean" \
@@ -357,12 +357,8 @@ build_helm() {
 # (pkg/node): its module built as promu builds releases (CGO off, the
 # version into prometheus/common/version), through a wrapper module.
 build_node_exporter() {
-	local d=$C/work/node_exporter m=github.com/prometheus/node_exporter v=github.com/prometheus/common/version commit date
-	mkdir -p "$d"
-	cd "$d"
-	printf 'module example.invalid/nodeexporterbin\n\ngo 1.26\n\nrequire %s %s\n' "$m" "$NODE_EXPORTER_VERSION" >go.mod
-	printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$m" >tools.go
-	go mod tidy
+	local m=github.com/prometheus/node_exporter v=github.com/prometheus/common/version commit date
+	wrapper_module "$C/work/node_exporter" "$m" "$NODE_EXPORTER_VERSION" "$m" 1.26
 	commit=$(modcommit "$m@$NODE_EXPORTER_VERSION")
 	date=$(date -u -d "$(modtime "$m@$NODE_EXPORTER_VERSION")" +%Y%m%d-%H:%M:%S)
 	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w -X $v.Version=${NODE_EXPORTER_VERSION#v} -X $v.Revision=$commit \
