@@ -68,35 +68,83 @@ type Params struct {
 	HeadlampImage string
 	// TraefikImage is Traefik's ("docker.io/library/traefik:v3.7.13").
 	TraefikImage string
+	// The monitoring addon's images: prometheus-operator's, its config
+	// reloader's, Prometheus's and Alertmanager's (full references).
+	PrometheusOperatorImage, PrometheusConfigReloaderImage, PrometheusImage, AlertmanagerImage string
+	// NodeExporters are the node-exporter services Prometheus scrapes,
+	// one per node (pkg/node runs them); none when empty.
+	NodeExporters []NodeExporter
+}
+
+// NodeExporter is one node's node-exporter service: the node's inventory
+// name and the address it listens on.
+type NodeExporter struct {
+	Node, Address string
 }
 
 // catalog lists the addons metalk8s knows, in the order they install.
 var catalog = []struct {
 	name, namespace string
 	kubespray       string // kubespray's variable turning it on, read when metalk8s's is unset
-	after           string // the addon it needs installed first ("gateway-api": its CRDs), if any
+	// follows, when set, is the addon whose metalk8s_<follows>_enabled
+	// turns this one on (it has no variable of its own).
+	follows string
+	after   string // the addon it needs installed first ("gateway-api": its CRDs), if any
 	// values are metalk8s's own values, from p and whether each addon
 	// before it in the catalog is enabled.
 	values func(p Params, enabled map[string]bool) map[string]any
 }{
-	{"metrics-server", "kube-system", "metrics_server_enabled", "", func(p Params, _ map[string]bool) map[string]any {
+	{"metrics-server", "kube-system", "metrics_server_enabled", "", "", func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.MetricsServerImage, p.Bundled)
 	}},
 	// The Gateway API's CRDs, before the ingress controller that serves
 	// them; cluster-wide, the release kept in kube-ingress.
-	{"gateway-api", "kube-ingress", "", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }},
+	{"gateway-api", "kube-ingress", "", "", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }},
 	// The ingress controller on every node (ports 80 and 443); its
 	// Gateway API objects only with the CRDs of the addon before it (an
 	// operator who installs them otherwise sets gatewayAPI.enabled).
-	{"traefik", "kube-ingress", "", "gateway-api", func(p Params, enabled map[string]bool) map[string]any {
+	{"traefik", "kube-ingress", "", "", "gateway-api", func(p Params, enabled map[string]bool) map[string]any {
 		v := imageValues(p.TraefikImage, p.Bundled)
 		v["gatewayAPI"] = map[string]any{"enabled": enabled["gateway-api"]}
 		return v
 	}},
 	// The web UI, reached through kubectl proxy or port-forward (README).
-	{"headlamp", "kube-system", "", "", func(p Params, _ map[string]bool) map[string]any {
+	{"headlamp", "kube-system", "", "", "", func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.HeadlampImage, p.Bundled)
 	}},
+	// prometheus-operator's CRDs, with the monitoring addon, before it.
+	{"monitoring-crds", "kube-ops", "", "monitoring", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }},
+	// prometheus-operator, Prometheus, Alertmanager and what they scrape.
+	{"monitoring", "kube-ops", "", "", "monitoring-crds", monitoringValues},
+}
+
+// monitoringValues are the monitoring chart's images and the
+// node-exporter services it scrapes.
+func monitoringValues(p Params, _ map[string]bool) map[string]any {
+	v := map[string]any{}
+	set := func(component, key, ref string) {
+		if ref == "" {
+			return
+		}
+		c, _ := v[component].(map[string]any)
+		if c == nil {
+			c = map[string]any{}
+			v[component] = c
+		}
+		c[key] = image(ref, p.Bundled)
+	}
+	set("operator", "image", p.PrometheusOperatorImage)
+	set("operator", "reloaderImage", p.PrometheusConfigReloaderImage)
+	set("prometheus", "image", p.PrometheusImage)
+	set("alertmanager", "image", p.AlertmanagerImage)
+	if len(p.NodeExporters) > 0 {
+		var targets []any
+		for _, ne := range p.NodeExporters {
+			targets = append(targets, map[string]any{"node": ne.Node, "address": ne.Address})
+		}
+		v["nodeExporter"] = map[string]any{"targets": targets}
+	}
+	return v
 }
 
 // Names lists the addons metalk8s knows, in install order.
@@ -150,12 +198,12 @@ func FromInventory(cl *inventory.Cluster, p Params) ([]*Addon, error) {
 }
 
 // Enabled reads whether the addon name is enabled as FromInventory does:
-// metalk8s_<name>_enabled on the first control-plane node (default
-// true; kubespray's variable when the catalog names one and metalk8s's
-// is unset). "monitoring" is read here before its release exists: the
-// node-exporter services on every node follow it. A value that is not a
-// boolean is an error naming the host and the variable.
-func Enabled(cl *inventory.Cluster, name string) (bool, error) {
+// metalk8s_<name>_enabled on the first control-plane node (default def,
+// true for the catalog's addons; kubespray's variable when the catalog names one and metalk8s's
+// is unset), or any boolean variable of the metalk8s_<name>_enabled
+// form ("node_exporter"). A value that is not a boolean is an error
+// naming the host and the variable.
+func Enabled(cl *inventory.Cluster, name string, def bool) (bool, error) {
 	if len(cl.ControlPlane) == 0 {
 		return false, fmt.Errorf("addons: the cluster has no control-plane node")
 	}
@@ -168,7 +216,7 @@ func Enabled(cl *inventory.Cluster, name string) (bool, error) {
 			}
 		}
 	}
-	return boolVar(n, key, true)
+	return boolVar(n, key, def)
 }
 
 // Defaults returns every addon of the catalog as FromInventory does for
@@ -191,6 +239,9 @@ func build(n *inventory.Node, dir string, p Params) ([]*Addon, error) {
 		var over map[string]any
 		if n != nil {
 			enabledKey := key + "_enabled"
+			if c.follows != "" {
+				enabledKey = "metalk8s_" + varName(c.follows) + "_enabled"
+			}
 			if _, set := n.Vars[enabledKey]; !set && c.kubespray != "" {
 				if _, set := n.Vars[c.kubespray]; set {
 					enabledKey = c.kubespray // kubespray's name, when metalk8s's is unset

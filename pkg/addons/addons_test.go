@@ -2,6 +2,7 @@ package addons
 
 import (
 	"reflect"
+	"sort"
 	"strings"
 	"testing"
 
@@ -37,14 +38,25 @@ const (
 	testTraefikImage  = "docker.io/library/traefik:v3.7.13"
 )
 
+// testMonitoringImages are the monitoring addon's (testParams'), whose
+// objects name them in three ways: a Deployment's container, the
+// operator's --prometheus-config-reloader and the Prometheus and
+// Alertmanager objects' spec.image.
+var testMonitoringImages = []string{
+	"example.org/prometheus-operator:1", "example.org/prometheus-config-reloader:1",
+	"example.org/prometheus:v3.5.1", "example.org/alertmanager:v0.28.1",
+}
+
 // testParams are metalk8s's values for the tests' addons.
 func testParams(bundled bool) Params {
 	return Params{KubeVersion: "v1.36.3", Bundled: bundled, MetricsServerImage: testImage, HeadlampImage: testHeadlampImage,
-		TraefikImage: testTraefikImage}
+		TraefikImage: testTraefikImage, PrometheusOperatorImage: testMonitoringImages[0], PrometheusConfigReloaderImage: testMonitoringImages[1],
+		PrometheusImage: testMonitoringImages[2], AlertmanagerImage: testMonitoringImages[3],
+		NodeExporters: []NodeExporter{{Node: "node1", Address: "10.0.0.1"}, {Node: "node2", Address: "10.0.0.2"}}}
 }
 
 // allEnabled: every addon of the catalog on.
-var allEnabled = map[string]bool{"metrics-server": true, "gateway-api": true, "traefik": true, "headlamp": true}
+var allEnabled = map[string]bool{"metrics-server": true, "gateway-api": true, "traefik": true, "headlamp": true, "monitoring-crds": true, "monitoring": true}
 
 // find returns the object of kind and name, failing the test without it.
 func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
@@ -218,10 +230,17 @@ func TestCheckImages(t *testing.T) {
 	if got := Images(as[0].Objects); !reflect.DeepEqual(got, []string{testImage}) {
 		t.Errorf("images %q, want [%s]", got, testImage)
 	}
-	if err := CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testImage, testHeadlampImage, testTraefikImage}, "/b"); err != nil {
+	others := append([]string{"registry.k8s.io/pause:3.10.2", testHeadlampImage, testTraefikImage}, testMonitoringImages...)
+	if err := CheckImages(as, append(others, testImage), "/b"); err != nil {
 		t.Errorf("a complete bundle: %v", err)
 	}
-	err = CheckImages(as, []string{"registry.k8s.io/pause:3.10.2", testHeadlampImage, testTraefikImage}, "/b")
+	mon := as[len(as)-1]
+	want := append([]string(nil), testMonitoringImages...)
+	sort.Strings(want)
+	if got := Images(mon.Objects); mon.Name != "monitoring" || !reflect.DeepEqual(got, want) {
+		t.Errorf("the %s addon's images %q, want %q", mon.Name, got, want)
+	}
+	err = CheckImages(as, others, "/b")
 	if err == nil || !strings.Contains(err.Error(), "the bundle /b lacks") ||
 		!strings.Contains(err.Error(), testImage+" (addon metrics-server, chart metrics-server 0.1.0)") {
 		t.Errorf("a bundle without metrics-server's image: %v", err)

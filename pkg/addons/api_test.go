@@ -21,6 +21,15 @@ import (
 	"github.com/metalk8s/metalk8s/pkg/steps"
 )
 
+// connector connects to s as a release step does, a client per call (a
+// step run gets its own); a plain TCP dialer stands in for the SSH
+// connection.
+func connector(s *kubetest.Server) func(context.Context) (*kube.Client, error) {
+	return func(ctx context.Context) (*kube.Client, error) {
+		return kube.Connect(ctx, s.Kubeconfig, []string{"cp1"}, func(string) (kube.Dialer, error) { return s.Dialer(), nil })
+	}
+}
+
 // TestReleaseAPI drives one addon's step through install, no-op, upgrade
 // and uninstall with the Helm SDK against a real kube-apiserver (kubetest;
 // a plain TCP dialer stands in for the SSH connection, which the lab test
@@ -30,10 +39,7 @@ func TestReleaseAPI(t *testing.T) {
 	s := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	connect := func(ctx context.Context) (*kube.Client, error) {
-		// a client per step run, as a run gets (its Lists are its own)
-		return kube.Connect(ctx, s.Kubeconfig, []string{"cp1"}, func(string) (kube.Dialer, error) { return s.Dialer(), nil })
-	}
+	connect := connector(s)
 	ch, err := LoadChart(assets.Charts, "charts/metrics-server")
 	if err != nil {
 		t.Fatal(err)
@@ -233,8 +239,10 @@ func TestChartsServerDryRun(t *testing.T) {
 	for _, o := range crds {
 		kind, _, _ := unstructured.NestedString(o.Object, "spec", "names", "kind")
 		group, _, _ := unstructured.NestedString(o.Object, "spec", "group")
+		versions, _, _ := unstructured.NestedSlice(o.Object, "spec", "versions")
+		version, _, _ := unstructured.NestedString(versions[0].(map[string]any), "name")
 		for end := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
-			if _, _, err := c.Mapping(schema.GroupVersionKind{Group: group, Version: "v1", Kind: kind}); err == nil {
+			if _, _, err := c.Mapping(schema.GroupVersionKind{Group: group, Version: version, Kind: kind}); err == nil {
 				break
 			} else if time.Now().After(end) {
 				t.Fatalf("CRD %s not served: %v", o.GetName(), err)

@@ -19,11 +19,32 @@ var podSpecPaths = map[string][]string{
 	"CronJob":     {"spec", "jobTemplate", "spec", "template", "spec"},
 }
 
-// Images lists the container images objs run (containers, init and
-// ephemeral containers of every pod spec), sorted, once each.
+// operatorImagePaths are where prometheus-operator's kinds
+// (monitoring.coreos.com) name the image the operator runs for them.
+var operatorImagePaths = map[string][]string{
+	"Prometheus":      {"spec", "image"},
+	"PrometheusAgent": {"spec", "image"},
+	"Alertmanager":    {"spec", "image"},
+	"ThanosRuler":     {"spec", "image"},
+}
+
+// reloaderFlag is prometheus-operator's flag naming the config reloader
+// image it adds to the pods it makes.
+const reloaderFlag = "--prometheus-config-reloader="
+
+// Images lists the container images objs run, sorted, once each: the
+// containers, init and ephemeral containers of every pod spec, the
+// images prometheus-operator's objects name (spec.image) and the config
+// reloader image its arguments name.
 func Images(objs []*unstructured.Unstructured) []string {
 	seen := map[string]bool{}
 	for _, o := range objs {
+		if p, ok := operatorImagePaths[o.GetKind()]; ok && o.GroupVersionKind().Group == "monitoring.coreos.com" {
+			if img, _, _ := unstructured.NestedString(o.Object, p...); img != "" {
+				seen[img] = true
+			}
+			continue
+		}
 		path, ok := podSpecPaths[o.GetKind()]
 		if !ok {
 			continue
@@ -35,6 +56,12 @@ func Images(objs []*unstructured.Unstructured) []string {
 				if m, ok := c.(map[string]any); ok {
 					if img, ok := m["image"].(string); ok && img != "" {
 						seen[img] = true
+					}
+					args, _, _ := unstructured.NestedStringSlice(m, "args")
+					for _, a := range args {
+						if img, ok := strings.CutPrefix(a, reloaderFlag); ok && img != "" {
+							seen[img] = true
+						}
 					}
 				}
 			}

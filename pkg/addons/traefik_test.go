@@ -49,9 +49,7 @@ func TestTraefikRoutes(t *testing.T) {
 	s := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	connect := func(ctx context.Context) (*kube.Client, error) {
-		return kube.Connect(ctx, s.Kubeconfig, []string{"cp1"}, func(string) (kube.Dialer, error) { return s.Dialer(), nil })
-	}
+	connect := connector(s)
 	web, websecure, admin := kubetest.FreePort(t), kubetest.FreePort(t), kubetest.FreePort(t)
 	ads, err := Defaults(Params{KubeVersion: "v1.36.3"})
 	if err != nil {

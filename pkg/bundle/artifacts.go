@@ -39,6 +39,12 @@ type Versions struct {
 	// Helm is the helm CLI the bundle carries for operators (bin/helm):
 	// the version of the Helm SDK metalk8s installs addons with.
 	Helm string `json:"helm,omitempty"`
+	// The monitoring addon's images (assets/charts/monitoring):
+	// prometheus-operator (and its config reloader), Prometheus and
+	// Alertmanager.
+	PrometheusOperator string `json:"prometheus_operator,omitempty"`
+	Prometheus         string `json:"prometheus,omitempty"`
+	Alertmanager       string `json:"alertmanager,omitempty"`
 	// NodeExporter is Prometheus's node_exporter, a systemd service on
 	// every node when monitoring is enabled (bin/node_exporter).
 	NodeExporter string `json:"node_exporter,omitempty"`
@@ -53,7 +59,8 @@ func (v Versions) ShellVars() [][2]string {
 		{"CRICTL_VERSION", v.Crictl}, {"CNI_PLUGINS_VERSION", v.CNI}, {"FLANNEL_VERSION", v.Flannel},
 		{"KUBE_NETWORK_POLICIES_VERSION", v.KubeNetworkPolicies}, {"HAPROXY_VERSION", v.HAProxy},
 		{"METRICS_SERVER_VERSION", v.MetricsServer}, {"HELM_VERSION", v.Helm}, {"TRAEFIK_VERSION", v.Traefik},
-		{"NODE_EXPORTER_VERSION", v.NodeExporter}}
+		{"NODE_EXPORTER_VERSION", v.NodeExporter}, {"PROMETHEUS_OPERATOR_VERSION", v.PrometheusOperator},
+		{"PROMETHEUS_VERSION", v.Prometheus}, {"ALERTMANAGER_VERSION", v.Alertmanager}}
 }
 
 // known pairs each supported Kubernetes minor with its components; it is
@@ -78,19 +85,22 @@ func (v Versions) ShellVars() [][2]string {
 //     builds it, with the modules the proxy refuses stubbed out:
 //     test/lab/artifacts/README.md).
 //   - node_exporter: v1.12.1, the newest the Go module proxy serves.
+//   - prometheus-operator: v0.85.0, the only version of its module the
+//     Go module proxy serves; it supports Prometheus up to 3.5 (v3.5.1,
+//     the module's v0.305.1). Alertmanager: v0.28.1.
 //   - helm: go.mod's helm.sh/helm/v4, the SDK that installs the addons, so
 //     `helm list` and `helm history` read its releases as it wrote them
 //     (TestHelmMatchesSDK).
 var known = map[string]Versions{
 	"v1.35": {Etcd: "v3.6.16", CoreDNS: "v1.13.1", Pause: "3.10.1", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13", NodeExporter: "v1.12.1"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1"},
 	"v1.36": {Etcd: "v3.6.16", CoreDNS: "v1.14.2", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13", NodeExporter: "v1.12.1"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1"},
 	"v1.37": {Etcd: "v3.6.16", CoreDNS: "v1.14.6", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.37.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13", NodeExporter: "v1.12.1"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1"},
 }
 
 // Supported names the range of minors known holds, for messages: "v1.35 to v1.37".
@@ -214,6 +224,10 @@ type AddonImageRefs struct {
 	MetricsServer string // registry.k8s.io/metrics-server/metrics-server:v0.8.0 (/metrics-server)
 	Headlamp      string // ghcr.io/headlamp-k8s/headlamp:v0.45.0
 	Traefik       string // docker.io/library/traefik:v3.7.13 (/traefik)
+	// quay.io/prometheus-operator/prometheus-operator:v0.85.0 and its
+	// prometheus-config-reloader, quay.io/prometheus/prometheus:v3.5.1,
+	// quay.io/prometheus/alertmanager:v0.28.1
+	PrometheusOperator, PrometheusConfigReloader, Prometheus, Alertmanager string
 }
 
 // List returns the references metalk8s runs outside charts (flannel,
@@ -238,12 +252,16 @@ func (v Versions) AddonImages() AddonImageRefs {
 		return repo + ":" + tag
 	}
 	return AddonImageRefs{
-		Flannel:             ref("ghcr.io/flannel-io/flannel", v.Flannel),
-		KubeNetworkPolicies: ref("registry.k8s.io/networking/kube-network-policies", v.KubeNetworkPolicies),
-		HAProxy:             ref("docker.io/library/haproxy", v.HAProxy),
-		MetricsServer:       ref("registry.k8s.io/metrics-server/metrics-server", v.MetricsServer),
-		Headlamp:            ref("ghcr.io/headlamp-k8s/headlamp", v.Headlamp),
-		Traefik:             ref("docker.io/library/traefik", v.Traefik),
+		Flannel:                  ref("ghcr.io/flannel-io/flannel", v.Flannel),
+		KubeNetworkPolicies:      ref("registry.k8s.io/networking/kube-network-policies", v.KubeNetworkPolicies),
+		HAProxy:                  ref("docker.io/library/haproxy", v.HAProxy),
+		MetricsServer:            ref("registry.k8s.io/metrics-server/metrics-server", v.MetricsServer),
+		Headlamp:                 ref("ghcr.io/headlamp-k8s/headlamp", v.Headlamp),
+		Traefik:                  ref("docker.io/library/traefik", v.Traefik),
+		PrometheusOperator:       ref("quay.io/prometheus-operator/prometheus-operator", v.PrometheusOperator),
+		PrometheusConfigReloader: ref("quay.io/prometheus-operator/prometheus-config-reloader", v.PrometheusOperator),
+		Prometheus:               ref("quay.io/prometheus/prometheus", v.Prometheus),
+		Alertmanager:             ref("quay.io/prometheus/alertmanager", v.Alertmanager),
 	}
 }
 

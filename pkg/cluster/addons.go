@@ -8,11 +8,33 @@ import (
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 )
 
-// addonParams are metalk8s's own values for the addons of a release v.
-func addonParams(v bundle.Versions, bundled bool) addons.Params {
+// addonParams are metalk8s's own values for the addons of a release v,
+// with the node-exporter services of exporters.
+func addonParams(v bundle.Versions, bundled bool, exporters []addons.NodeExporter) addons.Params {
 	images := v.AddonImages()
 	return addons.Params{KubeVersion: v.Kube, Bundled: bundled, MetricsServerImage: images.MetricsServer, HeadlampImage: images.Headlamp,
-		TraefikImage: images.Traefik}
+		TraefikImage: images.Traefik, PrometheusOperatorImage: images.PrometheusOperator,
+		PrometheusConfigReloaderImage: images.PrometheusConfigReloader, PrometheusImage: images.Prometheus,
+		AlertmanagerImage: images.Alertmanager, NodeExporters: exporters}
+}
+
+// nodeExporter is metalk8s_node_exporter_enabled, which is
+// metalk8s_monitoring_enabled unless set (both default true): whether
+// every node runs the node-exporter service (node.NodeExporter). With
+// it, the node-exporters the monitoring addon scrapes, one per node.
+func nodeExporter(cl *inventory.Cluster) (bool, []addons.NodeExporter, error) {
+	on, err := addons.Enabled(cl, "monitoring", true)
+	if err != nil {
+		return false, nil, err
+	}
+	if on, err = addons.Enabled(cl, "node-exporter", on); err != nil || !on {
+		return false, nil, err
+	}
+	var out []addons.NodeExporter
+	for _, n := range cl.Nodes {
+		out = append(out, addons.NodeExporter{Node: n.Name, Address: n.Address()})
+	}
+	return true, out, nil
 }
 
 // AddonImages lists the images the enabled addons run (sorted, once
@@ -24,9 +46,9 @@ func AddonImages(cl *inventory.Cluster, v bundle.Versions) ([]string, error) {
 	var ads []*addons.Addon
 	var err error
 	if cl == nil {
-		ads, err = addons.Defaults(addonParams(v, true))
+		ads, err = addons.Defaults(addonParams(v, true, nil))
 	} else {
-		ads, err = addons.FromInventory(cl, addonParams(v, true))
+		ads, err = addons.FromInventory(cl, addonParams(v, true, nil))
 	}
 	if err != nil {
 		return nil, err

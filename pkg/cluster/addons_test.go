@@ -25,17 +25,21 @@ func TestAddonImages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ms, hl, tr := v.AddonImages().MetricsServer, v.AddonImages().Headlamp, v.AddonImages().Traefik
+	im := v.AddonImages()
+	ms, hl, tr := im.MetricsServer, im.Headlamp, im.Traefik
+	mon := []string{im.PrometheusConfigReloader, im.PrometheusOperator, im.Alertmanager, im.Prometheus} // sorted
+	with := func(imgs ...string) []string { return append(append([]string{tr, hl}, mon...), imgs...) }
 	for _, c := range []struct {
 		what, vars string
 		want       []string
 	}{
-		{"no inventory", "-", []string{tr, hl, ms}},
-		{"no addon variable", "", []string{tr, hl, ms}},
-		{"another tag", "metalk8s_metrics_server_values: {image: {tag: v0.8.1}}", []string{tr, hl, "registry.k8s.io/metrics-server/metrics-server:v0.8.1"}},
-		{"disabled", "metalk8s_metrics_server_enabled: false", []string{tr, hl}},
-		{"disabled, kubespray's name", "metrics_server_enabled: no", []string{tr, hl}},
-		{"all disabled", "metrics_server_enabled: no\nmetalk8s_headlamp_enabled: false\nmetalk8s_traefik_enabled: false", []string{}},
+		{"no inventory", "-", with(ms)},
+		{"no addon variable", "", with(ms)},
+		{"another tag", "metalk8s_metrics_server_values: {image: {tag: v0.8.1}}", with("registry.k8s.io/metrics-server/metrics-server:v0.8.1")},
+		{"disabled", "metalk8s_metrics_server_enabled: false", with()},
+		{"disabled, kubespray's name", "metrics_server_enabled: no", with()},
+		{"monitoring disabled", "metalk8s_monitoring_enabled: false", []string{tr, hl, ms}},
+		{"all disabled", "metrics_server_enabled: no\nmetalk8s_headlamp_enabled: false\nmetalk8s_traefik_enabled: false\nmetalk8s_monitoring_enabled: false", []string{}},
 	} {
 		var got []string
 		if c.vars == "-" {

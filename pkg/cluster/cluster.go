@@ -55,12 +55,12 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 			return nil, err
 		}
 		// node_exporter on every node, for the monitoring addon
-		monitoring, err := addons.Enabled(cl, "monitoring")
+		withExporter, exporters, err := nodeExporter(cl)
 		if err != nil {
 			return nil, err
 		}
-		all = append(all, node.Bundle(cl, bundleDir, m, monitoring)...)
-		ne, err := node.NodeExporter(cl, m, monitoring)
+		all = append(all, node.Bundle(cl, bundleDir, m, withExporter)...)
+		ne, err := node.NodeExporter(cl, m, withExporter)
 		if err != nil {
 			return nil, fmt.Errorf("bundle %s: %w", bundleDir, err)
 		}
@@ -77,7 +77,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 			return nil, err
 		}
 		all = append(all, et...)
-		k8s, err := kubernetesSteps(cl, all, bundleDir, m)
+		k8s, err := kubernetesSteps(cl, all, bundleDir, m, exporters)
 		if err != nil {
 			return nil, err
 		}
@@ -92,7 +92,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 // kubernetesSteps are kubeadm's steps, the pod network's and the addons'
 // releases (once every node is Ready); a node's
 // kubeadm steps come after every prepare step of its host in before.
-func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest) ([]*steps.Step, error) {
+func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest, exporters []addons.NodeExporter) ([]*steps.Step, error) {
 	art := ArtifactsDir(cl)
 	kp, err := kubeadm.ParamsFrom(cl, true)
 	if err != nil {
@@ -121,7 +121,7 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir stri
 		return nil, err
 	}
 	out = append(out, net...)
-	ads, err := addons.FromInventory(cl, addonParams(kp.Versions(), kp.Bundled))
+	ads, err := addons.FromInventory(cl, addonParams(kp.Versions(), kp.Bundled, exporters))
 	if err != nil {
 		return nil, err
 	}

@@ -44,7 +44,11 @@ kube-node
 		`],"images":[{"name":"registry.k8s.io/pause:3.10.2","digest":"sha256:0"},` +
 		`{"name":"registry.k8s.io/metrics-server/metrics-server:v0.8.0","digest":"sha256:1"},` +
 		`{"name":"ghcr.io/headlamp-k8s/headlamp:v0.45.0","digest":"sha256:2"},` +
-		`{"name":"docker.io/library/traefik:v3.7.13","digest":"sha256:3"}],"image_archive":"images.tar"}`
+		`{"name":"docker.io/library/traefik:v3.7.13","digest":"sha256:3"},` +
+		`{"name":"quay.io/prometheus-operator/prometheus-operator:v0.85.0","digest":"sha256:4"},` +
+		`{"name":"quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0","digest":"sha256:5"},` +
+		`{"name":"quay.io/prometheus/prometheus:v3.5.1","digest":"sha256:6"},` +
+		`{"name":"quay.io/prometheus/alertmanager:v0.28.1","digest":"sha256:7"}],"image_archive":"images.tar"}`
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
 	g, err := Graph(testinv.Load(t, inv), b)
 	if err != nil {
@@ -74,6 +78,7 @@ kube-node
 	dependsOn("volumes/storage-class@node1", "control-plane/ready@node1")
 	dependsOn("addons/metrics-server@node1", "workers/nodes-ready@node1")
 	dependsOn("addons/traefik@node1", "addons/gateway-api@node1") // its CRDs
+	dependsOn("addons/monitoring@node1", "addons/monitoring-crds@node1")
 	if s := has("addons/headlamp@node1"); s != nil && reaches(g, s, "addons/metrics-server@node1") {
 		t.Error("addons/headlamp waits for addons/metrics-server: independent addons must not block each other")
 	}
@@ -107,7 +112,7 @@ kube-node
 	os.WriteFile(inv, []byte(hosts), 0o600)
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(strings.Replace(manifest, `"name":"node_exporter"`, `"name":"other"`, 1)), 0o644)
 	if _, err := Graph(testinv.Load(t, inv), b); err == nil || !strings.Contains(err.Error(), "the bundle has no node_exporter") ||
-		!strings.Contains(err.Error(), "metalk8s_monitoring_enabled: false") {
+		!strings.Contains(err.Error(), "metalk8s_node_exporter_enabled: false") {
 		t.Errorf("a bundle without node_exporter: %v", err)
 	}
 }

@@ -56,7 +56,7 @@ WantedBy=multi-user.target
 func NodeExporter(cl *inventory.Cluster, m *bundle.Manifest, enabled bool) ([]*steps.Step, error) {
 	bin, ok := manifestFile(m, "node_exporter")
 	if enabled && !ok {
-		return nil, fmt.Errorf("the bundle has no node_exporter, which monitoring runs on every node: rebuild it with this metalk8s (`metalk8s bundle build`), or set metalk8s_monitoring_enabled: false")
+		return nil, fmt.Errorf("the bundle has no node_exporter, which monitoring runs on every node: rebuild it with this metalk8s (`metalk8s bundle build`), or set metalk8s_node_exporter_enabled: false")
 	}
 	unit := ssh.File{Path: "/etc/systemd/system/" + NodeExporterUnit + ".service", Data: []byte(nodeExporterUnit(bin.SHA256)), Mode: 0o644}
 	var out []*steps.Step
@@ -78,7 +78,7 @@ func NodeExporter(cl *inventory.Cluster, m *bundle.Manifest, enabled bool) ([]*s
 				if err != nil || strings.TrimSpace(string(out)) != "present" {
 					return steps.NoChange, err
 				}
-				return steps.Changes("- stop and remove "+NodeExporterUnit+" (monitoring is disabled)", "- remove "+unit.Path), nil
+				return steps.Changes("- stop and remove "+NodeExporterUnit+" (node-exporter is disabled)", "- remove "+unit.Path), nil
 			}
 			s.Apply = func(ctx context.Context, h steps.Host) error {
 				_, err := h.Run(ctx, "systemctl disable --now "+NodeExporterUnit+" >/dev/null 2>&1; rm -f "+ssh.Quote(unit.Path)+

@@ -68,12 +68,12 @@ func (l *lab) testNodeExporter(t *testing.T, m manifest, bundleDir string) {
 	}
 
 	// Disabled: removed from every node; enabled again: back.
-	gv := filepath.Join(filepath.Dir(l.inv), "group_vars", "all", "zz-monitoring.yml")
+	gv := filepath.Join(filepath.Dir(l.inv), "host_vars", "node1.yml")
 	if err := os.MkdirAll(filepath.Dir(gv), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	defer os.Remove(gv)
-	os.WriteFile(gv, []byte("metalk8s_monitoring_enabled: false\n"), 0o644)
+	os.WriteFile(gv, []byte("metalk8s_node_exporter_enabled: false\n"), 0o644)
 	out, err := l.metalk8sErr(5*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--only", "prepare")
 	if exitCode(err) != 2 || strings.Count(out, "- stop and remove "+node.NodeExporterUnit) != nodes {
 		t.Errorf("plan with monitoring disabled: exit %d, want 2 and the service's removal on %d nodes:\n%s", exitCode(err), nodes, out)

@@ -1,0 +1,30 @@
+{{/* The labels every object of the release carries; name is the component. */}}
+{{- define "monitoring.labels" -}}
+app.kubernetes.io/name: {{ .name }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+app.kubernetes.io/part-of: metalk8s
+{{- end -}}
+
+{{/* An image's reference, from {repository, tag}. */}}
+{{- define "monitoring.image" -}}
+{{ .repository }}:{{ .tag }}
+{{- end -}}
+
+{{/* The URL of a Service's port through `kubectl proxy` (its default
+port, 8001): what Prometheus and Alertmanager put in their links. */}}
+{{- define "monitoring.proxyURL" -}}
+http://localhost:8001/api/v1/namespaces/{{ .root.Release.Namespace }}/services/{{ .service }}:web/proxy/
+{{- end -}}
+
+{{/* Where the pods run. */}}
+{{- define "monitoring.placement" -}}
+{{- with .Values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .Values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end -}}
