@@ -70,7 +70,7 @@ type Params struct {
 	TraefikImage string
 	// The monitoring addon's images: prometheus-operator's, its config
 	// reloader's, Prometheus's and Alertmanager's (full references).
-	PrometheusOperatorImage, PrometheusConfigReloaderImage, PrometheusImage, AlertmanagerImage string
+	PrometheusOperatorImage, PrometheusConfigReloaderImage, PrometheusImage, AlertmanagerImage, GrafanaImage string
 	// NodeExporters are the node-exporter services Prometheus scrapes,
 	// one per node (pkg/node runs them); none when empty.
 	NodeExporters []NodeExporter
@@ -137,6 +137,7 @@ func monitoringValues(p Params, _ map[string]bool) map[string]any {
 	set("operator", "reloaderImage", p.PrometheusConfigReloaderImage)
 	set("prometheus", "image", p.PrometheusImage)
 	set("alertmanager", "image", p.AlertmanagerImage)
+	set("grafana", "image", p.GrafanaImage)
 	if len(p.NodeExporters) > 0 {
 		var targets []any
 		for _, ne := range p.NodeExporters {

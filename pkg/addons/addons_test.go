@@ -44,14 +44,14 @@ const (
 // Alertmanager objects' spec.image.
 var testMonitoringImages = []string{
 	"example.org/prometheus-operator:1", "example.org/prometheus-config-reloader:1",
-	"example.org/prometheus:v3.5.1", "example.org/alertmanager:v0.28.1",
+	"example.org/prometheus:v3.5.1", "example.org/alertmanager:v0.28.1", "example.org/grafana:13.2.3",
 }
 
 // testParams are metalk8s's values for the tests' addons.
 func testParams(bundled bool) Params {
 	return Params{KubeVersion: "v1.36.3", Bundled: bundled, MetricsServerImage: testImage, HeadlampImage: testHeadlampImage,
 		TraefikImage: testTraefikImage, PrometheusOperatorImage: testMonitoringImages[0], PrometheusConfigReloaderImage: testMonitoringImages[1],
-		PrometheusImage: testMonitoringImages[2], AlertmanagerImage: testMonitoringImages[3],
+		PrometheusImage: testMonitoringImages[2], AlertmanagerImage: testMonitoringImages[3], GrafanaImage: testMonitoringImages[4],
 		NodeExporters: []NodeExporter{{Node: "node1", Address: "10.0.0.1"}, {Node: "node2", Address: "10.0.0.2"}}}
 }
 

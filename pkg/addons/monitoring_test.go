@@ -1,8 +1,18 @@
 package addons
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -11,12 +21,15 @@ import (
 	"github.com/prometheus/prometheus/model/rulefmt"
 	"github.com/prometheus/prometheus/promql/parser"
 	helmkube "helm.sh/helm/v4/pkg/kube"
+	corev1 "k8s.io/api/core/v1"
+	storagev1 "k8s.io/api/storage/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/yaml"
 
 	"github.com/metalk8s/metalk8s/assets"
+	"github.com/metalk8s/metalk8s/pkg/kube"
 	"github.com/metalk8s/metalk8s/pkg/kube/kubetest"
 )
 
@@ -147,7 +160,7 @@ func TestMonitoringChart(t *testing.T) {
 		{"prometheus": map[string]any{"retention": "a month"}},
 		{"prometheus": map[string]any{"storage": map[string]any{"storageClassName": "local-lvm", "size": "lots"}}},
 		{"nodeExporter": map[string]any{"targets": []any{map[string]any{"node": "n1"}}}},
-		{"grafana": map[string]any{}},
+		{"loki": map[string]any{}},
 	} {
 		if _, err := Render(ch, "monitoring", "kube-ops", "v1.36.3", bad); err == nil {
 			t.Errorf("values %v: accepted", bad)
@@ -212,4 +225,276 @@ func TestMonitoringReleases(t *testing.T) {
 		size += len(v)
 	}
 	t.Logf("the monitoring-crds release's record: %d bytes", size)
+
+	testOperator(ctx, t, s, c, ads)
+}
+
+// testOperator runs the lab's prometheus-operator binary with the
+// chart's arguments, as its service account (impersonated: the chart's
+// ClusterRole is what it may do), against the releases just installed,
+// and judges what it makes of them: Prometheus's configuration by
+// Prometheus's own checker (every scrape job metalk8s asks for in it, the
+// node-exporter targets; promtool of the lab's build), the rule files (metalk8s's, then a user's
+// PrometheusRule from another namespace), Alertmanager's configuration by
+// Alertmanager's loader, the kubelets' EndpointSlice from the Nodes.
+func testOperator(ctx context.Context, t *testing.T, s *kubetest.Server, c *kube.Client, ads []*Addon) {
+	bin := kubetest.Binary(t, "operator", "prometheus-operator")
+	var mon *Addon
+	for _, a := range ads {
+		if a.Name == "monitoring" {
+			mon = a
+		}
+	}
+	// the StorageClass the volumes phase makes, which the operator checks
+	// the claims' against
+	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-lvm"}, Provisioner: "kubernetes.io/no-provisioner"}
+	if _, err := c.Typed().StorageV1().StorageClasses().Create(ctx, sc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// a Node, whose address the operator lists for its kubelet
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node1"}}
+	node, err := c.Typed().CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "10.0.0.1"}}
+	if _, err := c.Typed().CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	ca, cert, key := s.AdminFiles()
+	var args []string
+	for _, a := range toStrings(container(t, find(t, mon.Objects, "Deployment", "prometheus-operator"))["args"]) {
+		if !strings.HasPrefix(a, "--web.listen-address=") {
+			args = append(args, a)
+		}
+	}
+	args = append(args, fmt.Sprintf("--web.listen-address=127.0.0.1:%d", kubetest.FreePort(t)),
+		fmt.Sprintf("--apiserver=https://127.0.0.1:%d", s.Port), "--ca-file="+ca, "--cert-file="+cert, "--key-file="+key,
+		"--as=system:serviceaccount:kube-ops:prometheus-operator")
+	startLogged(t, "prometheus-operator", exec.Command(bin, args...))
+
+	secretKey := func(ns, name, key string) ([]byte, error) {
+		sec, err := c.Typed().CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(sec.Data[key]))
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s %s: %w", ns, name, key, err)
+		}
+		return io.ReadAll(zr)
+	}
+	// promtool, of the Prometheus version the chart runs, judges it
+	// (--syntax-only: the token and CA files exist only in a pod)
+	promtool := kubetest.Binary(t, "promtool", "promtool")
+	var prom struct {
+		ScrapeConfigs []struct {
+			JobName       string `json:"job_name"`
+			StaticConfigs []struct{ Targets []string }
+		} `json:"scrape_configs"`
+		Alerting struct {
+			Alertmanagers []any
+		}
+	}
+	waitFor(t, "Prometheus's configuration", func() error {
+		data, err := secretKey("kube-ops", "prometheus-prometheus", "prometheus.yaml.gz")
+		if err != nil {
+			return err
+		}
+		f := filepath.Join(t.TempDir(), "prometheus.yaml")
+		if err := os.WriteFile(f, data, 0o600); err != nil {
+			return err
+		}
+		if out, err := exec.Command(promtool, "check", "config", "--syntax-only", f).CombinedOutput(); err != nil {
+			return fmt.Errorf("promtool check config: %v\n%s\n%s", err, out, data)
+		}
+		if err := yaml.Unmarshal(data, &prom); err != nil {
+			return err
+		}
+		jobs := map[string]bool{}
+		for _, sc := range prom.ScrapeConfigs {
+			jobs[sc.JobName] = true
+		}
+		for _, j := range []string{"serviceMonitor/kube-ops/apiserver/0", "serviceMonitor/kube-ops/kubelet/0", "serviceMonitor/kube-ops/kubelet/1",
+			"serviceMonitor/kube-ops/prometheus-operator/0", "serviceMonitor/kube-ops/prometheus/0", "serviceMonitor/kube-ops/alertmanager/0",
+			"podMonitor/kube-ops/traefik/0", "scrapeConfig/kube-ops/node-exporter"} {
+			if !jobs[j] {
+				return fmt.Errorf("no scrape job %s in %v", j, jobs)
+			}
+		}
+		return nil
+	})
+	for _, sc := range prom.ScrapeConfigs {
+		if sc.JobName == "scrapeConfig/kube-ops/node-exporter" {
+			if got := fmt.Sprint(sc.StaticConfigs); !strings.Contains(got, "10.0.0.1:9100") || !strings.Contains(got, "10.0.0.2:9100") {
+				t.Errorf("node-exporter targets: %s", got)
+			}
+		}
+	}
+	if len(prom.Alerting.Alertmanagers) == 0 {
+		t.Error("Prometheus has no Alertmanager to send alerts to")
+	}
+
+	rules := func(want string) func() error {
+		return func() error {
+			cms, err := c.Typed().CoreV1().ConfigMaps("kube-ops").List(ctx, metav1.ListOptions{LabelSelector: "prometheus-name=prometheus"})
+			if err != nil {
+				return err
+			}
+			for _, cm := range cms.Items {
+				for _, v := range cm.Data {
+					if strings.Contains(v, want) {
+						return nil
+					}
+				}
+			}
+			return fmt.Errorf("no rule file holds %q (%d config maps)", want, len(cms.Items))
+		}
+	}
+	waitFor(t, "metalk8s's rules loaded", rules("alert: Watchdog"))
+	user := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule",
+		"metadata": map[string]any{"name": "team", "namespace": "default"},
+		"spec": map[string]any{"groups": []any{map[string]any{"name": "team", "rules": []any{
+			map[string]any{"alert": "TeamRuleLoaded", "expr": "vector(0) > 1"}}}}},
+	}}
+	if _, err := c.Apply(ctx, []*unstructured.Unstructured{user}, false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "a user's PrometheusRule loaded", rules("alert: TeamRuleLoaded"))
+
+	waitFor(t, "Alertmanager's configuration", func() error {
+		data, err := secretKey("kube-ops", "alertmanager-alertmanager-generated", "alertmanager.yaml.gz")
+		if err != nil {
+			return err
+		}
+		if _, err := amconfig.Load(string(data)); err != nil {
+			return fmt.Errorf("Alertmanager's loader refuses it: %w\n%s", err, data)
+		}
+		return nil
+	})
+	waitFor(t, "the StatefulSets", func() error {
+		for _, n := range []string{"prometheus-prometheus", "alertmanager-alertmanager"} {
+			if _, err := c.Typed().AppsV1().StatefulSets("kube-ops").Get(ctx, n, metav1.GetOptions{}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	waitFor(t, "the kubelets' EndpointSlice", func() error {
+		sl, err := c.Typed().DiscoveryV1().EndpointSlices("kube-system").List(ctx, metav1.ListOptions{LabelSelector: "kubernetes.io/service-name=kubelet"})
+		if err != nil {
+			return err
+		}
+		for _, s := range sl.Items {
+			for _, e := range s.Endpoints {
+				if len(e.Addresses) > 0 && e.Addresses[0] == "10.0.0.1" {
+					return nil
+				}
+			}
+		}
+		return fmt.Errorf("node1's 10.0.0.1 not in %d slices", len(sl.Items))
+	})
+}
+
+// The dashboards are judged by what they ask: every panel's query
+// through Prometheus's PromQL parser ($var as a regular expression), the
+// metric selector of every variable's label_values too; and the
+// rendered ConfigMap holds each as Grafana's JSON model, its panels laid
+// out without overlap. The issue's seven are there.
+func TestDashboards(t *testing.T) {
+	files, err := fs.Glob(assets.Charts, "charts/monitoring/dashboards/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("dashboards: %v, %v", files, err)
+	}
+	vars := regexp.MustCompile(`\$[a-z_]+`)
+	labelValues := regexp.MustCompile(`^label_values\((.+), *[a-z_]+\)$`)
+	specs := map[string]int{} // uid -> panels
+	for _, f := range files {
+		data, err := fs.ReadFile(assets.Charts, f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d struct {
+			Title, UID string
+			Variables  []struct{ Name, Query string }
+			Panels     []struct {
+				Title, Unit, Type string
+				Targets           []struct{ Expr, Legend string }
+			}
+		}
+		if err := yaml.UnmarshalStrict(data, &d); err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		specs[d.UID] = len(d.Panels)
+		for _, v := range d.Variables {
+			m := labelValues.FindStringSubmatch(v.Query)
+			if m == nil {
+				t.Errorf("%s: variable %s: %q is not label_values(SELECTOR, LABEL)", f, v.Name, v.Query)
+				continue
+			}
+			if _, err := parser.ParseExpr(m[1]); err != nil {
+				t.Errorf("%s: variable %s: %v", f, v.Name, err)
+			}
+		}
+		for _, p := range d.Panels {
+			if p.Unit == "" || len(p.Targets) == 0 {
+				t.Errorf("%s: panel %q has no unit or no query", f, p.Title)
+			}
+			for _, q := range p.Targets {
+				if _, err := parser.ParseExpr(vars.ReplaceAllString(q.Expr, ".+")); err != nil {
+					t.Errorf("%s: panel %q: %v\n%s", f, p.Title, err, q.Expr)
+				}
+			}
+		}
+	}
+	for _, uid := range []string{"metalk8s-cluster", "metalk8s-nodes", "metalk8s-workloads", "metalk8s-etcd",
+		"metalk8s-apiserver", "metalk8s-ingress", "metalk8s-volumes"} {
+		if specs[uid] == 0 {
+			t.Errorf("no dashboard %s", uid)
+		}
+	}
+
+	cm := find(t, monitoringObjects(t, nil), "ConfigMap", "grafana-dashboards")
+	data, _, _ := unstructured.NestedStringMap(cm.Object, "data")
+	if len(data) != len(files) {
+		t.Errorf("%d dashboards in the ConfigMap, %d files", len(data), len(files))
+	}
+	for name, js := range data {
+		var d struct {
+			UID    string
+			Panels []struct {
+				Type    string
+				GridPos struct{ X, Y, W, H int }
+				Targets []struct{ Expr, RefID string }
+			}
+		}
+		if err := json.Unmarshal([]byte(js), &d); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if len(d.Panels) != specs[d.UID] {
+			t.Errorf("%s: %d panels, its spec %d", name, len(d.Panels), specs[d.UID])
+		}
+		cells := map[[2]int]bool{}
+		for _, p := range d.Panels {
+			if p.GridPos.W == 0 || p.GridPos.X+p.GridPos.W > 24 || len(p.Targets) == 0 || p.Targets[0].RefID != "A" {
+				t.Errorf("%s: panel %+v", name, p)
+			}
+			for x := p.GridPos.X; x < p.GridPos.X+p.GridPos.W; x++ {
+				for y := p.GridPos.Y; y < p.GridPos.Y+p.GridPos.H; y++ {
+					if cells[[2]int{x, y}] {
+						t.Errorf("%s: panels overlap at %d,%d", name, x, y)
+					}
+					cells[[2]int{x, y}] = true
+				}
+			}
+		}
+	}
+	// Grafana off: none of its objects
+	for _, o := range monitoringObjects(t, map[string]any{"grafana": map[string]any{"enabled": false}}) {
+		if strings.HasPrefix(o.GetName(), "grafana") {
+			t.Errorf("grafana disabled: %s %s rendered", o.GetKind(), o.GetName())
+		}
+	}
 }

@@ -103,22 +103,7 @@ func TestTraefikRoutes(t *testing.T) {
 		}
 	}
 	cmd.Env = append(cmd.Env, "KUBECONFIG="+s.TokenKubeconfigFile(t, tok.Status.Token))
-	logf, err := os.Create(filepath.Join(t.TempDir(), "traefik.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("traefik's log:\n%s", tail(string(b), 40))
-		}
-	})
+	startLogged(t, "traefik", cmd)
 
 	get := func(port int, host, path string) (int, string, error) {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://127.0.0.1:%d%s", port, path), nil)
@@ -264,6 +249,28 @@ func hostIP(t *testing.T) string {
 	}
 	t.Fatal("no global unicast IPv4 address on this machine for the test's backend")
 	return ""
+}
+
+// startLogged starts cmd, its output in a log file, until the test
+// ends; a failed test shows the log's end.
+func startLogged(t *testing.T, name string, cmd *exec.Cmd) {
+	t.Helper()
+	logf, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			b, _ := os.ReadFile(logf.Name())
+			t.Logf("%s's log:\n%s", name, tail(string(b), 40))
+		}
+	})
 }
 
 // waitFor retries f every 250 ms for up to a minute.

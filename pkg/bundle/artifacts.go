@@ -45,6 +45,9 @@ type Versions struct {
 	PrometheusOperator string `json:"prometheus_operator,omitempty"`
 	Prometheus         string `json:"prometheus,omitempty"`
 	Alertmanager       string `json:"alertmanager,omitempty"`
+	// Grafana is the monitoring addon's dashboards; the lab cannot build
+	// it (neither its server nor its frontend is on the Go proxy or npm).
+	Grafana string `json:"grafana,omitempty"`
 	// NodeExporter is Prometheus's node_exporter, a systemd service on
 	// every node when monitoring is enabled (bin/node_exporter).
 	NodeExporter string `json:"node_exporter,omitempty"`
@@ -88,19 +91,21 @@ func (v Versions) ShellVars() [][2]string {
 //   - prometheus-operator: v0.85.0, the only version of its module the
 //     Go module proxy serves; it supports Prometheus up to 3.5 (v3.5.1,
 //     the module's v0.305.1). Alertmanager: v0.28.1.
+//   - Grafana: 13.2.3, the newest release (its @grafana/data package on
+//     npm, published 2026-09-29); its image is on Docker Hub.
 //   - helm: go.mod's helm.sh/helm/v4, the SDK that installs the addons, so
 //     `helm list` and `helm history` read its releases as it wrote them
 //     (TestHelmMatchesSDK).
 var known = map[string]Versions{
 	"v1.35": {Etcd: "v3.6.16", CoreDNS: "v1.13.1", Pause: "3.10.1", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3"},
 	"v1.36": {Etcd: "v3.6.16", CoreDNS: "v1.14.2", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3"},
 	"v1.37": {Etcd: "v3.6.16", CoreDNS: "v1.14.6", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.37.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3"},
 }
 
 // Supported names the range of minors known holds, for messages: "v1.35 to v1.37".
@@ -226,8 +231,8 @@ type AddonImageRefs struct {
 	Traefik       string // docker.io/library/traefik:v3.7.13 (/traefik)
 	// quay.io/prometheus-operator/prometheus-operator:v0.85.0 and its
 	// prometheus-config-reloader, quay.io/prometheus/prometheus:v3.5.1,
-	// quay.io/prometheus/alertmanager:v0.28.1
-	PrometheusOperator, PrometheusConfigReloader, Prometheus, Alertmanager string
+	// quay.io/prometheus/alertmanager:v0.28.1, docker.io/grafana/grafana:13.2.3
+	PrometheusOperator, PrometheusConfigReloader, Prometheus, Alertmanager, Grafana string
 }
 
 // List returns the references metalk8s runs outside charts (flannel,
@@ -262,6 +267,7 @@ func (v Versions) AddonImages() AddonImageRefs {
 		PrometheusConfigReloader: ref("quay.io/prometheus-operator/prometheus-config-reloader", v.PrometheusOperator),
 		Prometheus:               ref("quay.io/prometheus/prometheus", v.Prometheus),
 		Alertmanager:             ref("quay.io/prometheus/alertmanager", v.Alertmanager),
+		Grafana:                  ref("docker.io/grafana/grafana", v.Grafana),
 	}
 }
 

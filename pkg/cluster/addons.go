@@ -15,7 +15,7 @@ func addonParams(v bundle.Versions, bundled bool, exporters []addons.NodeExporte
 	return addons.Params{KubeVersion: v.Kube, Bundled: bundled, MetricsServerImage: images.MetricsServer, HeadlampImage: images.Headlamp,
 		TraefikImage: images.Traefik, PrometheusOperatorImage: images.PrometheusOperator,
 		PrometheusConfigReloaderImage: images.PrometheusConfigReloader, PrometheusImage: images.Prometheus,
-		AlertmanagerImage: images.Alertmanager, NodeExporters: exporters}
+		AlertmanagerImage: images.Alertmanager, GrafanaImage: images.Grafana, NodeExporters: exporters}
 }
 
 // nodeExporter is metalk8s_node_exporter_enabled, which is

@@ -28,7 +28,7 @@ func TestAddonImages(t *testing.T) {
 	im := v.AddonImages()
 	ms, hl, tr := im.MetricsServer, im.Headlamp, im.Traefik
 	mon := []string{im.PrometheusConfigReloader, im.PrometheusOperator, im.Alertmanager, im.Prometheus} // sorted
-	with := func(imgs ...string) []string { return append(append([]string{tr, hl}, mon...), imgs...) }
+	with := func(imgs ...string) []string { return append(append([]string{im.Grafana, tr, hl}, mon...), imgs...) }
 	for _, c := range []struct {
 		what, vars string
 		want       []string
@@ -39,6 +39,7 @@ func TestAddonImages(t *testing.T) {
 		{"disabled", "metalk8s_metrics_server_enabled: false", with()},
 		{"disabled, kubespray's name", "metrics_server_enabled: no", with()},
 		{"monitoring disabled", "metalk8s_monitoring_enabled: false", []string{tr, hl, ms}},
+		{"Grafana disabled", "metalk8s_monitoring_values: {grafana: {enabled: false}}", append(append([]string{tr, hl}, mon...), ms)},
 		{"all disabled", "metrics_server_enabled: no\nmetalk8s_headlamp_enabled: false\nmetalk8s_traefik_enabled: false\nmetalk8s_monitoring_enabled: false", []string{}},
 	} {
 		var got []string

@@ -48,7 +48,8 @@ kube-node
 		`{"name":"quay.io/prometheus-operator/prometheus-operator:v0.85.0","digest":"sha256:4"},` +
 		`{"name":"quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0","digest":"sha256:5"},` +
 		`{"name":"quay.io/prometheus/prometheus:v3.5.1","digest":"sha256:6"},` +
-		`{"name":"quay.io/prometheus/alertmanager:v0.28.1","digest":"sha256:7"}],"image_archive":"images.tar"}`
+		`{"name":"quay.io/prometheus/alertmanager:v0.28.1","digest":"sha256:7"},` +
+		`{"name":"docker.io/grafana/grafana:13.2.3","digest":"sha256:8"}],"image_archive":"images.tar"}`
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
 	g, err := Graph(testinv.Load(t, inv), b)
 	if err != nil {

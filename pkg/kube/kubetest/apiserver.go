@@ -33,6 +33,7 @@ type Server struct {
 	Kubeconfig []byte        // admin, server https://Endpoint:6443, client certificate
 	Started    time.Duration // from launching etcd to /readyz answering ok
 	caPEM      []byte
+	pki        *pki
 }
 
 // Start runs etcd and kube-apiserver until the test ends: etcd without
@@ -65,7 +66,7 @@ func Start(t testing.TB) *Server {
 		"--service-cluster-ip-range=10.96.0.0/16", "--enable-priority-and-fairness=false",
 		"--profiling=false", "--endpoint-reconciler-type=none",
 		"--allow-privileged=true") // as kubeadm starts it
-	s := &Server{Port: port, Kubeconfig: kubeconfig(p), caPEM: p.caPEM}
+	s := &Server{Port: port, Kubeconfig: kubeconfig(p), caPEM: p.caPEM, pki: p}
 	if err := s.waitReady(p, 90*time.Second); err != nil {
 		t.Fatalf("kubetest: kube-apiserver: %v (logs in %s)\n%s", err, dir, tail(filepath.Join(dir, "kube-apiserver.log")))
 	}
@@ -227,6 +228,14 @@ func repoRoot() string {
 		}
 		d = up
 	}
+}
+
+// AdminFiles are the paths of the CA certificate, the admin's client
+// certificate and its key (PEM; the key 0600), for a program that takes
+// files and an address (https://127.0.0.1:Port) rather than a
+// kubeconfig.
+func (s *Server) AdminFiles() (ca, cert, key string) {
+	return s.pki.path("ca.crt"), s.pki.path("admin.crt"), s.pki.path("admin.key")
 }
 
 // TokenKubeconfigFile writes a kubeconfig that authenticates with a

@@ -83,7 +83,8 @@ func makePKI(dir, endpoint string) (*pki, error) {
 		return nil, err
 	}
 	for name, data := range map[string][]byte{"ca.crt": p.caPEM, "apiserver.crt": srvCert, "apiserver.key": srvKey,
-		"sa.key": pemBlock("EC PRIVATE KEY", saDER), "sa.pub": pemBlock("PUBLIC KEY", saPub)} {
+		"sa.key": pemBlock("EC PRIVATE KEY", saDER), "sa.pub": pemBlock("PUBLIC KEY", saPub),
+		"admin.crt": p.adminCert, "admin.key": p.adminKey} {
 		if err := os.WriteFile(filepath.Join(dir, name), data, 0o600); err != nil {
 			return nil, fmt.Errorf("kubetest: writing %s: %w", name, err)
 		}

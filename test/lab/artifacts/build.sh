@@ -307,15 +307,21 @@ build_kp_rootfs() {
 	du -sh "$r"
 }
 
-# wrapper_module DIR MODULE VERSION PACKAGE GO: a module in DIR (made and
-# entered) requiring MODULE at VERSION, with PACKAGE (a main package)
-# imported under a build tag, tidied: `go build PACKAGE` then builds it
-# with the module's own requirements.
+# wrapper_module DIR MODULE VERSION GO PACKAGE...: a module in DIR (made
+# and entered) requiring MODULE at VERSION, with each PACKAGE (a main
+# package) imported under a build tag, tidied: `go build PACKAGE` then
+# builds it with the module's own requirements.
 wrapper_module() {
-	mkdir -p "$1"
-	cd "$1"
-	printf 'module example.invalid/%sbin\n\ngo %s\n\nrequire %s %s\n' "$(basename "$1" | tr -d _-)" "$5" "$2" "$3" >go.mod
-	printf '//go:build tools\n\npackage tools\n\nimport _ "%s"\n' "$4" >tools.go
+	local dir=$1 m=$2 v=$3 gover=$4 p
+	shift 4
+	mkdir -p "$dir"
+	cd "$dir"
+	printf 'module example.invalid/%sbin\n\ngo %s\n\nrequire %s %s\n' "$(basename "$dir" | tr -d _-)" "$gover" "$m" "$v" >go.mod
+	{
+		printf '//go:build tools\n\npackage tools\n\nimport (\n'
+		for p in "$@"; do printf '\t_ "%s"\n' "$p"; done
+		printf ')\n'
+	} >tools.go
 	go mod tidy
 }
 
@@ -324,7 +330,7 @@ wrapper_module() {
 # as /bin/netpol); a wrapper module builds it under that name.
 build_netpol() {
 	local m=sigs.k8s.io/kube-network-policies
-	wrapper_module "$C/work/netpol" "$m" "$KUBE_NETWORK_POLICIES_VERSION" "$m/cmd" 1.24
+	wrapper_module "$C/work/netpol" "$m" "$KUBE_NETWORK_POLICIES_VERSION" 1.24 "$m/cmd"
 	"${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$C/bin/netpol" "$m/cmd"
 	"$C/bin/netpol" --help 2>&1 | head -n 5 || true
 }
@@ -334,7 +340,7 @@ build_netpol() {
 # module, as netpol.
 build_metrics_server() {
 	local m=sigs.k8s.io/metrics-server
-	wrapper_module "$C/work/metrics-server" "$m" "$METRICS_SERVER_VERSION" "$m/cmd/metrics-server" 1.24
+	wrapper_module "$C/work/metrics-server" "$m" "$METRICS_SERVER_VERSION" 1.24 "$m/cmd/metrics-server"
 	"${NICE[@]}" go build -trimpath -ldflags "-s -w -X k8s.io/client-go/pkg/version.gitVersion=$METRICS_SERVER_VERSION" \
 		-o "$C/bin/metrics-server" "$m/cmd/metrics-server"
 	"$C/bin/metrics-server" --help 2>&1 | head -n 3 || true
@@ -345,7 +351,7 @@ build_metrics_server() {
 # into internal/version), through a wrapper module as metrics-server.
 build_helm() {
 	local m=helm.sh/helm/v4 commit
-	wrapper_module "$C/work/helm" "$m" "$HELM_VERSION" "$m/cmd/helm" 1.26
+	wrapper_module "$C/work/helm" "$m" "$HELM_VERSION" 1.26 "$m/cmd/helm"
 	commit=$(modcommit "$m@$HELM_VERSION")
 	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w -X $m/internal/version.version=$HELM_VERSION \
 		-X $m/internal/version.metadata= -X $m/internal/version.gitCommit=$commit -X $m/internal/version.gitTreeState=clean" \
@@ -358,12 +364,48 @@ build_helm() {
 # version into prometheus/common/version), through a wrapper module.
 build_node_exporter() {
 	local m=github.com/prometheus/node_exporter v=github.com/prometheus/common/version commit date
-	wrapper_module "$C/work/node_exporter" "$m" "$NODE_EXPORTER_VERSION" "$m" 1.26
+	wrapper_module "$C/work/node_exporter" "$m" "$NODE_EXPORTER_VERSION" 1.26 "$m"
 	commit=$(modcommit "$m@$NODE_EXPORTER_VERSION")
 	date=$(date -u -d "$(modtime "$m@$NODE_EXPORTER_VERSION")" +%Y%m%d-%H:%M:%S)
 	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w -X $v.Version=${NODE_EXPORTER_VERSION#v} -X $v.Revision=$commit \
 		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/node_exporter" "$m"
 	"$C/bin/node_exporter" --version
+}
+
+# prometheus-operator and its config reloader (assets/charts/monitoring),
+# built as its Makefile does (CGO off, the version into
+# prometheus/common/version), through a wrapper module.
+build_prometheus_operator() {
+	local m=github.com/prometheus-operator/prometheus-operator v=github.com/prometheus/common/version commit date b
+	wrapper_module "$C/work/prometheus-operator" "$m" "$PROMETHEUS_OPERATOR_VERSION" 1.24 "$m/cmd/operator" "$m/cmd/prometheus-config-reloader"
+	commit=$(modcommit "$m@$PROMETHEUS_OPERATOR_VERSION")
+	date=$(date -u -d "$(modtime "$m@$PROMETHEUS_OPERATOR_VERSION")" +%Y%m%d-%H:%M:%S)
+	for b in operator prometheus-config-reloader; do
+		CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w -X $v.Version=${PROMETHEUS_OPERATOR_VERSION#v} -X $v.Revision=$commit \
+			-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/$b" "$m/cmd/$b"
+		"$C/bin/$b" --version
+	done
+}
+
+# promtool, Prometheus's checker (the unit tests judge the configuration
+# prometheus-operator generates with it), from the module of the
+# Prometheus version the monitoring addon runs (v3.5.1 is the module's
+# v0.305.1), built as promu does (tag netgo, the version ldflags).
+build_promtool() {
+	local m=github.com/prometheus/prometheus v=github.com/prometheus/common/version mv date
+	mv=$(prometheus_module_version "$PROMETHEUS_VERSION")
+	wrapper_module "$C/work/promtool" "$m" "$mv" 1.24 "$m/cmd/promtool"
+	date=$(date -u -d "$(modtime "$m@$mv")" +%Y%m%d-%H:%M:%S)
+	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -tags netgo -ldflags "-s -w -X $v.Version=${PROMETHEUS_VERSION#v} \
+		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/promtool" "$m/cmd/promtool"
+	"$C/bin/promtool" --version
+}
+# prometheus_module_version v3.5.1: v0.305.1, the Go module version of a
+# Prometheus 3 release (3.MINOR.PATCH is v0.3MM.PATCH, MM two digits).
+prometheus_module_version() {
+	local minor patch
+	IFS=. read -r _ minor patch <<<"${1#v}"
+	printf 'v0.3%02d.%s\n' "$minor" "$patch"
 }
 
 # Traefik (assets/charts/traefik), through a wrapper module holding
@@ -706,12 +748,13 @@ write_versions() {
 	HELM_VERSION=$HELM_VERSION
 	TRAEFIK_VERSION=$TRAEFIK_VERSION
 	NODE_EXPORTER_VERSION=$NODE_EXPORTER_VERSION
+	PROMETHEUS_OPERATOR_VERSION=$PROMETHEUS_OPERATOR_VERSION
 	GO_VERSION=$GO_VERSION
 	EOF
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter haproxy-rootfs images mirror)
+ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -742,6 +785,12 @@ for s in "${STEPS[@]}"; do
 	node-exporter)
 		HEAVY=1 step node-exporter "$NODE_EXPORTER_VERSION $GO_VERSION $(declare -f build_node_exporter | sha256sum | cut -c1-12)" \
 			"$C/bin/node_exporter" -- build_node_exporter ;;
+	prometheus-operator)
+		HEAVY=1 step prometheus-operator "$PROMETHEUS_OPERATOR_VERSION $GO_VERSION $(declare -f build_prometheus_operator | sha256sum | cut -c1-12)" \
+			"$C/bin/operator" "$C/bin/prometheus-config-reloader" -- build_prometheus_operator ;;
+	promtool)
+		HEAVY=1 step promtool "$PROMETHEUS_VERSION $GO_VERSION $(declare -f build_promtool prometheus_module_version | sha256sum | cut -c1-12)" \
+			"$C/bin/promtool" -- build_promtool ;;
 	flannel) HEAVY=1 step flannel "$(srchash "$FLANNEL_SRC" 2>/dev/null) $GO_VERSION" "$C/bin/flanneld" -- build_flannel ;;
 	haproxy-rootfs)
 		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID") $(declare -f haproxy_closure build_haproxy_rootfs | sha256sum | cut -c1-12)" \
