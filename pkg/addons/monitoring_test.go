@@ -290,8 +290,8 @@ func testOperator(ctx context.Context, t *testing.T, s *kubetest.Server, c *kube
 	promtool := kubetest.Binary(t, "promtool", "promtool")
 	var prom struct {
 		ScrapeConfigs []struct {
-			JobName       string `json:"job_name"`
-			StaticConfigs []struct{ Targets []string }
+			JobName       string                       `json:"job_name"`
+			StaticConfigs []struct{ Targets []string } `json:"static_configs"`
 		} `json:"scrape_configs"`
 		Alerting struct {
 			Alertmanagers []any

@@ -22,7 +22,8 @@ const NodeExporterUnit = "node-exporter"
 // as MetalK8s 0.1 did so that etcd-only hosts are watched too. It runs
 // under a dynamic user with a read-only view of the system; mounts of
 // containers' and pods' own filesystems are left out (upstream's default
-// list plus containerd's and the kubelet's directories).
+// list plus containerd's and the kubelet's directories; "$$" is systemd's
+// literal "$").
 // The binary's SHA-256 is written in it, so a new binary restarts it.
 func nodeExporterUnit(sha256 string) string {
 	return fmt.Sprintf(`# Written by metalk8s; node_exporter's SHA-256 %s
@@ -34,7 +35,7 @@ Wants=network-online.target
 
 [Service]
 ExecStart=/usr/local/bin/node_exporter --web.listen-address=:%d \
-  --collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|run/containerd/.+|sys|var/lib/containerd/.+|var/lib/kubelet/pods/.+)($|/)
+  --collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|run/containerd/.+|sys|var/lib/containerd/.+|var/lib/kubelet/pods/.+)($$|/)
 DynamicUser=yes
 NoNewPrivileges=yes
 ProtectSystem=strict
