@@ -95,6 +95,16 @@ func (s *FactStore) Get(host string) *Facts {
 	return s.facts[host]
 }
 
+// Need returns the facts of a host, or an error when this run has not
+// read them: the preflight phase, which does, was left out (--only or
+// --skip), so a step that needs them cannot run.
+func (s *FactStore) Need(host string) (*Facts, error) {
+	if f := s.Get(host); f != nil {
+		return f, nil
+	}
+	return nil, fmt.Errorf("host %s: its facts (OS, release) were not read in this run: the preflight phase, which reads them, must run too (add it to --only, or leave it out of --skip)", host)
+}
+
 func (s *FactStore) set(host string, f *Facts) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

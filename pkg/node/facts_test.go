@@ -70,3 +70,16 @@ func TestNodePackagesByRole(t *testing.T) {
 		}
 	}
 }
+
+// A step that needs facts the run did not read (preflight left out by
+// --only or --skip) gets an error naming the phase, never a nil Facts.
+func TestFactsNeeded(t *testing.T) {
+	s := NewFactStore()
+	if f, err := s.Need("node1"); f != nil || err == nil || !strings.Contains(err.Error(), "host node1") || !strings.Contains(err.Error(), "preflight phase") {
+		t.Errorf("no facts: %v, %v", f, err)
+	}
+	s.set("node1", &Facts{OSID: "debian", OSVersion: "12"})
+	if f, err := s.Need("node1"); err != nil || f.OSFamily() != "debian-12" {
+		t.Errorf("facts read: %v, %v", f, err)
+	}
+}

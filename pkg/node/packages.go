@@ -44,7 +44,11 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 		upload := steps.ID("prepare/packages-upload", host)
 		repo := steps.StateDir(host) + "/bundle/packages"
 		pkgsFor := func() ([]bundle.Package, string, error) {
-			fam := store.Get(host).OSFamily()
+			f, err := store.Need(host)
+			if err != nil {
+				return nil, "", err
+			}
+			fam := f.OSFamily()
 			pk, ok := byFamily[fam]
 			if !ok {
 				return nil, fam, fmt.Errorf("the bundle has no packages for %s (it holds: %s); build it with --os %s", fam, strings.Join(families, ", "), fam)
@@ -224,7 +228,11 @@ func Packages(cl *inventory.Cluster, store *FactStore) []*steps.Step {
 func installStep(host string, deps, want []string, store *FactStore, from string, repo func() (string, error)) *steps.Step {
 	return &steps.Step{ID: steps.ID("prepare/packages", host), Host: host, Phase: "prepare", Deps: deps, Inputs: want,
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-			absent, err := absentPackages(ctx, h, store.Get(host), want)
+			f, err := store.Need(host)
+			if err != nil {
+				return steps.NoChange, err
+			}
+			absent, err := absentPackages(ctx, h, f, want)
 			var diff []string
 			for _, p := range absent {
 				diff = append(diff, "+ install "+p+from)
@@ -232,7 +240,11 @@ func installStep(host string, deps, want []string, store *FactStore, from string
 			return steps.Changes(diff...), err
 		},
 		Apply: func(ctx context.Context, h steps.Host) error {
-			absent, err := absentPackages(ctx, h, store.Get(host), want)
+			f, err := store.Need(host)
+			if err != nil {
+				return err
+			}
+			absent, err := absentPackages(ctx, h, f, want)
 			if err != nil || len(absent) == 0 {
 				return err
 			}
@@ -240,7 +252,7 @@ func installStep(host string, deps, want []string, store *FactStore, from string
 			if err != nil {
 				return err
 			}
-			_, err = h.Run(ctx, installCommand(store.Get(host), r, absent))
+			_, err = h.Run(ctx, installCommand(f, r, absent))
 			return err
 		}}
 }

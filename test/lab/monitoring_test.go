@@ -74,18 +74,18 @@ func (l *lab) testNodeExporter(t *testing.T, m manifest, bundleDir string) {
 	}
 	defer os.Remove(gv)
 	os.WriteFile(gv, []byte("metalk8s_node_exporter_enabled: false\n"), 0o644)
-	out, err := l.metalk8sErr(5*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--only", "prepare")
+	out, err := l.metalk8sErr(5*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--only", "preflight,prepare")
 	if exitCode(err) != 2 || strings.Count(out, "- stop and remove "+node.NodeExporterUnit) != nodes {
 		t.Errorf("plan with monitoring disabled: exit %d, want 2 and the service's removal on %d nodes:\n%s", exitCode(err), nodes, out)
 	}
-	l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--only", "prepare")
+	l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--only", "preflight,prepare")
 	for i := 1; i <= nodes; i++ {
 		if _, err := l.scrape(fmt.Sprintf("node%d", i)); err == nil {
 			t.Errorf("node%d: node_exporter still answers with monitoring disabled", i)
 		}
 	}
 	os.Remove(gv)
-	l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--only", "prepare")
+	l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--only", "preflight,prepare")
 	for i := 1; i <= nodes; i++ {
 		if _, err := l.scrape(fmt.Sprintf("node%d", i)); err != nil {
 			t.Errorf("node%d: enabled again: %v", i, err)
