@@ -198,26 +198,41 @@ func FromInventory(cl *inventory.Cluster, p Params) ([]*Addon, error) {
 	return build(cl.ControlPlane[0], filepath.Dir(cl.Inventory.Path), p)
 }
 
-// Enabled reads whether the addon name is enabled as FromInventory does:
-// metalk8s_<name>_enabled on the first control-plane node (default def,
-// true for the catalog's addons; kubespray's variable when the catalog names one and metalk8s's
-// is unset), or any boolean variable of the metalk8s_<name>_enabled
-// form ("node_exporter"). A value that is not a boolean is an error
-// naming the host and the variable.
+// Enabled reads whether the addon name is enabled as FromInventory does,
+// on the first control-plane node: the variable enabledKey names (for a
+// catalog addon, its own, kubespray's or the addon it follows; for any
+// other name, metalk8s_<name>_enabled: "node-exporter"), default def. A
+// value that is not a boolean is an error naming the host and the
+// variable.
 func Enabled(cl *inventory.Cluster, name string, def bool) (bool, error) {
 	if len(cl.ControlPlane) == 0 {
 		return false, fmt.Errorf("addons: the cluster has no control-plane node")
 	}
-	n := cl.ControlPlane[0]
-	key := "metalk8s_" + varName(name) + "_enabled"
+	var follows, kubespray string
 	for _, c := range catalog {
-		if _, set := n.Vars[key]; !set && c.name == name && c.kubespray != "" {
-			if _, set := n.Vars[c.kubespray]; set {
-				key = c.kubespray
-			}
+		if c.name == name {
+			follows, kubespray = c.follows, c.kubespray
 		}
 	}
-	return boolVar(n, key, def)
+	n := cl.ControlPlane[0]
+	return boolVar(n, enabledKey(n, name, follows, kubespray), def)
+}
+
+// enabledKey is the variable turning addon name on, on n:
+// metalk8s_<name>_enabled, or metalk8s_<follows>_enabled for an addon
+// that follows another, or kubespray's variable when only that one is
+// set.
+func enabledKey(n *inventory.Node, name, follows, kubespray string) string {
+	if follows != "" {
+		name = follows
+	}
+	key := "metalk8s_" + varName(name) + "_enabled"
+	if _, set := n.Vars[key]; !set && kubespray != "" {
+		if _, set := n.Vars[kubespray]; set {
+			return kubespray // kubespray's name, when metalk8s's is unset
+		}
+	}
+	return key
 }
 
 // Defaults returns every addon of the catalog as FromInventory does for
@@ -239,16 +254,7 @@ func build(n *inventory.Node, dir string, p Params) ([]*Addon, error) {
 		key := "metalk8s_" + varName(c.name)
 		var over map[string]any
 		if n != nil {
-			enabledKey := key + "_enabled"
-			if c.follows != "" {
-				enabledKey = "metalk8s_" + varName(c.follows) + "_enabled"
-			}
-			if _, set := n.Vars[enabledKey]; !set && c.kubespray != "" {
-				if _, set := n.Vars[c.kubespray]; set {
-					enabledKey = c.kubespray // kubespray's name, when metalk8s's is unset
-				}
-			}
-			if a.Enabled, err = boolVar(n, enabledKey, true); err != nil {
+			if a.Enabled, err = boolVar(n, enabledKey(n, c.name, c.follows, c.kubespray), true); err != nil {
 				return nil, err
 			}
 			if over, err = valuesVar(n, key+"_values", dir); err != nil {
