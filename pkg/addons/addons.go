@@ -7,6 +7,7 @@
 package addons
 
 import (
+	"cmp"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -31,6 +32,12 @@ type Addon struct {
 	// Enabled is metalk8s_<name>_enabled (dashes as underscores; default
 	// true). A disabled addon's release is uninstalled.
 	Enabled bool
+	// EnabledVar is the variable Enabled was read from
+	// ("metalk8s_logging_enabled", or an alias the inventory set instead).
+	EnabledVar string
+	// Warnings are what the addon's step tells the operator, changed or
+	// not (a deprecated variable read).
+	Warnings []string
 	// Values are metalk8s's own values (versions, images, pull policy)
 	// with the operator's metalk8s_<name>_values merged over them; the
 	// chart's defaults lie under both, as in `helm install -f`.
@@ -71,21 +78,35 @@ type Params struct {
 	// The monitoring addon's images: prometheus-operator's, its config
 	// reloader's, Prometheus's and Alertmanager's (full references).
 	PrometheusOperatorImage, PrometheusConfigReloaderImage, PrometheusImage, AlertmanagerImage, GrafanaImage string
+	KubeStateMetricsImage                                                                                    string
+	// The logging addon's images: VictoriaLogs' and vlagent's.
+	VictoriaLogsImage, VlagentImage string
 	// NodeExporters are the node-exporter services Prometheus scrapes,
 	// one per node (pkg/node runs them); none when empty.
-	NodeExporters []NodeExporter
+	NodeExporters []Target
+	// EtcdMembers are the etcd members whose metrics Prometheus scrapes
+	// (plain HTTP on etcd.MetricsPort: metrics and health only); none
+	// when empty.
+	EtcdMembers []Target
+	// EtcdMetricsPort is the etcd members' metrics port (2381); 0: the
+	// chart's.
+	EtcdMetricsPort int
 }
 
-// NodeExporter is one node's node-exporter service: the node's inventory
-// name and the address it listens on.
-type NodeExporter struct {
+// Target is one node's service Prometheus scrapes outside the cluster
+// (node-exporter, an etcd member): the node's inventory name and the
+// address the service listens on.
+type Target struct {
 	Node, Address string
 }
 
-// catalog lists the addons metalk8s knows, in the order they install.
-var catalog = []struct {
+// catalogEntry is one addon metalk8s knows.
+type catalogEntry struct {
 	name, namespace string
 	kubespray       string // kubespray's variable turning it on, read when metalk8s's is unset
+	// seed is MetalK8s 0.x's variable for what this addon replaced, read
+	// when metalk8s's is unset, with a warning.
+	seed string
 	// follows, when set, is the addon whose metalk8s_<follows>_enabled
 	// turns this one on (it has no variable of its own).
 	follows string
@@ -93,33 +114,44 @@ var catalog = []struct {
 	// values are metalk8s's own values, from p and whether each addon
 	// before it in the catalog is enabled.
 	values func(p Params, enabled map[string]bool) map[string]any
-}{
-	{"metrics-server", "kube-system", "metrics_server_enabled", "", "", func(p Params, _ map[string]bool) map[string]any {
+	// vars, when set, are values from the addon's own inventory
+	// variables (metalk8s_logging_retention), under the operator's
+	// metalk8s_<name>_values; the error names the variable.
+	vars func(n *inventory.Node) (map[string]any, error)
+}
+
+// catalog lists the addons metalk8s knows, in the order they install.
+var catalog = []catalogEntry{
+	{"metrics-server", "kube-system", "metrics_server_enabled", "", "", "", func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.MetricsServerImage, p.Bundled)
-	}},
+	}, nil},
 	// The Gateway API's CRDs, before the ingress controller that serves
 	// them; cluster-wide, the release kept in kube-ingress.
-	{"gateway-api", "kube-ingress", "", "", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }},
+	{"gateway-api", "kube-ingress", "", "", "", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }, nil},
 	// The ingress controller on every node (ports 80 and 443); its
 	// Gateway API objects only with the CRDs of the addon before it (an
 	// operator who installs them otherwise sets gatewayAPI.enabled).
-	{"traefik", "kube-ingress", "", "", "gateway-api", func(p Params, enabled map[string]bool) map[string]any {
+	{"traefik", "kube-ingress", "", "", "", "gateway-api", func(p Params, enabled map[string]bool) map[string]any {
 		v := imageValues(p.TraefikImage, p.Bundled)
 		v["gatewayAPI"] = map[string]any{"enabled": enabled["gateway-api"]}
 		return v
-	}},
+	}, nil},
 	// The web UI, reached through kubectl proxy or port-forward (README).
-	{"headlamp", "kube-system", "", "", "", func(p Params, _ map[string]bool) map[string]any {
+	{"headlamp", "kube-system", "", "", "", "", func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.HeadlampImage, p.Bundled)
-	}},
+	}, nil},
 	// prometheus-operator's CRDs, with the monitoring addon, before it.
-	{"monitoring-crds", "kube-ops", "", "monitoring", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }},
+	{"monitoring-crds", "kube-ops", "", "", "monitoring", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }, nil},
 	// prometheus-operator, Prometheus, Alertmanager and what they scrape.
-	{"monitoring", "kube-ops", "", "", "monitoring-crds", monitoringValues},
+	{"monitoring", "kube-ops", "", "", "", "monitoring-crds", monitoringValues, nil},
+	// Central container logs: VictoriaLogs and a collector on every node,
+	// replacing MetalK8s 0.x's Elasticsearch stack (its variable read as
+	// an alias); its ServiceMonitors need the monitoring CRDs.
+	{"logging", "kube-ops", "", "metalk8s_elasticsearch_enabled", "", "monitoring-crds", loggingValues, loggingVars},
 }
 
 // monitoringValues are the monitoring chart's images and the
-// node-exporter services it scrapes.
+// node-exporter services and etcd members it scrapes.
 func monitoringValues(p Params, _ map[string]bool) map[string]any {
 	v := map[string]any{}
 	set := func(component, key, ref string) {
@@ -138,12 +170,22 @@ func monitoringValues(p Params, _ map[string]bool) map[string]any {
 	set("prometheus", "image", p.PrometheusImage)
 	set("alertmanager", "image", p.AlertmanagerImage)
 	set("grafana", "image", p.GrafanaImage)
-	if len(p.NodeExporters) > 0 {
-		var targets []any
-		for _, ne := range p.NodeExporters {
-			targets = append(targets, map[string]any{"node": ne.Node, "address": ne.Address})
+	set("kubeStateMetrics", "image", p.KubeStateMetricsImage)
+	targets := func(ts []Target) []any {
+		var out []any
+		for _, t := range ts {
+			out = append(out, map[string]any{"node": t.Node, "address": t.Address})
 		}
-		v["nodeExporter"] = map[string]any{"targets": targets}
+		return out
+	}
+	if len(p.NodeExporters) > 0 {
+		v["nodeExporter"] = map[string]any{"targets": targets(p.NodeExporters)}
+	}
+	if len(p.EtcdMembers) > 0 {
+		v["etcd"] = map[string]any{"targets": targets(p.EtcdMembers)}
+		if p.EtcdMetricsPort != 0 {
+			v["etcd"].(map[string]any)["port"] = p.EtcdMetricsPort
+		}
 	}
 	return v
 }
@@ -200,7 +242,7 @@ func FromInventory(cl *inventory.Cluster, p Params) ([]*Addon, error) {
 
 // Enabled reads whether the addon name is enabled as FromInventory does,
 // on the first control-plane node: the variable enabledKey names (for a
-// catalog addon, its own, kubespray's or the addon it follows; for any
+// catalog addon, its own, an alias or the addon it follows; for any
 // other name, metalk8s_<name>_enabled: "node-exporter"), default def. A
 // value that is not a boolean is an error naming the host and the
 // variable.
@@ -208,31 +250,40 @@ func Enabled(cl *inventory.Cluster, name string, def bool) (bool, error) {
 	if len(cl.ControlPlane) == 0 {
 		return false, fmt.Errorf("addons: the cluster has no control-plane node")
 	}
-	var follows, kubespray string
+	n := cl.ControlPlane[0]
 	for _, c := range catalog {
 		if c.name == name {
-			follows, kubespray = c.follows, c.kubespray
+			key, _ := c.enabledKey(n)
+			return boolVar(n, key, def)
 		}
 	}
-	n := cl.ControlPlane[0]
-	return boolVar(n, enabledKey(n, name, follows, kubespray), def)
+	return boolVar(n, "metalk8s_"+varName(name)+"_enabled", def)
 }
 
-// enabledKey is the variable turning addon name on, on n:
+// enabledKey is the variable turning the addon on, on n:
 // metalk8s_<name>_enabled, or metalk8s_<follows>_enabled for an addon
-// that follows another, or kubespray's variable when only that one is
-// set.
-func enabledKey(n *inventory.Node, name, follows, kubespray string) string {
-	if follows != "" {
-		name = follows
+// that follows another; when that one is unset and an alias is set,
+// kubespray's variable, or MetalK8s 0.x's with a warning saying so.
+func (c catalogEntry) enabledKey(n *inventory.Node) (key, warning string) {
+	name := c.name
+	if c.follows != "" {
+		name = c.follows
 	}
-	key := "metalk8s_" + varName(name) + "_enabled"
-	if _, set := n.Vars[key]; !set && kubespray != "" {
-		if _, set := n.Vars[kubespray]; set {
-			return kubespray // kubespray's name, when metalk8s's is unset
+	key = "metalk8s_" + varName(name) + "_enabled"
+	if _, set := n.Vars[key]; set {
+		return key, ""
+	}
+	if _, set := n.Vars[c.kubespray]; set && c.kubespray != "" {
+		return c.kubespray, ""
+	}
+	if _, set := n.Vars[c.seed]; set && c.seed != "" {
+		where := ""
+		if src := n.Source[c.seed]; src != "" {
+			where = " (set in " + src + ")"
 		}
+		return c.seed, fmt.Sprintf("%s%s is MetalK8s 0.x's variable, read as %s: rename it", c.seed, where, key)
 	}
-	return key
+	return key, ""
 }
 
 // Defaults returns every addon of the catalog as FromInventory does for
@@ -252,10 +303,23 @@ func build(n *inventory.Node, dir string, p Params) ([]*Addon, error) {
 		}
 		a := &Addon{Name: c.name, Namespace: c.namespace, After: c.after, Chart: ch, Values: c.values(p, enabled), Enabled: true}
 		key := "metalk8s_" + varName(c.name)
+		a.EnabledVar = "metalk8s_" + varName(cmp.Or(c.follows, c.name)) + "_enabled"
 		var over map[string]any
 		if n != nil {
-			if a.Enabled, err = boolVar(n, enabledKey(n, c.name, c.follows, c.kubespray), true); err != nil {
+			var warning string
+			a.EnabledVar, warning = c.enabledKey(n)
+			if warning != "" {
+				a.Warnings = append(a.Warnings, warning)
+			}
+			if a.Enabled, err = boolVar(n, a.EnabledVar, true); err != nil {
 				return nil, err
+			}
+			if c.vars != nil {
+				vars, err := c.vars(n)
+				if err != nil {
+					return nil, err
+				}
+				a.Values = merge(a.Values, vars)
 			}
 			if over, err = valuesVar(n, key+"_values", dir); err != nil {
 				return nil, err

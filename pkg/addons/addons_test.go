@@ -44,19 +44,24 @@ const (
 // Alertmanager objects' spec.image.
 var testMonitoringImages = []string{
 	"example.org/prometheus-operator:1", "example.org/prometheus-config-reloader:1",
-	"example.org/prometheus:v3.5.1", "example.org/alertmanager:v0.28.1", "example.org/grafana:13.2.3",
+	"example.org/prometheus:v3.5.1", "example.org/alertmanager:v0.28.1", "example.org/grafana:13.2.3", "example.org/kube-state-metrics:v2.20.0",
 }
+
+// testLoggingImages are the logging addon's (testParams').
+var testLoggingImages = []string{"example.org/victoria-logs:v1.52.2", "example.org/vlagent:v1.52.2"}
 
 // testParams are metalk8s's values for the tests' addons.
 func testParams(bundled bool) Params {
 	return Params{KubeVersion: "v1.36.3", Bundled: bundled, MetricsServerImage: testImage, HeadlampImage: testHeadlampImage,
 		TraefikImage: testTraefikImage, PrometheusOperatorImage: testMonitoringImages[0], PrometheusConfigReloaderImage: testMonitoringImages[1],
-		PrometheusImage: testMonitoringImages[2], AlertmanagerImage: testMonitoringImages[3], GrafanaImage: testMonitoringImages[4],
-		NodeExporters: []NodeExporter{{Node: "node1", Address: "10.0.0.1"}, {Node: "node2", Address: "10.0.0.2"}}}
+		PrometheusImage: testMonitoringImages[2], AlertmanagerImage: testMonitoringImages[3], GrafanaImage: testMonitoringImages[4], KubeStateMetricsImage: testMonitoringImages[5],
+		NodeExporters:     []Target{{Node: "node1", Address: "10.0.0.1"}, {Node: "node2", Address: "10.0.0.2"}},
+		EtcdMembers:       []Target{{Node: "node1", Address: "10.0.0.1"}},
+		VictoriaLogsImage: testLoggingImages[0], VlagentImage: testLoggingImages[1]}
 }
 
 // allEnabled: every addon of the catalog on.
-var allEnabled = map[string]bool{"metrics-server": true, "gateway-api": true, "traefik": true, "headlamp": true, "monitoring-crds": true, "monitoring": true}
+var allEnabled = map[string]bool{"metrics-server": true, "gateway-api": true, "traefik": true, "headlamp": true, "monitoring-crds": true, "monitoring": true, "logging": true}
 
 // find returns the object of kind and name, failing the test without it.
 func find(t *testing.T, objs []*unstructured.Unstructured, kind, name string) *unstructured.Unstructured {
@@ -230,15 +235,18 @@ func TestCheckImages(t *testing.T) {
 	if got := Images(as[0].Objects); !reflect.DeepEqual(got, []string{testImage}) {
 		t.Errorf("images %q, want [%s]", got, testImage)
 	}
-	others := append([]string{"registry.k8s.io/pause:3.10.2", testHeadlampImage, testTraefikImage}, testMonitoringImages...)
+	others := append(append([]string{"registry.k8s.io/pause:3.10.2", testHeadlampImage, testTraefikImage}, testMonitoringImages...), testLoggingImages...)
 	if err := CheckImages(as, append(others, testImage), "/b"); err != nil {
 		t.Errorf("a complete bundle: %v", err)
 	}
-	mon := as[len(as)-1]
+	mon := as[len(as)-2]
 	want := append([]string(nil), testMonitoringImages...)
 	sort.Strings(want)
 	if got := Images(mon.Objects); mon.Name != "monitoring" || !reflect.DeepEqual(got, want) {
 		t.Errorf("the %s addon's images %q, want %q", mon.Name, got, want)
+	}
+	if lg := as[len(as)-1]; lg.Name != "logging" || !reflect.DeepEqual(Images(lg.Objects), testLoggingImages) {
+		t.Errorf("the %s addon's images %q, want %q", lg.Name, Images(lg.Objects), testLoggingImages)
 	}
 	err = CheckImages(as, others, "/b")
 	if err == nil || !strings.Contains(err.Error(), "the bundle /b lacks") ||

@@ -146,6 +146,25 @@ func TestMonitoringChart(t *testing.T) {
 	if !contains(args, "--prometheus-config-reloader="+testMonitoringImages[1]) || !contains(args, "--kubelet-service=kube-system/kubelet") {
 		t.Errorf("operator args %q", args)
 	}
+	sc = find(t, objs, "ScrapeConfig", "etcd")
+	if got := fmt.Sprint(sc.Object["spec"]); !strings.Contains(got, "10.0.0.1:2381") || !strings.Contains(got, "node:node1") || strings.Contains(got, "10.0.0.2") {
+		t.Errorf("etcd's scrape config %s, want the one member's metrics port", got)
+	}
+	// kube-state-metrics reads no Secret: neither its RBAC nor its
+	// --resources name them.
+	ksm := container(t, find(t, objs, "Deployment", "kube-state-metrics"))
+	if ksm["image"] != testMonitoringImages[5] {
+		t.Errorf("kube-state-metrics' image %v", ksm["image"])
+	}
+	role := find(t, objs, "ClusterRole", "metalk8s:kube-state-metrics")
+	if got := fmt.Sprint(role.Object["rules"], ksm["args"]); strings.Contains(got, "secrets") || strings.Contains(got, "configmaps") {
+		t.Errorf("kube-state-metrics reads Secrets or ConfigMaps: %s", got)
+	}
+	for _, o := range monitoringObjects(t, map[string]any{"kubeStateMetrics": map[string]any{"enabled": false}}) {
+		if strings.Contains(o.GetName(), "kube-state-metrics") {
+			t.Errorf("kubeStateMetrics.enabled false: %s %s still rendered", o.GetKind(), o.GetName())
+		}
+	}
 	// the inventory's retention; values the schema refuses
 	objs = monitoringObjects(t, map[string]any{"prometheus": map[string]any{"retention": "30d", "retentionSize": "8GB"}})
 	prom = find(t, objs, "Prometheus", "prometheus")
@@ -318,7 +337,8 @@ func testOperator(ctx context.Context, t *testing.T, s *kubetest.Server, c *kube
 		}
 		for _, j := range []string{"serviceMonitor/kube-ops/apiserver/0", "serviceMonitor/kube-ops/kubelet/0", "serviceMonitor/kube-ops/kubelet/1",
 			"serviceMonitor/kube-ops/prometheus-operator/0", "serviceMonitor/kube-ops/prometheus/0", "serviceMonitor/kube-ops/alertmanager/0",
-			"podMonitor/kube-ops/traefik/0", "scrapeConfig/kube-ops/node-exporter"} {
+			"podMonitor/kube-ops/traefik/0", "scrapeConfig/kube-ops/node-exporter", "scrapeConfig/kube-ops/etcd",
+			"serviceMonitor/kube-ops/kube-state-metrics/0", "serviceMonitor/kube-ops/kube-state-metrics/1"} {
 			if !jobs[j] {
 				return fmt.Errorf("no scrape job %s in %v", j, jobs)
 			}
@@ -329,6 +349,11 @@ func testOperator(ctx context.Context, t *testing.T, s *kubetest.Server, c *kube
 		if sc.JobName == "scrapeConfig/kube-ops/node-exporter" {
 			if got := fmt.Sprint(sc.StaticConfigs); !strings.Contains(got, "10.0.0.1:9100") || !strings.Contains(got, "10.0.0.2:9100") {
 				t.Errorf("node-exporter targets: %s", got)
+			}
+		}
+		if sc.JobName == "scrapeConfig/kube-ops/etcd" {
+			if got := fmt.Sprint(sc.StaticConfigs); !strings.Contains(got, "10.0.0.1:2381") || strings.Contains(got, "10.0.0.2") {
+				t.Errorf("etcd targets: %s, want the one member's metrics port", got)
 			}
 		}
 	}

@@ -145,6 +145,15 @@ func release(rel any, err error) (*rspb.Release, error) {
 }
 
 func (r *releaseStep) check(ctx context.Context, h steps.Host) (steps.Change, error) {
+	ch, err := r.checkRelease(ctx, h)
+	if err == nil && len(r.addon.Warnings) > 0 {
+		ch.Warnings = append(append([]string(nil), r.addon.Warnings...), ch.Warnings...)
+	}
+	return ch, err
+}
+
+// checkRelease is check without the addon's warnings.
+func (r *releaseStep) checkRelease(ctx context.Context, h steps.Host) (steps.Change, error) {
 	c, s, err := r.read(ctx, h)
 	if err != nil {
 		return steps.NoChange, err
@@ -155,8 +164,8 @@ func (r *releaseStep) check(ctx context.Context, h steps.Host) (steps.Change, er
 	case !a.Enabled && s.last == nil:
 		return steps.NoChange, nil
 	case !a.Enabled:
-		return steps.Changes(fmt.Sprintf("- uninstall release %s (revision %d, %s; metalk8s_%s_enabled is false)",
-			rel, s.last.Version, s.last.Info.Status, varName(a.Name))), nil
+		return steps.Changes(fmt.Sprintf("- uninstall release %s (revision %d, %s; %s is false)",
+			rel, s.last.Version, s.last.Info.Status, a.EnabledVar)), nil
 	}
 	chartDesc := fmt.Sprintf("chart %s %s", a.Chart.Name(), a.Chart.Metadata.Version)
 	// Helm upgrades from the deployed revision: diff against it.
@@ -187,8 +196,8 @@ func (r *releaseStep) check(ctx context.Context, h steps.Host) (steps.Change, er
 			live.GetAnnotations()["meta.helm.sh/release-namespace"] != a.Namespace) {
 			owner := live.GetAnnotations()["meta.helm.sh/release-name"]
 			return steps.NoChange, fmt.Errorf("addon %s: %s exists and is not release %s's (its annotation meta.helm.sh/release-name is %q): "+
-				"Helm will not take it over; delete it (e.g. an earlier manual install), or disable the addon with metalk8s_%s_enabled: false",
-				a.Name, ref(live), rel, owner, varName(a.Name))
+				"Helm will not take it over; delete it (e.g. an earlier manual install), or disable the addon with %s: false",
+				a.Name, ref(live), rel, owner, a.EnabledVar)
 		}
 		if line != "" {
 			diff = append(diff, "  "+line)

@@ -48,9 +48,15 @@ type Versions struct {
 	// Grafana is the monitoring addon's dashboards; the lab cannot build
 	// it (neither its server nor its frontend is on the Go proxy or npm).
 	Grafana string `json:"grafana,omitempty"`
+	// KubeStateMetrics is the monitoring addon's kube-state-metrics; the
+	// lab cannot build it (its module is not on the Go proxy).
+	KubeStateMetrics string `json:"kube_state_metrics,omitempty"`
 	// NodeExporter is Prometheus's node_exporter, a systemd service on
 	// every node when monitoring is enabled (bin/node_exporter).
 	NodeExporter string `json:"node_exporter,omitempty"`
+	// VictoriaLogs is the logging addon's store and its collector
+	// (vlagent), one release (assets/charts/logging).
+	VictoriaLogs string `json:"victoria_logs,omitempty"`
 }
 
 // ShellVars are v as test/lab/artifacts/versions.sh names them, in its
@@ -63,7 +69,8 @@ func (v Versions) ShellVars() [][2]string {
 		{"KUBE_NETWORK_POLICIES_VERSION", v.KubeNetworkPolicies}, {"HAPROXY_VERSION", v.HAProxy},
 		{"METRICS_SERVER_VERSION", v.MetricsServer}, {"HELM_VERSION", v.Helm}, {"TRAEFIK_VERSION", v.Traefik},
 		{"NODE_EXPORTER_VERSION", v.NodeExporter}, {"PROMETHEUS_OPERATOR_VERSION", v.PrometheusOperator},
-		{"PROMETHEUS_VERSION", v.Prometheus}, {"ALERTMANAGER_VERSION", v.Alertmanager}}
+		{"PROMETHEUS_VERSION", v.Prometheus}, {"ALERTMANAGER_VERSION", v.Alertmanager},
+		{"VICTORIA_LOGS_VERSION", v.VictoriaLogs}}
 }
 
 // known pairs each supported Kubernetes minor with its components; it is
@@ -93,19 +100,27 @@ func (v Versions) ShellVars() [][2]string {
 //     the module's v0.305.1). Alertmanager: v0.28.1.
 //   - Grafana: 13.2.3, the newest release (its @grafana/data package on
 //     npm, published 2026-09-29); its image is on Docker Hub.
+//   - kube-state-metrics: the release its compatibility table pairs with
+//     each minor (v2.19.0: 1.35, v2.20.0: 1.36; v2.20.0, the newest, for
+//     1.37); its image is on registry.k8s.io.
+//   - VictoriaLogs (and vlagent): v1.52.2, the newest the Go module proxy
+//     serves; images on Docker Hub.
 //   - helm: go.mod's helm.sh/helm/v4, the SDK that installs the addons, so
 //     `helm list` and `helm history` read its releases as it wrote them
 //     (TestHelmMatchesSDK).
 var known = map[string]Versions{
 	"v1.35": {Etcd: "v3.6.16", CoreDNS: "v1.13.1", Pause: "3.10.1", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3", KubeStateMetrics: "v2.19.0",
+		VictoriaLogs: "v1.52.2"},
 	"v1.36": {Etcd: "v3.6.16", CoreDNS: "v1.14.2", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3", KubeStateMetrics: "v2.20.0",
+		VictoriaLogs: "v1.52.2"},
 	"v1.37": {Etcd: "v3.6.16", CoreDNS: "v1.14.6", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.37.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
-		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3"},
+		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3", KubeStateMetrics: "v2.20.0",
+		VictoriaLogs: "v1.52.2"},
 }
 
 // Supported names the range of minors known holds, for messages: "v1.35 to v1.37".
@@ -233,6 +248,10 @@ type AddonImageRefs struct {
 	// prometheus-config-reloader, quay.io/prometheus/prometheus:v3.5.1,
 	// quay.io/prometheus/alertmanager:v0.28.1, docker.io/grafana/grafana:13.2.3
 	PrometheusOperator, PrometheusConfigReloader, Prometheus, Alertmanager, Grafana string
+	KubeStateMetrics                                                                string // registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0
+	// docker.io/victoriametrics/victoria-logs:v1.52.2 and
+	// docker.io/victoriametrics/vlagent:v1.52.2
+	VictoriaLogs, Vlagent string
 }
 
 // List returns the references metalk8s runs outside charts (flannel,
@@ -268,6 +287,9 @@ func (v Versions) AddonImages() AddonImageRefs {
 		Prometheus:               ref("quay.io/prometheus/prometheus", v.Prometheus),
 		Alertmanager:             ref("quay.io/prometheus/alertmanager", v.Alertmanager),
 		Grafana:                  ref("docker.io/grafana/grafana", v.Grafana),
+		KubeStateMetrics:         ref("registry.k8s.io/kube-state-metrics/kube-state-metrics", v.KubeStateMetrics),
+		VictoriaLogs:             ref("docker.io/victoriametrics/victoria-logs", v.VictoriaLogs),
+		Vlagent:                  ref("docker.io/victoriametrics/vlagent", v.VictoriaLogs),
 	}
 }
 

@@ -27,8 +27,11 @@ func TestAddonImages(t *testing.T) {
 	}
 	im := v.AddonImages()
 	ms, hl, tr := im.MetricsServer, im.Headlamp, im.Traefik
-	mon := []string{im.PrometheusConfigReloader, im.PrometheusOperator, im.Alertmanager, im.Prometheus} // sorted
-	with := func(imgs ...string) []string { return append(append([]string{im.Grafana, tr, hl}, mon...), imgs...) }
+	mon := []string{im.PrometheusConfigReloader, im.PrometheusOperator, im.Alertmanager, im.Prometheus, im.KubeStateMetrics} // sorted
+	vl, va := im.VictoriaLogs, im.Vlagent
+	with := func(imgs ...string) []string {
+		return append(append([]string{im.Grafana, tr, vl, va, hl}, mon...), imgs...)
+	}
 	for _, c := range []struct {
 		what, vars string
 		want       []string
@@ -38,9 +41,10 @@ func TestAddonImages(t *testing.T) {
 		{"another tag", "metalk8s_metrics_server_values: {image: {tag: v0.8.1}}", with("registry.k8s.io/metrics-server/metrics-server:v0.8.1")},
 		{"disabled", "metalk8s_metrics_server_enabled: false", with()},
 		{"disabled, kubespray's name", "metrics_server_enabled: no", with()},
-		{"monitoring disabled", "metalk8s_monitoring_enabled: false", []string{tr, hl, ms}},
-		{"Grafana disabled", "metalk8s_monitoring_values: {grafana: {enabled: false}}", append(append([]string{tr, hl}, mon...), ms)},
-		{"all disabled", "metrics_server_enabled: no\nmetalk8s_headlamp_enabled: false\nmetalk8s_traefik_enabled: false\nmetalk8s_monitoring_enabled: false", []string{}},
+		{"monitoring disabled", "metalk8s_monitoring_enabled: false", []string{tr, vl, va, hl, ms}},
+		{"Grafana disabled", "metalk8s_monitoring_values: {grafana: {enabled: false}}", append(append([]string{tr, vl, va, hl}, mon...), ms)},
+		{"logging disabled, MetalK8s 0.x's name", "metalk8s_elasticsearch_enabled: false", append(append([]string{im.Grafana, tr, hl}, mon...), ms)},
+		{"all disabled", "metrics_server_enabled: no\nmetalk8s_headlamp_enabled: false\nmetalk8s_traefik_enabled: false\nmetalk8s_monitoring_enabled: false\nmetalk8s_logging_enabled: false", []string{}},
 	} {
 		var got []string
 		if c.vars == "-" {

@@ -92,7 +92,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 // kubernetesSteps are kubeadm's steps, the pod network's and the addons'
 // releases (once every node is Ready); a node's
 // kubeadm steps come after every prepare step of its host in before.
-func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest, exporters []addons.NodeExporter) ([]*steps.Step, error) {
+func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest, exporters []addons.Target) ([]*steps.Step, error) {
 	art := ArtifactsDir(cl)
 	kp, err := kubeadm.ParamsFrom(cl, true)
 	if err != nil {
@@ -121,7 +121,7 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir stri
 		return nil, err
 	}
 	out = append(out, net...)
-	ads, err := addons.FromInventory(cl, addonParams(kp.Versions(), kp.Bundled, exporters))
+	ads, err := addons.FromInventory(cl, addonParams(cl, kp.Versions(), kp.Bundled, exporters))
 	if err != nil {
 		return nil, err
 	}

@@ -49,7 +49,10 @@ kube-node
 		`{"name":"quay.io/prometheus-operator/prometheus-config-reloader:v0.85.0","digest":"sha256:5"},` +
 		`{"name":"quay.io/prometheus/prometheus:v3.5.1","digest":"sha256:6"},` +
 		`{"name":"quay.io/prometheus/alertmanager:v0.28.1","digest":"sha256:7"},` +
-		`{"name":"docker.io/grafana/grafana:13.2.3","digest":"sha256:8"}],"image_archive":"images.tar"}`
+		`{"name":"docker.io/grafana/grafana:13.2.3","digest":"sha256:8"},` +
+		`{"name":"docker.io/victoriametrics/victoria-logs:v1.52.2","digest":"sha256:9"},` +
+		`{"name":"docker.io/victoriametrics/vlagent:v1.52.2","digest":"sha256:a"},` +
+		`{"name":"registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0","digest":"sha256:b"}],"image_archive":"images.tar"}`
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
 	g, err := Graph(testinv.Load(t, inv), b)
 	if err != nil {
@@ -80,6 +83,7 @@ kube-node
 	dependsOn("addons/metrics-server@node1", "workers/nodes-ready@node1")
 	dependsOn("addons/traefik@node1", "addons/gateway-api@node1") // its CRDs
 	dependsOn("addons/monitoring@node1", "addons/monitoring-crds@node1")
+	dependsOn("addons/logging@node1", "addons/monitoring-crds@node1")
 	if s := has("addons/headlamp@node1"); s != nil && reaches(g, s, "addons/metrics-server@node1") {
 		t.Error("addons/headlamp waits for addons/metrics-server: independent addons must not block each other")
 	}

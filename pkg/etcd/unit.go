@@ -16,6 +16,12 @@ const (
 	PKIDir      = "/etc/kubernetes/pki/etcd"
 	ClientPort  = 2379
 	PeerPort    = 2380
+	// MetricsPort is the member's metrics listener (kubeadm's and
+	// kubespray's etcd_metrics_port): plain HTTP serving /metrics and
+	// /health only, on 127.0.0.1 and the member's address, so Prometheus
+	// scrapes it without an etcd client certificate, which would give
+	// whoever reads it every key of the cluster (etcd has no auth here).
+	MetricsPort = 2381
 )
 
 const unit = `# Written by metalk8s.
@@ -97,7 +103,7 @@ func envFor(n *inventory.Node, t Timings) []byte {
 		"ETCD_ADVERTISE_CLIENT_URLS=" + clientURL(n),
 		"ETCD_LISTEN_PEER_URLS=" + peerURL(n),
 		"ETCD_INITIAL_ADVERTISE_PEER_URLS=" + peerURL(n),
-		"ETCD_LISTEN_METRICS_URLS=http://127.0.0.1:2381",
+		fmt.Sprintf("ETCD_LISTEN_METRICS_URLS=http://127.0.0.1:%d,http://%s:%d", MetricsPort, hostPort(n.Address()), MetricsPort),
 		"ETCD_CERT_FILE=" + PKIDir + "/server.crt",
 		"ETCD_KEY_FILE=" + PKIDir + "/server.key",
 		"ETCD_TRUSTED_CA_FILE=" + PKIDir + "/ca.crt",

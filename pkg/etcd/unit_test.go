@@ -14,6 +14,7 @@ func TestEnvAndInitial(t *testing.T) {
 		"ETCD_NAME=node1\n", "ETCD_LISTEN_CLIENT_URLS=https://127.0.0.1:2379,https://10.10.0.11:2379\n",
 		"ETCD_INITIAL_ADVERTISE_PEER_URLS=https://10.10.0.11:2380\n", "ETCD_PEER_CLIENT_CERT_AUTH=true\n",
 		"ETCD_HEARTBEAT_INTERVAL=500\n", "ETCD_ELECTION_TIMEOUT=5000\n",
+		"ETCD_LISTEN_METRICS_URLS=http://127.0.0.1:2381,http://10.10.0.11:2381\n",
 	} {
 		if !strings.Contains(env, want) {
 			t.Errorf("env lacks %q:\n%s", want, env)

@@ -30,11 +30,11 @@ if [[ ! -f $LAB_INVENTORY ]]; then
 	# No lab yet (make lab-up writes its inventory): a one-host stand-in
 	# with the lab's addon choices, so that the bundle holds what the lab
 	# runs (Headlamp's image, which the lab's registry cannot have, is not, nor
-	# the monitoring addon's, which it does not build yet).
+	# the monitoring and logging addons', which it does not build yet).
 	stub=$(mktemp -d) # removed by stop()
 	printf '[kube-master]\nlab\n[etcd]\nlab\n[kube-node]\nlab\n[k8s-cluster:children]\nkube-master\nkube-node\n' >"$stub/hosts.ini"
 	mkdir "$stub/group_vars"
-	printf 'metalk8s_headlamp_enabled: false\nmetalk8s_monitoring_enabled: false\nmetalk8s_node_exporter_enabled: true\n' >"$stub/group_vars/all.yml"
+	printf 'metalk8s_headlamp_enabled: false\nmetalk8s_monitoring_enabled: false\nmetalk8s_node_exporter_enabled: true\nmetalk8s_logging_enabled: false\n' >"$stub/group_vars/all.yml"
 	LAB_INVENTORY=$stub/hosts.ini
 fi
 INV=(-i "$LAB_INVENTORY")

@@ -429,6 +429,10 @@ write_inventory() {
 		metalk8s_monitoring_enabled: false
 		metalk8s_node_exporter_enabled: true
 
+		# The logging addon's images (VictoriaLogs, vlagent) likewise: the
+		# unit tests run its real binaries against a real kube-apiserver.
+		metalk8s_logging_enabled: false
+
 		# flanneld checks its iptables rules every 5 s by default: a dozen
 		# iptables runs, a quarter of a second of emulated CPU each; with
 		# the resync, flannel used as much of a lab node's CPU as its

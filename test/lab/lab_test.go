@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/metalk8s/metalk8s/internal/testpeer"
+	"github.com/metalk8s/metalk8s/pkg/etcd"
 )
 
 const (
@@ -253,6 +254,26 @@ func TestLab(t *testing.T) {
 		out = l.metalk8s(t, 2*time.Minute, "etcd", "status", l.inv, "--known-hosts", l.known)
 		if strings.Count(out, " healthy") != nodes || !strings.Contains(out, "(leader)") {
 			t.Errorf("metalk8s etcd status:\n%s", out)
+		}
+
+		// Its metrics, as Prometheus scrapes them: node2's member from
+		// node1, over plain HTTP on its address, without a certificate.
+		hosts, err := os.ReadFile(l.inv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := regexp.MustCompile(`(?m)^node2 .*\bip=(\S+)`).FindStringSubmatch(string(hosts))
+		if addr == nil {
+			t.Fatalf("no ip= for node2 in %s", l.inv)
+		}
+		fams, err := l.scrapeFrom("node1", addr[1], etcd.MetricsPort, "/metrics")
+		if err != nil {
+			t.Errorf("node2's etcd metrics from node1: %v", err)
+		} else if f := fams["etcd_server_has_leader"]; f == nil || f.GetMetric()[0].GetGauge().GetValue() != 1 {
+			t.Errorf("node2's etcd metrics: etcd_server_has_leader %v, want 1", f)
+		}
+		if _, err := l.scrapeFrom("node1", addr[1], etcd.MetricsPort, "/v3/kv/range"); err == nil {
+			t.Error("node2's etcd metrics listener answers /v3/kv/range: it must serve only metrics and health")
 		}
 
 		// A snapshot, opened by the real etcdutl from the bundle's etcd release.

@@ -96,14 +96,20 @@ func (l *lab) testNodeExporter(t *testing.T, m manifest, bundleDir string) {
 // scrape reads host's node_exporter metrics from the node itself (bash's
 // /dev/tcp: the lab's Debian has no curl) and parses them.
 func (l *lab) scrape(host string) (map[string]*dto.MetricFamily, error) {
-	cmd := fmt.Sprintf(`exec 3<>/dev/tcp/127.0.0.1/%d && printf 'GET /metrics HTTP/1.0\r\n\r\n' >&3 && timeout 20 cat <&3`, node.NodeExporterPort)
+	return l.scrapeFrom(host, "127.0.0.1", node.NodeExporterPort, "/metrics")
+}
+
+// scrapeFrom GETs http://addr:port/path from host and parses the answer
+// as Prometheus's text format.
+func (l *lab) scrapeFrom(host, addr string, port int, path string) (map[string]*dto.MetricFamily, error) {
+	cmd := fmt.Sprintf(`exec 3<>/dev/tcp/%s/%d && printf 'GET %s HTTP/1.0\r\n\r\n' >&3 && timeout 20 cat <&3`, addr, port, path)
 	out, err := l.metalk8sErr(time.Minute, "exec", "-i", l.inv, "--known-hosts", l.known, "--limit", host, "--", "bash -c "+ssh.Quote(cmd))
 	if err != nil {
-		return nil, fmt.Errorf("GET /metrics: %v: %s", err, lastLines(out, 5))
+		return nil, fmt.Errorf("GET %s:%d%s: %v: %s", addr, port, path, err, lastLines(out, 5))
 	}
 	_, body, ok := strings.Cut(out, "\r\n\r\n")
 	if !ok || !strings.Contains(out, " 200 OK") {
-		return nil, fmt.Errorf("GET /metrics: no 200 answer: %s", lastLines(out, 5))
+		return nil, fmt.Errorf("GET %s:%d%s: no 200 answer: %s", addr, port, path, lastLines(out, 5))
 	}
 	body, _, _ = strings.Cut(body, "\n-- stderr:\n")
 	p := expfmt.NewTextParser(model.UTF8Validation)

@@ -400,6 +400,20 @@ build_promtool() {
 		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/promtool" "$m/cmd/promtool"
 	"$C/bin/promtool" --version
 }
+# VictoriaLogs and vlagent (assets/charts/logging), built as its Makefile
+# does (CGO off, the version into VictoriaMetrics' lib/buildinfo; the web
+# UI is inside the module), through a wrapper module.
+build_victoria_logs() {
+	local m=github.com/VictoriaMetrics/VictoriaLogs b date
+	wrapper_module "$C/work/victoria-logs" "$m" "$VICTORIA_LOGS_VERSION" 1.26 "$m/app/victoria-logs" "$m/app/vlagent"
+	date=$(date -u -d "$(modtime "$m@$VICTORIA_LOGS_VERSION")" +%Y%m%d-%H%M%S)
+	for b in victoria-logs vlagent; do
+		CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w \
+			-X 'github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=$b-$date-tags-$VICTORIA_LOGS_VERSION-0-g0'" \
+			-o "$C/bin/$b" "$m/app/$b"
+		"$C/bin/$b" -version
+	done
+}
 # prometheus_module_version v3.5.1: v0.305.1, the Go module version of a
 # Prometheus 3 release (3.MINOR.PATCH is v0.3MM.PATCH, MM two digits).
 prometheus_module_version() {
@@ -754,7 +768,7 @@ write_versions() {
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool haproxy-rootfs images mirror)
+ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool victoria-logs haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -791,6 +805,9 @@ for s in "${STEPS[@]}"; do
 	promtool)
 		HEAVY=1 step promtool "$PROMETHEUS_VERSION $GO_VERSION $(declare -f build_promtool prometheus_module_version | sha256sum | cut -c1-12)" \
 			"$C/bin/promtool" -- build_promtool ;;
+	victoria-logs)
+		HEAVY=1 step victoria-logs "$VICTORIA_LOGS_VERSION $GO_VERSION $(declare -f build_victoria_logs | sha256sum | cut -c1-12)" \
+			"$C/bin/victoria-logs" "$C/bin/vlagent" -- build_victoria_logs ;;
 	flannel) HEAVY=1 step flannel "$(srchash "$FLANNEL_SRC" 2>/dev/null) $GO_VERSION" "$C/bin/flanneld" -- build_flannel ;;
 	haproxy-rootfs)
 		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID") $(declare -f haproxy_closure build_haproxy_rootfs | sha256sum | cut -c1-12)" \

@@ -28,3 +28,9 @@ tolerations:
   {{- toYaml . | nindent 2 }}
 {{- end }}
 {{- end -}}
+
+
+{{/* An address as a URL's host: IPv6 in brackets. */}}
+{{- define "monitoring.hostPort" -}}
+{{ if contains ":" . }}[{{ . }}]{{ else }}{{ . }}{{ end }}
+{{- end -}}
