@@ -1,11 +1,14 @@
 package cluster
 
 import (
+	"path"
 	"reflect"
 	"testing"
 
 	"github.com/metalk8s/metalk8s/internal/testinv"
 	"github.com/metalk8s/metalk8s/pkg/bundle"
+	"github.com/metalk8s/metalk8s/pkg/etcd"
+	"github.com/metalk8s/metalk8s/pkg/node"
 )
 
 const addonHosts = `[kube-master]
@@ -59,5 +62,12 @@ func TestAddonImages(t *testing.T) {
 	cl := testinv.Cluster(t, addonHosts, map[string]string{"group_vars/all.yml": "metalk8s_metrics_server_values: {replicas: two}\n"})
 	if _, err := AddonImages(cl, v); err == nil {
 		t.Error("values the chart's schema refuses: no error")
+	}
+}
+
+// The etcd certificates' expiry metrics land where node-exporter reads.
+func TestCertMetricsInTextfileDir(t *testing.T) {
+	if d := path.Dir(etcd.CertMetricsFile); d != node.TextfileDir {
+		t.Errorf("etcd.CertMetricsFile is in %s, node-exporter reads %s", d, node.TextfileDir)
 	}
 }

@@ -104,19 +104,19 @@ func Steps(cl *inventory.Cluster, pkiDir string) ([]*steps.Step, error) {
 		out = append(out,
 			&steps.Step{ID: certs, Host: host, Phase: "etcd", Deps: []string{pkiID, steps.ID("prepare/state-dir", host)}, Inputs: members,
 				Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
-					want, err := p.Files(host)
+					want, err := certFiles(p, host)
 					if err != nil {
 						// Not made yet: the PKI step makes them first.
 						return steps.Changes("+ install the etcd certificates in " + PKIDir), nil
 					}
-					return steps.FilesChange(ctx, h, toFiles(want))
+					return steps.FilesChange(ctx, h, want)
 				},
 				Apply: func(ctx context.Context, h steps.Host) error {
-					want, err := p.Files(host)
+					want, err := certFiles(p, host)
 					if err != nil {
 						return err
 					}
-					for _, f := range toFiles(want) {
+					for _, f := range want {
 						if _, err := h.Put(ctx, f); err != nil {
 							return err
 						}
@@ -390,6 +390,20 @@ func activeState(ctx context.Context, h steps.Host) (string, error) {
 func unitState(ctx context.Context, h steps.Host) (bool, error) {
 	s, err := activeState(ctx, h)
 	return s == "active" || s == "activating", err
+}
+
+// certFiles are the member's PKI files (0600) and their expiry metrics
+// (CertMetricsFile, 0644).
+func certFiles(p *PKI, member string) ([]ssh.File, error) {
+	want, err := p.Files(member)
+	if err != nil {
+		return nil, err
+	}
+	metrics, err := certMetrics(want)
+	if err != nil {
+		return nil, err
+	}
+	return append(toFiles(want), ssh.File{Path: CertMetricsFile, Data: metrics, Mode: 0o644}), nil
 }
 
 func toFiles(m map[string][]byte) []ssh.File {

@@ -18,6 +18,10 @@ const NodeExporterPort = 9100
 // NodeExporterUnit is the systemd unit's name.
 const NodeExporterUnit = "node-exporter"
 
+// TextfileDir is where node-exporter's textfile collector reads *.prom
+// files: metrics other steps write (the etcd certificates' expiry).
+const TextfileDir = "/var/lib/node-exporter/textfile"
+
 // nodeExporterUnit runs the bundle's node_exporter as a systemd service,
 // as MetalK8s 0.1 did so that etcd-only hosts are watched too. It runs
 // under a dynamic user with a read-only view of the system; mounts of
@@ -26,7 +30,7 @@ const NodeExporterUnit = "node-exporter"
 // literal "$").
 // The binary's SHA-256 is written in it, so a new binary restarts it.
 func nodeExporterUnit(sha256 string) string {
-	return fmt.Sprintf(`# Written by metalk8s; node_exporter's SHA-256 %s
+	return fmt.Sprintf(`# Written by metalk8s; node_exporter's SHA-256 %[1]s
 [Unit]
 Description=Prometheus node_exporter
 Documentation=https://github.com/prometheus/node_exporter
@@ -34,7 +38,10 @@ After=network-online.target
 Wants=network-online.target
 
 [Service]
-ExecStart=/usr/local/bin/node_exporter --web.listen-address=:%d \
+# the textfile directory, made as root ("+") before the sandbox applies
+ExecStartPre=+/bin/mkdir -p %[3]s
+ExecStart=/usr/local/bin/node_exporter --web.listen-address=:%[2]d \
+  --collector.textfile.directory=%[3]s \
   --collector.filesystem.mount-points-exclude=^/(dev|proc|run/credentials/.+|run/containerd/.+|sys|var/lib/containerd/.+|var/lib/kubelet/pods/.+)($$|/)
 DynamicUser=yes
 NoNewPrivileges=yes
@@ -46,7 +53,7 @@ RestartSec=5
 
 [Install]
 WantedBy=multi-user.target
-`, sha256, NodeExporterPort)
+`, sha256, NodeExporterPort, TextfileDir)
 }
 
 // NodeExporter returns one step per node (k8s-cluster and etcd hosts

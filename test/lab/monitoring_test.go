@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -65,6 +66,23 @@ func (l *lab) testNodeExporter(t *testing.T, m manifest, bundleDir string) {
 		if strings.Contains(strings.Join(keys(mounts), " "), "/var/lib/kubelet/pods/") {
 			t.Errorf("%s: pods' volumes are reported: %v", host, keys(mounts))
 		}
+		// The textfile collector reads its directory; an etcd member's
+		// certificates are there, each expiring in more than 30 days.
+		if f := fams["node_textfile_scrape_error"]; f == nil || f.GetMetric()[0].GetGauge().GetValue() != 0 {
+			t.Errorf("%s: node_textfile_scrape_error %v, want 0", host, f)
+		}
+		if i > etcdMembers() {
+			continue
+		}
+		certs := fams["metalk8s_certificate_expiration_timestamp_seconds"].GetMetric()
+		if len(certs) < 5 {
+			t.Errorf("%s: %d etcd certificates' expiry metrics, want the CA, server, peer and two clients'", host, len(certs))
+		}
+		for _, c := range certs {
+			if at := time.Unix(int64(c.GetGauge().GetValue()), 0); time.Until(at) < 30*24*time.Hour {
+				t.Errorf("%s: a certificate expires at %s: %v", host, at, c.GetLabel())
+			}
+		}
 	}
 
 	// Disabled: removed from every node; enabled again: back.
@@ -91,6 +109,15 @@ func (l *lab) testNodeExporter(t *testing.T, m manifest, bundleDir string) {
 			t.Errorf("node%d: enabled again: %v", i, err)
 		}
 	}
+}
+
+// etcdMembers is how many of the lab's nodes (the first ones) are etcd
+// members: LAB_ETCD_MEMBERS, else all.
+func etcdMembers() int {
+	if n, err := strconv.Atoi(os.Getenv("LAB_ETCD_MEMBERS")); err == nil {
+		return n
+	}
+	return nodes
 }
 
 // scrape reads host's node_exporter metrics from the node itself (bash's
