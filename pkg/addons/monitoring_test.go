@@ -79,7 +79,7 @@ func TestMonitoringRulesAndConfig(t *testing.T) {
 	// what the issue asks an alert for, each present
 	for _, a := range []string{"Watchdog", "TargetDown", "KubeNodeNotReady", "NodeFilesystemFillingUp", "KubePersistentVolumeFillingUp",
 		"EtcdNoLeader", "EtcdFrequentLeaderChanges", "KubeAPIServerErrorsHigh", "KubeClientCertificateExpiration",
-		"KubeletCertificateExpiration", "KubePodCrashLooping"} {
+		"KubeletCertificateExpiration", "EtcdCertificateExpiration", "KubePodCrashLooping"} {
 		if alerts[a] == "" {
 			t.Errorf("no alert %s", a)
 		}

@@ -32,8 +32,11 @@ type Server struct {
 	Port       int           // the apiserver's port on 127.0.0.1
 	Kubeconfig []byte        // admin, server https://Endpoint:6443, client certificate
 	Started    time.Duration // from launching etcd to /readyz answering ok
-	caPEM      []byte
-	pki        *pki
+	// EtcdURL is etcd's client URL (plain HTTP on 127.0.0.1; its /metrics
+	// too).
+	EtcdURL string
+	caPEM   []byte
+	pki     *pki
 }
 
 // Start runs etcd and kube-apiserver until the test ends: etcd without
@@ -66,7 +69,7 @@ func Start(t testing.TB) *Server {
 		"--service-cluster-ip-range=10.96.0.0/16", "--enable-priority-and-fairness=false",
 		"--profiling=false", "--endpoint-reconciler-type=none",
 		"--allow-privileged=true") // as kubeadm starts it
-	s := &Server{Port: port, Kubeconfig: kubeconfig(p), caPEM: p.caPEM, pki: p}
+	s := &Server{Port: port, Kubeconfig: kubeconfig(p), EtcdURL: etcdURL, caPEM: p.caPEM, pki: p}
 	if err := s.waitReady(p, 90*time.Second); err != nil {
 		t.Fatalf("kubetest: kube-apiserver: %v (logs in %s)\n%s", err, dir, tail(filepath.Join(dir, "kube-apiserver.log")))
 	}

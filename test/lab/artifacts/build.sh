@@ -414,6 +414,18 @@ build_victoria_logs() {
 		"$C/bin/$b" -version
 	done
 }
+# Prometheus itself, the version the monitoring addon runs, for the unit
+# tests that run its queries and rules against real exporters; built as
+# promtool is, without its web UI (its API is what they use).
+build_prometheus() {
+	local m=github.com/prometheus/prometheus v=github.com/prometheus/common/version mv date
+	mv=$(prometheus_module_version "$PROMETHEUS_VERSION")
+	wrapper_module "$C/work/prometheus" "$m" "$mv" 1.24 "$m/cmd/prometheus"
+	date=$(date -u -d "$(modtime "$m@$mv")" +%Y%m%d-%H:%M:%S)
+	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -tags netgo -ldflags "-s -w -X $v.Version=${PROMETHEUS_VERSION#v} \
+		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/prometheus" "$m/cmd/prometheus"
+	"$C/bin/prometheus" --version
+}
 # prometheus_module_version v3.5.1: v0.305.1, the Go module version of a
 # Prometheus 3 release (3.MINOR.PATCH is v0.3MM.PATCH, MM two digits).
 prometheus_module_version() {
@@ -768,7 +780,7 @@ write_versions() {
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool victoria-logs haproxy-rootfs images mirror)
+ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool prometheus victoria-logs haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -805,6 +817,9 @@ for s in "${STEPS[@]}"; do
 	promtool)
 		HEAVY=1 step promtool "$PROMETHEUS_VERSION $GO_VERSION $(declare -f build_promtool prometheus_module_version | sha256sum | cut -c1-12)" \
 			"$C/bin/promtool" -- build_promtool ;;
+	prometheus)
+		HEAVY=1 step prometheus "$PROMETHEUS_VERSION $GO_VERSION $(declare -f build_prometheus prometheus_module_version | sha256sum | cut -c1-12)" \
+			"$C/bin/prometheus" -- build_prometheus ;;
 	victoria-logs)
 		HEAVY=1 step victoria-logs "$VICTORIA_LOGS_VERSION $GO_VERSION $(declare -f build_victoria_logs | sha256sum | cut -c1-12)" \
 			"$C/bin/victoria-logs" "$C/bin/vlagent" -- build_victoria_logs ;;
