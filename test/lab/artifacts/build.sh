@@ -388,43 +388,19 @@ build_prometheus_operator() {
 }
 
 # promtool, Prometheus's checker (the unit tests judge the configuration
-# prometheus-operator generates with it), from the module of the
-# Prometheus version the monitoring addon runs (v3.5.1 is the module's
-# v0.305.1), built as promu does (tag netgo, the version ldflags).
-build_promtool() {
-	local m=github.com/prometheus/prometheus v=github.com/prometheus/common/version mv date
+# prometheus-operator generates with it), and Prometheus itself, without
+# its web UI (built from npm; the unit tests that run its queries and
+# rules use its API): from the module of the Prometheus version the
+# monitoring addon runs (v3.5.1 is the module's v0.305.1), built as promu
+# does (tag netgo, the version ldflags).
+build_prometheus_cmd() {
+	local cmd=$1 m=github.com/prometheus/prometheus v=github.com/prometheus/common/version mv date
 	mv=$(prometheus_module_version "$PROMETHEUS_VERSION")
-	wrapper_module "$C/work/promtool" "$m" "$mv" 1.24 "$m/cmd/promtool"
+	wrapper_module "$C/work/$cmd" "$m" "$mv" 1.24 "$m/cmd/$cmd"
 	date=$(date -u -d "$(modtime "$m@$mv")" +%Y%m%d-%H:%M:%S)
 	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -tags netgo -ldflags "-s -w -X $v.Version=${PROMETHEUS_VERSION#v} \
-		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/promtool" "$m/cmd/promtool"
-	"$C/bin/promtool" --version
-}
-# VictoriaLogs and vlagent (assets/charts/logging), built as its Makefile
-# does (CGO off, the version into VictoriaMetrics' lib/buildinfo; the web
-# UI is inside the module), through a wrapper module.
-build_victoria_logs() {
-	local m=github.com/VictoriaMetrics/VictoriaLogs b date
-	wrapper_module "$C/work/victoria-logs" "$m" "$VICTORIA_LOGS_VERSION" 1.26 "$m/app/victoria-logs" "$m/app/vlagent"
-	date=$(date -u -d "$(modtime "$m@$VICTORIA_LOGS_VERSION")" +%Y%m%d-%H%M%S)
-	for b in victoria-logs vlagent; do
-		CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w \
-			-X 'github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=$b-$date-tags-$VICTORIA_LOGS_VERSION-0-g0'" \
-			-o "$C/bin/$b" "$m/app/$b"
-		"$C/bin/$b" -version
-	done
-}
-# Prometheus itself, the version the monitoring addon runs, for the unit
-# tests that run its queries and rules against real exporters; built as
-# promtool is, without its web UI (its API is what they use).
-build_prometheus() {
-	local m=github.com/prometheus/prometheus v=github.com/prometheus/common/version mv date
-	mv=$(prometheus_module_version "$PROMETHEUS_VERSION")
-	wrapper_module "$C/work/prometheus" "$m" "$mv" 1.24 "$m/cmd/prometheus"
-	date=$(date -u -d "$(modtime "$m@$mv")" +%Y%m%d-%H:%M:%S)
-	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -tags netgo -ldflags "-s -w -X $v.Version=${PROMETHEUS_VERSION#v} \
-		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/prometheus" "$m/cmd/prometheus"
-	"$C/bin/prometheus" --version
+		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/$cmd" "$m/cmd/$cmd"
+	"$C/bin/$cmd" --version
 }
 # prometheus_module_version v3.5.1: v0.305.1, the Go module version of a
 # Prometheus 3 release (3.MINOR.PATCH is v0.3MM.PATCH, MM two digits).
@@ -815,11 +791,11 @@ for s in "${STEPS[@]}"; do
 		HEAVY=1 step prometheus-operator "$PROMETHEUS_OPERATOR_VERSION $GO_VERSION $(declare -f build_prometheus_operator | sha256sum | cut -c1-12)" \
 			"$C/bin/operator" "$C/bin/prometheus-config-reloader" -- build_prometheus_operator ;;
 	promtool)
-		HEAVY=1 step promtool "$PROMETHEUS_VERSION $GO_VERSION $(declare -f build_promtool prometheus_module_version | sha256sum | cut -c1-12)" \
-			"$C/bin/promtool" -- build_promtool ;;
+		HEAVY=1 step promtool "$PROMETHEUS_VERSION $GO_VERSION $(declare -f build_prometheus_cmd prometheus_module_version | sha256sum | cut -c1-12)" \
+			"$C/bin/promtool" -- build_prometheus_cmd promtool ;;
 	prometheus)
-		HEAVY=1 step prometheus "$PROMETHEUS_VERSION $GO_VERSION $(declare -f build_prometheus prometheus_module_version | sha256sum | cut -c1-12)" \
-			"$C/bin/prometheus" -- build_prometheus ;;
+		HEAVY=1 step prometheus "$PROMETHEUS_VERSION $GO_VERSION $(declare -f build_prometheus_cmd prometheus_module_version | sha256sum | cut -c1-12)" \
+			"$C/bin/prometheus" -- build_prometheus_cmd prometheus ;;
 	victoria-logs)
 		HEAVY=1 step victoria-logs "$VICTORIA_LOGS_VERSION $GO_VERSION $(declare -f build_victoria_logs | sha256sum | cut -c1-12)" \
 			"$C/bin/victoria-logs" "$C/bin/vlagent" -- build_victoria_logs ;;
