@@ -50,7 +50,7 @@ func upCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{inventoryFlag,
 			&cli.BoolFlag{Name: "force-unlock", Usage: "remove a lock left by a dead run before taking it"},
 		}, phaseFlags()...), sshFlags()...),
-		Action: func(c *cli.Context) error { return runCluster(c, true) },
+		Action: func(c *cli.Context) error { return runCluster(c, true, nil) },
 	}
 }
 
@@ -64,9 +64,14 @@ func planCommand() *cli.Command {
 			"  0 nothing would change, 2 changes are pending, 1 failure or bad input.\n\n" + phaseHelp(),
 		Flags: append(append([]cli.Flag{inventoryFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`text` or json"},
+			&cli.StringFlag{Name: "add-node", Usage: "show what add-node would change for these `NODES` (comma-separated)"},
 		}, phaseFlags()...), sshFlags()...),
 		Action: func(c *cli.Context) error {
-			err := runCluster(c, false)
+			var adding []string
+			if a := c.String("add-node"); a != "" {
+				adding = strings.Split(a, ",")
+			}
+			err := runCluster(c, false, adding)
 			// For plan, 2 means "changes pending": bad input is 1.
 			var ue usageError
 			var ie *inventory.Error
@@ -81,14 +86,27 @@ func planCommand() *cli.Command {
 func addNodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "add-node",
-		Usage:     "join the hosts added to the inventory to the cluster",
-		ArgsUsage: "hosts.ini",
-		Flags:     []cli.Flag{inventoryFlag},
+		Usage:     "join hosts added to the inventory, touching the other hosts only where they must change",
+		ArgsUsage: "hosts.ini NODE...",
+		Description: "Runs up for the named hosts (any roles: worker, control plane, etcd member)\n" +
+			"and, on the other hosts, only the cluster-side steps their joining causes: the\n" +
+			"new members' certificates, etcd's quorum check, the workers' lists of API\n" +
+			"servers, the nodes Ready, their PersistentVolumes and the addons' values; the\n" +
+			"read-only preflight checks run everywhere. The rest of the cluster must be up\n" +
+			"to date (a run of up). `metalk8s plan --add-node NODE,... hosts.ini` shows what it\n" +
+			"would change. New etcd members and control planes join one at a time.",
+		Flags: append(append([]cli.Flag{inventoryFlag,
+			&cli.BoolFlag{Name: "force-unlock", Usage: "remove a lock left by a dead run before taking it"},
+		}, phaseFlags()[:1]...), sshFlags()...),
 		Action: func(c *cli.Context) error {
-			if _, err := loadCluster(c); err != nil {
-				return err
+			nodes := c.Args().Slice()
+			if c.String("inventory") == "" && len(nodes) > 0 {
+				nodes = nodes[1:]
 			}
-			return cli.Exit("add-node: not built yet; the inventory is valid: run up, which joins the new hosts", exitFailure)
+			if len(nodes) == 0 {
+				return usageError{"add-node: name the hosts to add: metalk8s add-node hosts.ini NODE..."}
+			}
+			return runCluster(c, true, nodes)
 		},
 	}
 }
@@ -98,10 +116,18 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-func runCluster(c *cli.Context, apply bool) error {
+// runCluster runs up (apply) or plan; adding, when set, are the hosts
+// add-node joins (cluster.AddNodePick).
+func runCluster(c *cli.Context, apply bool, adding []string) error {
 	cl, err := loadCluster(c)
 	if err != nil {
 		return err
+	}
+	var pick func(*steps.Step) bool
+	if adding != nil {
+		if pick, err = cluster.AddNodePick(cl, adding); err != nil {
+			return usageError{err.Error()}
+		}
 	}
 	only, err := steps.ParsePhases(c.String("only"))
 	if err != nil {
@@ -128,7 +154,7 @@ func runCluster(c *cli.Context, apply bool) error {
 	defer stop()
 	res, err := cluster.Run(ctx, cl, cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
 		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress, Live: isTerminal(progress),
-		Keep: keepSteps})
+		Keep: keepSteps, Pick: pick})
 	if err != nil {
 		var se *cluster.SelectionError
 		if errors.As(err, &se) {
@@ -159,7 +185,7 @@ func runCluster(c *cli.Context, apply bool) error {
 		return cli.Exit("", 2)
 	}
 	if apply {
-		fmt.Fprintf(out, "up: %d steps changed, %d unchanged.\n", r.Count(steps.StatusChanged), r.Count(steps.StatusOK))
+		fmt.Fprintf(out, "%s: %d steps changed, %d unchanged.\n", c.Command.Name, r.Count(steps.StatusChanged), r.Count(steps.StatusOK))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -37,6 +38,7 @@ func TestExecFleet(t *testing.T) {
 		{"become-password", testExecBecomePassword},
 		{"agent-and-keys", testExecAgentAndKeys},
 		{"plan-and-up", testPlanAndUp},
+		{"add-node", testAddNode},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, f) })
 	}
@@ -335,5 +337,76 @@ func testPlanAndUp(t *testing.T, f *fleet.Fleet) {
 	code, _, errOut = metalk8s(t, "plan", inv, kh, "--only", "nonsense")
 	if code != 1 {
 		t.Errorf("plan with bad input must exit 1 (2 means changes): exit %d %s", code, errOut)
+	}
+}
+
+// add-node on the fleet (its safe steps: preflight and the state
+// directory): a host added to an inventory that up made gets its steps,
+// the others only the read-only preflight checks; plan --add-node shows
+// the same.
+func testAddNode(t *testing.T, f *fleet.Fleet) {
+	isolate(t)
+	data, err := os.ReadFile(f.Inventory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := strings.ReplaceAll(string(data), "node-", "add-")
+	var before []string
+	for _, l := range strings.Split(full, "\n") {
+		if !strings.HasPrefix(l, "add-003 ") {
+			before = append(before, l)
+		}
+	}
+	inv := writeInventory(t, before...)
+	clean := func() {
+		for _, h := range []string{"add-001", "add-002", "add-003"} {
+			os.RemoveAll("/var/lib/metalk8s/" + h)
+		}
+	}
+	clean()
+	defer clean()
+	kh := "--known-hosts=" + f.KnownHosts
+	if code, out, errOut := metalk8s(t, "up", inv, kh); code != 0 || !strings.Contains(out, "up: 2 steps changed") {
+		t.Fatalf("up without add-003: exit %d\n%s%s", code, out, errOut)
+	}
+	if err := os.WriteFile(inv, []byte(full), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := metalk8s(t, "plan", inv, kh, "--add-node", "add-003")
+	if code != 2 || !strings.Contains(out, "add-003:\n  prepare/state-dir\n      + create /var/lib/metalk8s/add-003") ||
+		!strings.Contains(out, "1 steps would change") {
+		t.Fatalf("plan --add-node add-003: exit %d, want 2\n%s%s", code, out, errOut)
+	}
+	code, out, errOut = metalk8s(t, "add-node", inv, "add-003", kh)
+	if code != 0 || !strings.Contains(out, "add-node: 1 steps changed") {
+		t.Fatalf("add-node add-003: exit %d\n%s%s", code, out, errOut)
+	}
+	// what ran (the run log): add-003's steps, only preflight checks elsewhere
+	m := regexp.MustCompile(`(?m)^log: (\S+)$`).FindStringSubmatch(errOut)
+	if m == nil {
+		t.Fatalf("no run log named in %s", errOut)
+	}
+	runLog, err := os.ReadFile(m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	started := regexp.MustCompile(`(\S+) step (\S+): start`).FindAllStringSubmatch(string(runLog), -1)
+	if len(started) == 0 {
+		t.Fatalf("no step started in %s", m[1])
+	}
+	for _, st := range started {
+		if st[1] != "add-003" && !strings.HasPrefix(st[2], "preflight/") {
+			t.Errorf("add-node ran %s on %s", st[2], st[1])
+		}
+	}
+	if code, out, _ := metalk8s(t, "plan", inv, kh); code != 0 || !strings.Contains(out, "No changes") {
+		t.Errorf("plan after add-node: exit %d\n%s", code, out)
+	}
+	code, _, errOut = metalk8s(t, "add-node", inv, "add-009", kh)
+	if code == 0 || !strings.Contains(errOut, "add-009 not in the inventory") || !strings.Contains(errOut, "add-003") {
+		t.Errorf("add-node of a host not in the inventory: exit %d %s", code, errOut)
+	}
+	if code, _, errOut = metalk8s(t, "add-node", inv, kh); code != 2 || !strings.Contains(errOut, "name the hosts to add") {
+		t.Errorf("add-node without hosts: exit %d %s", code, errOut)
 	}
 }

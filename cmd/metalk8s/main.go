@@ -158,7 +158,11 @@ var inventoryFlag = &cli.StringFlag{
 
 func inventoryPath(c *cli.Context) (string, error) {
 	p := c.String("inventory")
-	if c.NArg() > 0 {
+	if c.Command.Name == "add-node" { // add-node hosts.ini NODE...: the hosts follow
+		if p == "" && c.NArg() > 0 {
+			p = c.Args().First()
+		}
+	} else if c.NArg() > 0 {
 		if p != "" {
 			return "", usageError{fmt.Sprintf("%s: give the inventory once, as -i or as an argument", c.Command.Name)}
 		}

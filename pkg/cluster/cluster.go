@@ -37,6 +37,9 @@ type Options struct {
 	// Keep, when set, keeps only the steps it accepts (embedding; tests on
 	// the sshd fleet, whose hosts share this machine's kernel and files).
 	Keep func(stepID string) bool
+	// Pick, when set, runs only the steps it accepts (AddNodePick); the
+	// others must be done already.
+	Pick func(*steps.Step) bool
 }
 
 // Graph builds the steps for a cluster; bundleDir may be empty.
@@ -210,10 +213,10 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 	defer log.Close()
 	res := &Result{Run: run, Log: log.Path}
 
-	wo := steps.Options{Apply: o.Apply, Forks: o.Forks, Only: o.Only, Skip: o.Skip,
+	wo := steps.Options{Apply: o.Apply, Forks: o.Forks, Only: o.Only, Skip: o.Skip, Pick: o.Pick,
 		Done: journal.Done, Transient: ssh.Transient}
 	if missing := steps.MissingDeps(g, &wo); len(missing) > 0 {
-		return nil, &SelectionError{Missing: missing}
+		return nil, &SelectionError{Missing: missing, Picked: o.Pick != nil}
 	}
 
 	pool, err := ssh.NewPool(o.SSH)
@@ -310,10 +313,18 @@ func errOrDiff(o *steps.Outcome) string {
 	return strings.Join(o.Change.Diff, "; ")
 }
 
-// SelectionError: --only/--skip leave out steps that are not done yet.
-type SelectionError struct{ Missing []string }
+// SelectionError: --only/--skip (or add-node) leave out steps that are
+// not done yet.
+type SelectionError struct {
+	Missing []string
+	Picked  bool // add-node's selection
+}
 
 func (e *SelectionError) Error() string {
+	if e.Picked {
+		return "the hosts to add need steps on the cluster's other hosts that are not done yet; run up first:\n  " +
+			strings.Join(e.Missing, "\n  ")
+	}
 	return "the selected phases need steps of skipped phases that are not done yet; run those phases first:\n  " +
 		strings.Join(e.Missing, "\n  ")
 }

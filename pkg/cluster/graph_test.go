@@ -8,14 +8,14 @@ import (
 	"testing"
 
 	"github.com/metalk8s/metalk8s/internal/testinv"
+	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/steps"
 )
 
-// The whole graph of a bundled cluster of three control planes (etcd
-// members and workers too) and one worker-only node: every dependency
-// exists, phases only look backwards, and the Kubernetes steps are
-// ordered as kubeadm needs.
-func TestGraphKubernetes(t *testing.T) {
+// kubeGraph is the graph of a bundled cluster of three control planes
+// (etcd members and workers too) and one worker-only node, node4.
+func kubeGraph(t *testing.T) (*steps.Graph, *inventory.Cluster) {
+	t.Helper()
 	dir := t.TempDir()
 	inv := filepath.Join(dir, "hosts.ini")
 	hosts := `[all]
@@ -54,10 +54,30 @@ kube-node
 		`{"name":"docker.io/victoriametrics/vlagent:v1.52.2","digest":"sha256:a"},` +
 		`{"name":"registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0","digest":"sha256:b"}],"image_archive":"images.tar"}`
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
-	g, err := Graph(testinv.Load(t, inv), b)
+	cl := testinv.Load(t, inv)
+	g, err := Graph(cl, b)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return g, cl
+}
+
+// The whole graph of kubeGraph: every dependency exists, phases only look
+// backwards, and the Kubernetes steps are ordered as kubeadm needs.
+func TestGraphKubernetes(t *testing.T) {
+	g, cl := kubeGraph(t)
+	inv := cl.Inventory.Path
+	b := filepath.Join(filepath.Dir(inv), "bundle")
+	hostsData, err := os.ReadFile(inv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := string(hostsData)
+	manifestData, err := os.ReadFile(filepath.Join(b, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	manifest := string(manifestData)
 	has := func(id string) *steps.Step {
 		s := g.Step(id)
 		if s == nil {

@@ -42,6 +42,10 @@ type Options struct {
 	Forks int  // steps running at once; default 50
 	Only  map[string]bool
 	Skip  map[string]bool
+	// Pick, when set, runs only the steps it accepts within the selected
+	// phases (add-node: the new hosts' steps and the cluster-side ones);
+	// the others are skipped, as a skipped phase's.
+	Pick func(s *Step) bool
 	// Done reports whether a step recorded in the journal is done with
 	// these inputs: needed when a skipped phase holds a dependency.
 	Done      func(s *Step) bool
@@ -75,18 +79,24 @@ func (o *Options) Selected(phase string) bool {
 	return !o.Skip[phase]
 }
 
-// MissingDeps lists the steps the selected phases need from skipped
-// phases that are not recorded as done.
+// Runs reports whether step s runs: its phase is selected and Pick, if
+// set, accepts it.
+func (o *Options) Runs(s *Step) bool {
+	return o.Selected(s.Phase) && (o.Pick == nil || o.Pick(s))
+}
+
+// MissingDeps lists the steps the selected steps (Runs) need from
+// skipped ones that are not recorded as done.
 func MissingDeps(g *Graph, o *Options) []string {
 	var missing []string
 	seen := map[string]bool{}
 	for _, s := range g.Steps {
-		if !o.Selected(s.Phase) {
+		if !o.Runs(s) {
 			continue
 		}
 		for _, d := range s.Deps {
 			dep := g.byID[d]
-			if o.Selected(dep.Phase) || seen[d] {
+			if o.Runs(dep) || seen[d] {
 				continue
 			}
 			if o.Done == nil || !o.Done(dep) {
@@ -136,7 +146,7 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 			for _, d := range s.Deps {
 				<-done[d]
 			}
-			if !o.Selected(s.Phase) {
+			if !o.Runs(s) {
 				out.Status = StatusSkipped
 				return
 			}
