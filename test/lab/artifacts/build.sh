@@ -402,6 +402,21 @@ build_prometheus_cmd() {
 		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/$cmd" "$m/cmd/$cmd"
 	"$C/bin/$cmd" --version
 }
+# VictoriaLogs and vlagent (assets/charts/logging), built as its Makefile
+# does (CGO off, the version into VictoriaMetrics' lib/buildinfo; the web
+# UI is inside the module), through a wrapper module.
+build_victoria_logs() {
+	local m=github.com/VictoriaMetrics/VictoriaLogs b date
+	wrapper_module "$C/work/victoria-logs" "$m" "$VICTORIA_LOGS_VERSION" 1.26 "$m/app/victoria-logs" "$m/app/vlagent"
+	date=$(date -u -d "$(modtime "$m@$VICTORIA_LOGS_VERSION")" +%Y%m%d-%H%M%S)
+	for b in victoria-logs vlagent; do
+		CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w \
+			-X 'github.com/VictoriaMetrics/VictoriaMetrics/lib/buildinfo.Version=$b-$date-tags-$VICTORIA_LOGS_VERSION-0-g0'" \
+			-o "$C/bin/$b" "$m/app/$b"
+		"$C/bin/$b" -version
+	done
+}
+
 # prometheus_module_version v3.5.1: v0.305.1, the Go module version of a
 # Prometheus 3 release (3.MINOR.PATCH is v0.3MM.PATCH, MM two digits).
 prometheus_module_version() {
