@@ -78,7 +78,8 @@ type Params struct {
 	// The monitoring addon's images: prometheus-operator's, its config
 	// reloader's, Prometheus's and Alertmanager's (full references).
 	PrometheusOperatorImage, PrometheusConfigReloaderImage, PrometheusImage, AlertmanagerImage, GrafanaImage string
-	KubeStateMetricsImage                                                                                    string
+	// kube-state-metrics' image (in the monitoring addon).
+	KubeStateMetricsImage string
 	// The logging addon's images: VictoriaLogs' and vlagent's.
 	VictoriaLogsImage, VlagentImage string
 	// NodeExporters are the node-exporter services Prometheus scrapes,
@@ -122,33 +123,37 @@ type catalogEntry struct {
 
 // catalog lists the addons metalk8s knows, in the order they install.
 var catalog = []catalogEntry{
-	{"metrics-server", "kube-system", "metrics_server_enabled", "", "", "", func(p Params, _ map[string]bool) map[string]any {
+	{name: "metrics-server", namespace: "kube-system", kubespray: "metrics_server_enabled", values: func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.MetricsServerImage, p.Bundled)
-	}, nil},
+	}},
 	// The Gateway API's CRDs, before the ingress controller that serves
 	// them; cluster-wide, the release kept in kube-ingress.
-	{"gateway-api", "kube-ingress", "", "", "", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }, nil},
+	{name: "gateway-api", namespace: "kube-ingress", values: noValues},
 	// The ingress controller on every node (ports 80 and 443); its
 	// Gateway API objects only with the CRDs of the addon before it (an
 	// operator who installs them otherwise sets gatewayAPI.enabled).
-	{"traefik", "kube-ingress", "", "", "", "gateway-api", func(p Params, enabled map[string]bool) map[string]any {
+	{name: "traefik", namespace: "kube-ingress", after: "gateway-api", values: func(p Params, enabled map[string]bool) map[string]any {
 		v := imageValues(p.TraefikImage, p.Bundled)
 		v["gatewayAPI"] = map[string]any{"enabled": enabled["gateway-api"]}
 		return v
-	}, nil},
+	}},
 	// The web UI, reached through kubectl proxy or port-forward (README).
-	{"headlamp", "kube-system", "", "", "", "", func(p Params, _ map[string]bool) map[string]any {
+	{name: "headlamp", namespace: "kube-system", values: func(p Params, _ map[string]bool) map[string]any {
 		return imageValues(p.HeadlampImage, p.Bundled)
-	}, nil},
+	}},
 	// prometheus-operator's CRDs, with the monitoring addon, before it.
-	{"monitoring-crds", "kube-ops", "", "", "monitoring", "", func(Params, map[string]bool) map[string]any { return map[string]any{} }, nil},
+	{name: "monitoring-crds", namespace: "kube-ops", follows: "monitoring", values: noValues},
 	// prometheus-operator, Prometheus, Alertmanager and what they scrape.
-	{"monitoring", "kube-ops", "", "", "", "monitoring-crds", monitoringValues, nil},
+	{name: "monitoring", namespace: "kube-ops", after: "monitoring-crds", values: monitoringValues},
 	// Central container logs: VictoriaLogs and a collector on every node,
 	// replacing MetalK8s 0.x's Elasticsearch stack (its variable read as
 	// an alias); its ServiceMonitors need the monitoring CRDs.
-	{"logging", "kube-ops", "", "metalk8s_elasticsearch_enabled", "", "monitoring-crds", loggingValues, loggingVars},
+	{name: "logging", namespace: "kube-ops", seed: "metalk8s_elasticsearch_enabled", after: "monitoring-crds",
+		values: loggingValues, vars: loggingVars},
 }
+
+// noValues: a chart with no values of metalk8s's.
+func noValues(Params, map[string]bool) map[string]any { return map[string]any{} }
 
 // monitoringValues are the monitoring chart's images and the
 // node-exporter services and etcd members it scrapes.

@@ -248,7 +248,8 @@ type AddonImageRefs struct {
 	// prometheus-config-reloader, quay.io/prometheus/prometheus:v3.5.1,
 	// quay.io/prometheus/alertmanager:v0.28.1, docker.io/grafana/grafana:13.2.3
 	PrometheusOperator, PrometheusConfigReloader, Prometheus, Alertmanager, Grafana string
-	KubeStateMetrics                                                                string // registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0
+	// registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0
+	KubeStateMetrics string
 	// docker.io/victoriametrics/victoria-logs:v1.52.2 and
 	// docker.io/victoriametrics/vlagent:v1.52.2
 	VictoriaLogs, Vlagent string
