@@ -92,6 +92,20 @@ func TestLoggingChart(t *testing.T) {
 		t.Errorf("both variables: enabled %v by %s, warnings %q", lg.Enabled, lg.EnabledVar, lg.Warnings)
 	}
 
+	// a retention through the values needs its unit too (a bare number is
+	// months to VictoriaLogs); the top-level nodeSelector places the
+	// store only, never the collector
+	if _, err := FromInventory(clusterWith(t, "metalk8s_logging_values: {victoriaLogs: {retention: '7'}}", map[string]string{}), testParams(true)); err == nil {
+		t.Error("victoriaLogs.retention 7 (no unit): accepted")
+	}
+	lg = addon(t, mustFromInventory(t, "metalk8s_logging_values: {nodeSelector: {disk: ssd}}"), "logging")
+	if sel, _, _ := unstructured.NestedMap(find(t, lg.Objects, "DaemonSet", "vlagent").Object, "spec", "template", "spec", "nodeSelector"); len(sel) != 0 {
+		t.Errorf("the top-level nodeSelector reached the collector: %v", sel)
+	}
+	if sel, _, _ := unstructured.NestedMap(find(t, lg.Objects, "StatefulSet", "victoria-logs").Object, "spec", "template", "spec", "nodeSelector"); sel["disk"] != "ssd" {
+		t.Errorf("VictoriaLogs' nodeSelector %v", sel)
+	}
+
 	for vars, want := range map[string]string{
 		"metalk8s_logging_retention: 12h":   "variable metalk8s_logging_retention: must be at least 1d",
 		"metalk8s_logging_retention: 7":     `variable metalk8s_logging_retention: must be a number and a unit (s, h, d, w, M, y), e.g. 7d or 2w; found "7"`,
