@@ -258,12 +258,7 @@ func TestMonitoringReleases(t *testing.T) {
 // Alertmanager's loader, the kubelets' EndpointSlice from the Nodes.
 func testOperator(ctx context.Context, t *testing.T, s *kubetest.Server, c *kube.Client, ads []*Addon) {
 	bin := kubetest.Binary(t, "operator", "prometheus-operator")
-	var mon *Addon
-	for _, a := range ads {
-		if a.Name == "monitoring" {
-			mon = a
-		}
-	}
+	mon := addon(t, ads, "monitoring")
 	// the StorageClass the volumes phase makes, which the operator checks
 	// the claims' against
 	sc := &storagev1.StorageClass{ObjectMeta: metav1.ObjectMeta{Name: "local-lvm"}, Provisioner: "kubernetes.io/no-provisioner"}

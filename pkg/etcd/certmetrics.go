@@ -1,10 +1,10 @@
 package etcd
 
 import (
-	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"strings"
+
+	"github.com/metalk8s/metalk8s/pkg/pki"
 )
 
 // CertMetricsFile is where each etcd node gets its certificates' expiry
@@ -25,11 +25,7 @@ func certMetrics(files map[string][]byte) ([]byte, error) {
 		if !strings.HasSuffix(path, ".crt") {
 			continue
 		}
-		block, _ := pem.Decode(files[path])
-		if block == nil {
-			return nil, fmt.Errorf("%s: no PEM certificate", path)
-		}
-		cert, err := x509.ParseCertificate(block.Bytes)
+		cert, err := pki.ParseCert(files[path])
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", path, err)
 		}
