@@ -11,6 +11,8 @@ BIN      := bin/metalk8s
 DEBS := ansible-core python3-yaml openssh-server openssh-client iproute2 sudo procps git make
 # haproxy checks the apiserver proxy's configuration (haproxy -c).
 DEBS += haproxy
+# iptables, ipset and nftables judge remove-node's scoped network cleanup.
+DEBS += iptables ipset nftables
 # ... and the VM lab (test/lab): QEMU, and mmdebstrap to build its image;
 # busybox-static is the lab test's pod image (shell, wget, nslookup, httpd).
 DEBS += qemu-system-x86 qemu-utils mmdebstrap e2fsprogs util-linux busybox-static

@@ -50,7 +50,7 @@ func upCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{inventoryFlag,
 			&cli.BoolFlag{Name: "force-unlock", Usage: "remove a lock left by a dead run before taking it"},
 		}, phaseFlags()...), sshFlags()...),
-		Action: func(c *cli.Context) error { return runCluster(c, true, nil) },
+		Action: func(c *cli.Context) error { return runCluster(c, true, nil, nil) },
 	}
 }
 
@@ -65,13 +65,21 @@ func planCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{inventoryFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`text` or json"},
 			&cli.StringFlag{Name: "add-node", Usage: "show what add-node would change for these `NODES` (comma-separated)"},
-		}, phaseFlags()...), sshFlags()...),
+			&cli.StringFlag{Name: "remove-node", Usage: "show what remove-node would change for these `NODES` (comma-separated; with its flags)"},
+		}, append(removeFlags(), phaseFlags()...)...), sshFlags()...),
 		Action: func(c *cli.Context) error {
 			var adding []string
 			if a := c.String("add-node"); a != "" {
 				adding = strings.Split(a, ",")
 			}
-			err := runCluster(c, false, adding)
+			var remove *cluster.RemoveOptions
+			if r := c.String("remove-node"); r != "" {
+				if adding != nil {
+					return usageError{"plan: --add-node and --remove-node are two runs: give one"}
+				}
+				remove = removeOptions(c, strings.Split(r, ","))
+			}
+			err := runCluster(c, false, adding, remove)
 			// For plan, 2 means "changes pending": bad input is 1.
 			var ue usageError
 			var ie *inventory.Error
@@ -106,7 +114,7 @@ func addNodeCommand() *cli.Command {
 			if len(nodes) == 0 {
 				return usageError{"add-node: name the hosts to add: metalk8s add-node hosts.ini NODE..."}
 			}
-			return runCluster(c, true, nodes)
+			return runCluster(c, true, nodes, nil)
 		},
 	}
 }
@@ -117,8 +125,8 @@ func isTerminal(w io.Writer) bool {
 }
 
 // runCluster runs up (apply) or plan; adding, when set, are the hosts
-// add-node joins (cluster.AddNodePick).
-func runCluster(c *cli.Context, apply bool, adding []string) error {
+// add-node joins (cluster.AddNodePick); remove, when set, is remove-node.
+func runCluster(c *cli.Context, apply bool, adding []string, remove *cluster.RemoveOptions) error {
 	cl, err := loadCluster(c)
 	if err != nil {
 		return err
@@ -154,10 +162,11 @@ func runCluster(c *cli.Context, apply bool, adding []string) error {
 	defer stop()
 	res, err := cluster.Run(ctx, cl, cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
 		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress, Live: isTerminal(progress),
-		Keep: keepSteps, Pick: pick})
+		Keep: keepSteps, Pick: pick, Remove: remove})
 	if err != nil {
 		var se *cluster.SelectionError
-		if errors.As(err, &se) {
+		var ie *cluster.InputError
+		if errors.As(err, &se) || errors.As(err, &ie) {
 			return usageError{err.Error()}
 		}
 		return err
@@ -173,6 +182,9 @@ func runCluster(c *cli.Context, apply bool, adding []string) error {
 			fmt.Fprintln(out)
 			cluster.PlanText(out, r)
 		}
+	}
+	for _, sk := range res.Skipped {
+		fmt.Fprintf(out, "skipped on %s\n", sk)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "log: %s\n", res.Log)
 	for _, d := range res.Diag {

@@ -82,6 +82,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			upCommand(),
 			planCommand(),
 			addNodeCommand(),
+			removeNodeCommand(),
 			inventoryCommand(),
 			execCommand(),
 			bundleCommand(),

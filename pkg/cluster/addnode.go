@@ -57,16 +57,5 @@ func AddNodePick(cl *inventory.Cluster, nodes []string) (func(*steps.Step) bool,
 		return nil, fmt.Errorf("add-node: %s not in the inventory %s (its hosts: %s): add them to it first",
 			strings.Join(unknown, ", "), cl.Inventory.Path, strings.Join(names, ", "))
 	}
-	return func(s *steps.Step) bool {
-		if adding[s.Host] {
-			return true
-		}
-		kind, _, _ := strings.Cut(s.ID, "@")
-		for _, c := range clusterSide {
-			if kind == c || strings.HasSuffix(c, "/") && strings.HasPrefix(kind, c) {
-				return true
-			}
-		}
-		return false
-	}, nil
+	return func(s *steps.Step) bool { return adding[s.Host] || kindIn(s.ID, clusterSide) }, nil
 }

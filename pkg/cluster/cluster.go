@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,9 @@ type Options struct {
 	// Pick, when set, runs only the steps it accepts (AddNodePick); the
 	// others must be done already.
 	Pick func(*steps.Step) bool
+	// Remove, when set, runs remove-node's graph (RemoveNodeGraph) instead
+	// of up's.
+	Remove *RemoveOptions
 }
 
 // Graph builds the steps for a cluster; bundleDir may be empty.
@@ -175,12 +179,30 @@ type Result struct {
 	Report *steps.Report
 	Log    string   // the run log
 	Diag   []string // diagnostics bundles of failed hosts
+	// Skipped are the steps left out on unreachable hosts (remove-node
+	// --unreachable), a line per host.
+	Skipped []string
 }
 
 // Run walks the cluster's graph: checks only for plan; check, apply and
 // check again for up, under the cluster lock.
 func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error) {
-	g, err := Graph(cl, BundleDir(cl, o.Bundle))
+	var g *steps.Graph
+	var skipped []string
+	var err error
+	nodes := cl.Nodes
+	if o.Remove != nil {
+		g, skipped, err = RemoveNodeGraph(cl, BundleDir(cl, o.Bundle), *o.Remove)
+		if o.Remove.Unreachable {
+			gone := map[string]bool{}
+			for _, n := range o.Remove.Nodes {
+				gone[n] = true
+			}
+			nodes = cl.Without(gone).Nodes
+		}
+	} else {
+		g, err = Graph(cl, BundleDir(cl, o.Bundle))
+	}
 	if err == nil && o.Keep != nil {
 		var kept []*steps.Step
 		for _, s := range g.Steps {
@@ -211,7 +233,7 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		return nil, err
 	}
 	defer log.Close()
-	res := &Result{Run: run, Log: log.Path}
+	res := &Result{Run: run, Log: log.Path, Skipped: skipped}
 
 	wo := steps.Options{Apply: o.Apply, Forks: o.Forks, Only: o.Only, Skip: o.Skip, Pick: o.Pick,
 		Done: journal.Done, Transient: ssh.Transient}
@@ -224,7 +246,7 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		return nil, err
 	}
 	hosts := map[string]steps.Host{}
-	for _, n := range cl.Nodes {
+	for _, n := range nodes {
 		c, err := pool.Client(n.Name, n.SSH)
 		if err != nil {
 			return nil, err
@@ -235,7 +257,18 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 	log.Printf("%s run %s on %s: %d steps, %d hosts", map[bool]string{true: "up", false: "plan"}[o.Apply], run, cl.Inventory.Path, len(g.Steps), len(hosts))
 
 	if o.Apply {
+		// The lock is on the first control plane (of those left, for
+		// remove-node).
 		first := cl.ControlPlane[0].Name
+		if o.Remove != nil {
+			first = g.Steps[0].Host
+			for _, n := range cl.ControlPlane {
+				if hosts[n.Name] != nil && !slices.Contains(o.Remove.Nodes, n.Name) {
+					first = n.Name
+					break
+				}
+			}
+		}
 		release, err := steps.Lock(ctx, hosts[first], run, o.ForceUnlock)
 		if err != nil {
 			return nil, err

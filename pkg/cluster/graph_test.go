@@ -16,6 +16,18 @@ import (
 // (etcd members and workers too) and one worker-only node, node4.
 func kubeGraph(t *testing.T) (*steps.Graph, *inventory.Cluster) {
 	t.Helper()
+	cl, b := kubeCluster(t)
+	g, err := Graph(cl, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g, cl
+}
+
+// kubeCluster is kubeGraph's inventory (node1-3 control planes and etcd
+// members, node4 a worker) and bundle directory.
+func kubeCluster(t *testing.T) (*inventory.Cluster, string) {
+	t.Helper()
 	dir := t.TempDir()
 	inv := filepath.Join(dir, "hosts.ini")
 	hosts := `[all]
@@ -54,12 +66,7 @@ kube-node
 		`{"name":"docker.io/victoriametrics/vlagent:v1.52.2","digest":"sha256:a"},` +
 		`{"name":"registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0","digest":"sha256:b"}],"image_archive":"images.tar"}`
 	os.WriteFile(filepath.Join(b, "manifest.json"), []byte(manifest), 0o644)
-	cl := testinv.Load(t, inv)
-	g, err := Graph(cl, b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return g, cl
+	return testinv.Load(t, inv), b
 }
 
 // The whole graph of kubeGraph: every dependency exists, phases only look

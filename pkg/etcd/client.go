@@ -70,6 +70,16 @@ func dialers(ctx context.Context, names []string) (map[string]Dialer, error) {
 	return out, nil
 }
 
+// clientTo opens a client to the named members through their connections
+// in the run.
+func clientTo(ctx context.Context, p *PKI, names []string) (*clientv3.Client, error) {
+	ds, err := dialers(ctx, names)
+	if err != nil {
+		return nil, err
+	}
+	return Client(ctx, p, ds)
+}
+
 // Health is one member's answer.
 type Health struct {
 	Name, Endpoint string

@@ -295,11 +295,7 @@ func join(ctx context.Context, h steps.Host, p *PKI, st *state, host string, pee
 	if err := waitHealthy(ctx, p, running, time.Minute); err != nil {
 		return fmt.Errorf("before adding %s: %w", host, err)
 	}
-	ds, err := dialers(ctx, running)
-	if err != nil {
-		return err
-	}
-	c, err := Client(ctx, p, ds)
+	c, err := clientTo(ctx, p, running)
 	if err != nil {
 		return err
 	}

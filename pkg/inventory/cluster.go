@@ -248,3 +248,31 @@ func Bool(v any) (b, ok bool) {
 	}
 	return false, false
 }
+
+// Without is c without the named nodes: the cluster remove-node leaves.
+// It shares c's Inventory and Node values and is not validated again (a
+// 3-member etcd less one has 2 members, which NewCluster refuses for a
+// new cluster but which is what removal makes until a member is added).
+func (c *Cluster) Without(names map[string]bool) *Cluster {
+	keep := func(ns []*Node) []*Node {
+		var out []*Node
+		for _, n := range ns {
+			if !names[n.Name] {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	return &Cluster{Inventory: c.Inventory, Nodes: keep(c.Nodes), ControlPlane: keep(c.ControlPlane),
+		Etcd: keep(c.Etcd), Workers: keep(c.Workers)}
+}
+
+// Node is the node named name, or nil.
+func (c *Cluster) Node(name string) *Node {
+	for _, n := range c.Nodes {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}

@@ -109,20 +109,12 @@ func (p *vgPlan) script() string {
 		cmds = append(cmds, "pvcreate -y "+ssh.Quote(d))
 	}
 	if len(p.create) > 0 {
-		cmds = append(cmds, "vgcreate "+ssh.Quote(p.vg)+" "+quoteAll(p.create))
+		cmds = append(cmds, "vgcreate "+ssh.Quote(p.vg)+" "+ssh.QuoteAll(p.create...))
 	}
 	if len(p.extend) > 0 {
-		cmds = append(cmds, "vgextend "+ssh.Quote(p.vg)+" "+quoteAll(p.extend))
+		cmds = append(cmds, "vgextend "+ssh.Quote(p.vg)+" "+ssh.QuoteAll(p.extend...))
 	}
 	return strings.Join(cmds, "; ")
-}
-
-func quoteAll(list []string) string {
-	q := make([]string, len(list))
-	for i, s := range list {
-		q[i] = ssh.Quote(s)
-	}
-	return strings.Join(q, " ")
 }
 
 // planVG decides, drive by drive: in the VG already, free to use, or

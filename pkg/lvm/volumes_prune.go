@@ -79,3 +79,59 @@ func phaseWord(p corev1.PersistentVolumePhase) string {
 	}
 	return string(p)
 }
+
+// LocalVolumesStepName is remove-node's check of what uses a node's
+// local volumes.
+const LocalVolumesStepName = "remove/local-volumes"
+
+// LocalVolumesStep is a read-only step, on host, for remove-node: its
+// warnings name each pod whose PersistentVolumeClaim is bound to one of
+// node's local PersistentVolumes (labelled LabelNode): such a pod cannot
+// move to another node, and stays Pending once node is gone. It changes
+// nothing and refuses nothing.
+func LocalVolumesStep(host string, connect func(context.Context) (*kube.Client, error), node string, deps []string) *steps.Step {
+	return &steps.Step{ID: steps.ID(LocalVolumesStepName+"/"+node, host), Host: host, Phase: "remove", Deps: deps,
+		Check: func(ctx context.Context, _ steps.Host) (steps.Change, error) {
+			c, err := connect(ctx)
+			if err != nil {
+				return steps.NoChange, err
+			}
+			w, err := localVolumeUsers(ctx, c, node)
+			return steps.Change{Warnings: w}, err
+		}}
+}
+
+func localVolumeUsers(ctx context.Context, c *kube.Client, node string) ([]string, error) {
+	pvs, err := c.Typed().CoreV1().PersistentVolumes().List(ctx, metav1.ListOptions{LabelSelector: LabelNode + "=" + node})
+	if err != nil {
+		return nil, fmt.Errorf("PersistentVolumes of %s: %w", node, err)
+	}
+	claims := map[string]string{} // namespace/claim -> PV
+	for _, pv := range pvs.Items {
+		if ref := pv.Spec.ClaimRef; ref != nil {
+			claims[ref.Namespace+"/"+ref.Name] = pv.Name
+		}
+	}
+	if len(claims) == 0 {
+		return nil, nil
+	}
+	pods, err := c.Typed().CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("pods: %w", err)
+	}
+	var out []string
+	for _, p := range pods.Items {
+		for _, v := range p.Spec.Volumes {
+			if v.PersistentVolumeClaim == nil {
+				continue
+			}
+			claim := p.Namespace + "/" + v.PersistentVolumeClaim.ClaimName
+			if pv, ok := claims[claim]; ok {
+				out = append(out, fmt.Sprintf("pod %s/%s uses claim %s on %s's local volume %s: it cannot move to another node and stays Pending once %s is gone",
+					p.Namespace, p.Name, claim, node, pv, node))
+			}
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}

@@ -367,3 +367,12 @@ func Quote(s string) string {
 	}
 	return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'"
 }
+
+// QuoteAll quotes each of list for a POSIX shell, space-separated.
+func QuoteAll(list ...string) string {
+	q := make([]string, len(list))
+	for i, s := range list {
+		q[i] = Quote(s)
+	}
+	return strings.Join(q, " ")
+}

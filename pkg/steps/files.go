@@ -56,3 +56,33 @@ func PutFiles(ctx context.Context, h Host, files []ssh.File) (changed bool, err 
 	}
 	return changed, nil
 }
+
+// Existing lists which of paths exist on h, in their order.
+func Existing(ctx context.Context, h Host, paths []string) ([]string, error) {
+	out, err := h.Run(ctx, "for p in "+ssh.QuoteAll(paths...)+`; do test -e "$p" && echo "$p"; done; true`)
+	if err != nil {
+		return nil, err
+	}
+	return strings.Fields(string(out)), nil
+}
+
+// RunScript runs the shell script on h with args (each quoted), "-n"
+// before them when dry (the script's own dry-run convention), and returns
+// its output's non-empty lines.
+func RunScript(ctx context.Context, h Host, script string, dry bool, args ...string) ([]string, error) {
+	a := ssh.QuoteAll(args...)
+	if dry {
+		a = "-n " + a
+	}
+	out, err := h.Run(ctx, "sh -s -- "+a+" <<'METALK8S_EOF'\n"+script+"METALK8S_EOF")
+	if err != nil {
+		return nil, err
+	}
+	var lines []string
+	for _, l := range strings.Split(string(out), "\n") {
+		if strings.TrimSpace(l) != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines, nil
+}

@@ -16,7 +16,8 @@ import (
 )
 
 // Phases, in the order up runs them.
-var Phases = []string{"preflight", "prepare", "storage", "etcd", "control-plane", "workers", "volumes", "addons"}
+// "remove" holds remove-node's steps only: up never has any.
+var Phases = []string{"preflight", "prepare", "storage", "etcd", "control-plane", "workers", "volumes", "addons", "remove"}
 
 // PhaseHelp describes each phase for --help.
 var PhaseHelp = map[string]string{
@@ -28,6 +29,7 @@ var PhaseHelp = map[string]string{
 	"workers":       "join the workers",
 	"volumes":       "local PersistentVolumes from the LVM volumes",
 	"addons":        "the addon charts, as Helm releases (metrics-server)",
+	"remove":        "remove-node's steps: drain, etcd member removal, node reset (remove-node only)",
 }
 
 // Host is what a step acts on: one inventory host, reached over SSH.
