@@ -280,7 +280,7 @@ func testExecAgentAndKeys(t *testing.T, f *fleet.Fleet) {
 
 func TestExecUsage(t *testing.T) {
 	code, _, errOut := metalk8s(t, "exec", "--", "true")
-	if code != 2 || !strings.Contains(errOut, "-i FILE") {
+	if code != 2 || !strings.Contains(errOut, "no command after the inventory true: metalk8s exec hosts.ini -- COMMAND") {
 		t.Errorf("no inventory: exit %d: %s", code, errOut)
 	}
 	inv := writeInventory(t, "a ansible_host=127.0.0.1")
