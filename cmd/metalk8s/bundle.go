@@ -31,7 +31,7 @@ func bundleCommand() *cli.Command {
 					"as HOST/pause:3.10.2, docker.io/library/haproxy:2.6.12 as HOST/library/haproxy:2.6.12).\n" +
 					"Every file is checked against its published SHA-256; DIR/manifest.json lists all.",
 				Flags: []cli.Flag{
-					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Required: true, Usage: "bundle `DIR`"},
+					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle `DIR` (required)"},
 					inventoryFlag, kube,
 					&cli.StringFlag{Name: "mirror", Usage: "release mirror base `URL`"},
 					&cli.StringFlag{Name: "registry", Usage: "image registry `HOST[:PORT]`"},
@@ -42,6 +42,12 @@ func bundleCommand() *cli.Command {
 					&cli.BoolFlag{Name: "no-packages", Usage: "leave the OS packages out"},
 				},
 				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					if c.String("output") == "" {
+						return usageError{"bundle build: no output directory: metalk8s bundle build -o DIR"}
+					}
 					v, images, err := bundleInputs(c)
 					if err != nil {
 						return err
@@ -75,6 +81,9 @@ func bundleCommand() *cli.Command {
 					"(the addons' charts' images depend on the inventory: bundle build -i renders them).",
 				Flags: []cli.Flag{inventoryFlag, kube},
 				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
 					v, err := bundleVersions(c)
 					if err != nil {
 						return err
@@ -98,7 +107,7 @@ func bundleCommand() *cli.Command {
 					}
 					problems, err := bundle.Verify(c.Args().First(), v, images...)
 					if err != nil {
-						return usageError{err.Error()}
+						return usageError{"bundle verify: " + err.Error()}
 					}
 					if len(problems) > 0 {
 						return cli.Exit(fmt.Sprintf("bundle %s is not usable for Kubernetes %s:\n  %s", c.Args().First(), v.Kube, strings.Join(problems, "\n  ")), exitFailure)

@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/cluster"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/steps"
@@ -60,8 +61,8 @@ func planCommand() *cli.Command {
 		Usage:     "show what up would change, without changing anything",
 		ArgsUsage: "hosts.ini",
 		Description: "Runs every check that up runs, changes nothing, and prints per host the steps\n" +
-			"that would change. Exit codes (like terraform plan -detailed-exitcode):\n" +
-			"  0 nothing would change, 2 changes are pending, 1 failure or bad input.\n\n" + phaseHelp(),
+			"that would change. Exit codes: 0 nothing would change, 3 changes are pending,\n" +
+			"1 failure (a check failed or could not run), 2 bad usage or bad input.\n\n" + phaseHelp(),
 		Flags: append(append([]cli.Flag{inventoryFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`text` or json"},
 			&cli.StringFlag{Name: "add-node", Usage: "show what add-node would change for these `NODES` (comma-separated)"},
@@ -79,14 +80,7 @@ func planCommand() *cli.Command {
 				}
 				remove = removeOptions(c, strings.Split(r, ","))
 			}
-			err := runCluster(c, false, adding, remove)
-			// For plan, 2 means "changes pending": bad input is 1.
-			var ue usageError
-			var ie *inventory.Error
-			if errors.As(err, &ue) || errors.As(err, &ie) {
-				return cli.Exit(err.Error(), exitFailure)
-			}
-			return err
+			return runCluster(c, false, adding, remove)
 		},
 	}
 }
@@ -124,6 +118,22 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
+// checkBundle refuses a bundle directory (--bundle, else the inventory's
+// metalk8s_bundle) that is not a bundle, before any host is reached.
+func checkBundle(cl *inventory.Cluster, flag string) error {
+	dir := cluster.BundleDir(cl, flag)
+	if dir == "" {
+		return nil
+	}
+	if _, err := bundle.ReadManifest(dir); err != nil {
+		if flag != "" {
+			return usageError{"--bundle: " + err.Error()}
+		}
+		return usageError{fmt.Sprintf("metalk8s_bundle of %s: %v", cl.Inventory.Path, err)}
+	}
+	return nil
+}
+
 // runCluster runs up (apply) or plan; adding, when set, are the hosts
 // add-node joins (cluster.AddNodePick); remove, when set, is remove-node.
 func runCluster(c *cli.Context, apply bool, adding []string, remove *cluster.RemoveOptions) error {
@@ -149,6 +159,9 @@ func runCluster(c *cli.Context, apply bool, adding []string, remove *cluster.Rem
 	if !apply && !jsonOut && c.String("output") != "text" {
 		return usageError{"--output must be text or json"}
 	}
+	if err := checkBundle(cl, c.String("bundle")); err != nil {
+		return err
+	}
 	pool, err := poolOptions(c)
 	if err != nil {
 		return err
@@ -161,7 +174,8 @@ func runCluster(c *cli.Context, apply bool, adding []string, remove *cluster.Rem
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	res, err := cluster.Run(ctx, cl, cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
-		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress, Live: isTerminal(progress),
+		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress,
+		Live: isTerminal(progress) && !verbose(c), Verbose: verbose(c),
 		Keep: keepSteps, Pick: pick, Remove: remove})
 	if err != nil {
 		var se *cluster.SelectionError
@@ -194,7 +208,7 @@ func runCluster(c *cli.Context, apply bool, adding []string, remove *cluster.Rem
 		return cli.Exit(fmt.Sprintf("%s failed:\n%v", c.Command.Name, err), exitFailure)
 	}
 	if !apply && r.Count(steps.StatusPending) > 0 {
-		return cli.Exit("", 2)
+		return cli.Exit("", exitPending)
 	}
 	if apply {
 		fmt.Fprintf(out, "%s: %d steps changed, %d unchanged.\n", c.Command.Name, r.Count(steps.StatusChanged), r.Count(steps.StatusOK))

@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/urfave/cli/v2"
@@ -66,11 +68,20 @@ func openEtcd(c *cli.Context, path string) (*etcdHosts, error) {
 	if len(cl.Etcd) == 0 {
 		return nil, usageError{fmt.Sprintf("%s: no host in the etcd group", path)}
 	}
+	pkiDir := filepath.Join(cluster.ArtifactsDir(cl), "pki")
+	e := &etcdHosts{pki: &etcd.PKI{Dir: filepath.Join(pkiDir, "etcd")}, dialers: map[string]etcd.Dialer{}}
+	if _, err := e.pki.ClientTLS(); err != nil {
+		var me *etcd.MissingError
+		if errors.As(err, &me) {
+			return nil, fmt.Errorf("%s: missing %s (the etcd client's files); the cluster's PKI lives in %s: restore it from your backup, or run `metalk8s up %s`, which restores it from the nodes",
+				commandName(c), strings.Join(me.Files, ", "), pkiDir, path)
+		}
+		return nil, fmt.Errorf("%s: %w", commandName(c), err)
+	}
 	pool, err := newPool(c)
 	if err != nil {
 		return nil, err
 	}
-	e := &etcdHosts{pki: &etcd.PKI{Dir: filepath.Join(cluster.ArtifactsDir(cl), "pki", "etcd")}, dialers: map[string]etcd.Dialer{}}
 	var clients []*ssh.Client
 	e.close = func() {
 		for _, c := range clients {
@@ -129,6 +140,9 @@ func runEtcdSnapshot(c *cli.Context) error {
 		inv, file = c.Args().First(), c.Args().Get(1)
 	default:
 		return usageError{"etcd snapshot save: want hosts.ini FILE (or -i hosts.ini FILE)"}
+	}
+	if st, err := os.Stat(filepath.Dir(file)); err != nil || !st.IsDir() {
+		return usageError{fmt.Sprintf("etcd snapshot save: %s is not a directory to save %s in", filepath.Dir(file), file)}
 	}
 	e, err := openEtcd(c, inv)
 	if err != nil {

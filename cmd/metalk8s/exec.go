@@ -99,9 +99,11 @@ func execCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "exec",
 		Usage:     "run a shell command on inventory hosts, in parallel",
-		ArgsUsage: "-- COMMAND [ARGS...]",
+		ArgsUsage: "hosts.ini -- COMMAND [ARGS...]  (or -i hosts.ini -- COMMAND [ARGS...])",
 		Description: "Runs COMMAND on every selected host (through sudo where ansible_become is set)\n" +
-			"and prints each host's output together. Exits 1 if any host failed.",
+			"and prints each host's output together. Exits 1 if any host failed. The `--`\n" +
+			"ends metalk8s's flags: what follows is the command, flags included; a command\n" +
+			"without flags may go without it (metalk8s exec hosts.ini uptime).",
 		Flags: append([]cli.Flag{
 			inventoryFlag,
 			&cli.StringFlag{Name: "limit", Aliases: []string{"l"}, Usage: "only the hosts of Ansible host `PATTERN`s (a:b, a,b, g:!h, g:&h, node*, g[0:2], ~regex, @file)"},
@@ -117,14 +119,17 @@ type hostOutput struct {
 }
 
 func runExec(c *cli.Context) error {
-	if c.String("inventory") == "" {
-		return usageError{"exec: give the inventory with -i FILE"}
+	path, args := execArgs(c)
+	switch {
+	case path == "":
+		return usageError{"exec: no inventory given: metalk8s exec hosts.ini -- COMMAND"}
+	case len(args) == 0 && c.String("inventory") == "":
+		return usageError{fmt.Sprintf("exec: no command after the inventory %s: metalk8s exec hosts.ini -- COMMAND", path)}
+	case len(args) == 0:
+		return usageError{"exec: no command: metalk8s exec hosts.ini -- COMMAND"}
 	}
-	if c.NArg() == 0 {
-		return usageError{"exec: no command: metalk8s exec -i hosts.ini -- COMMAND"}
-	}
-	command := strings.Join(c.Args().Slice(), " ")
-	inv, err := inventory.Load(c.String("inventory"))
+	command := strings.Join(args, " ")
+	inv, err := inventory.Load(path)
 	if err != nil {
 		return err
 	}
@@ -156,6 +161,19 @@ func runExec(c *cli.Context) error {
 		return cli.Exit(fmt.Sprintf("exec: %d of %d hosts failed", failed, len(results)), exitFailure)
 	}
 	return nil
+}
+
+// execArgs splits exec's arguments into the inventory (-i, else the first
+// argument) and the command, after the "--" that may end the flags.
+func execArgs(c *cli.Context) (inventory string, command []string) {
+	inventory, command = c.String("inventory"), c.Args().Slice()
+	if inventory == "" && len(command) > 0 {
+		inventory, command = command[0], command[1:]
+		if len(command) > 0 && command[0] == "--" {
+			command = command[1:]
+		}
+	}
+	return inventory, command
 }
 
 func runAll(ctx context.Context, clients []*ssh.Client, forks int, command string) []hostOutput {

@@ -280,7 +280,7 @@ func testExecAgentAndKeys(t *testing.T, f *fleet.Fleet) {
 
 func TestExecUsage(t *testing.T) {
 	code, _, errOut := metalk8s(t, "exec", "--", "true")
-	if code != 2 || !strings.Contains(errOut, "-i FILE") {
+	if code != 2 || !strings.Contains(errOut, "no command after the inventory true: metalk8s exec hosts.ini -- COMMAND") {
 		t.Errorf("no inventory: exit %d: %s", code, errOut)
 	}
 	inv := writeInventory(t, "a ansible_host=127.0.0.1")
@@ -308,14 +308,20 @@ func testPlanAndUp(t *testing.T, f *fleet.Fleet) {
 	defer clean()
 	kh := "--known-hosts=" + f.KnownHosts
 	code, out, errOut := metalk8s(t, "plan", inv, kh)
-	if code != 2 || !strings.Contains(out, "cli-002:\n  prepare/state-dir\n      + create /var/lib/metalk8s/cli-002") || !strings.Contains(out, "3 steps would change") {
-		t.Fatalf("plan: exit %d, want 2\n%s%s", code, out, errOut)
+	if code != exitPending || !strings.Contains(out, "cli-002:\n  prepare/state-dir\n      + create /var/lib/metalk8s/cli-002") || !strings.Contains(out, "3 steps would change") {
+		t.Fatalf("plan: exit %d, want 3\n%s%s", code, out, errOut)
+	}
+	// -v: each step's start, and the changes on the step's own line
+	code, out, errOut = metalk8s(t, "-v", "plan", inv, kh)
+	if code != exitPending || !regexp.MustCompile(`cli-002 +prepare/state-dir +started\n`).MatchString(out) ||
+		!regexp.MustCompile(`cli-002 +prepare/state-dir +would change.*\n +\+ create /var/lib/metalk8s/cli-002\n`).MatchString(out) {
+		t.Fatalf("plan -v: exit %d, want 3 with starts and changes\n%s%s", code, out, errOut)
 	}
 	code, out, _ = metalk8s(t, "plan", inv, kh, "--output", "json")
 	var plan struct {
 		Changes []struct{ Host, Step string }
 	}
-	if code != 2 || json.Unmarshal([]byte(out), &plan) != nil || len(plan.Changes) != 3 {
+	if code != exitPending || json.Unmarshal([]byte(out), &plan) != nil || len(plan.Changes) != 3 {
 		t.Fatalf("plan json: exit %d\n%s", code, out)
 	}
 	code, out, errOut = metalk8s(t, "up", inv, kh)
@@ -335,8 +341,8 @@ func testPlanAndUp(t *testing.T, f *fleet.Fleet) {
 		t.Errorf("bad phase: exit %d %s", code, errOut)
 	}
 	code, _, errOut = metalk8s(t, "plan", inv, kh, "--only", "nonsense")
-	if code != 1 {
-		t.Errorf("plan with bad input must exit 1 (2 means changes): exit %d %s", code, errOut)
+	if code != exitUsage {
+		t.Errorf("plan with bad input must exit 2 (3 means changes): exit %d %s", code, errOut)
 	}
 }
 
@@ -373,9 +379,9 @@ func testAddNode(t *testing.T, f *fleet.Fleet) {
 		t.Fatal(err)
 	}
 	code, out, errOut := metalk8s(t, "plan", inv, kh, "--add-node", "add-003")
-	if code != 2 || !strings.Contains(out, "add-003:\n  prepare/state-dir\n      + create /var/lib/metalk8s/add-003") ||
+	if code != exitPending || !strings.Contains(out, "add-003:\n  prepare/state-dir\n      + create /var/lib/metalk8s/add-003") ||
 		!strings.Contains(out, "1 steps would change") {
-		t.Fatalf("plan --add-node add-003: exit %d, want 2\n%s%s", code, out, errOut)
+		t.Fatalf("plan --add-node add-003: exit %d, want 3\n%s%s", code, out, errOut)
 	}
 	code, out, errOut = metalk8s(t, "add-node", inv, "add-003", kh)
 	if code != 0 || !strings.Contains(out, "add-node: 1 steps changed") {

@@ -51,3 +51,25 @@ func TestExecLimitPatterns(t *testing.T) {
 		t.Errorf("--limit g:nothere: exit %d, ran: %v\n%s%s", code, err == nil, out, errOut)
 	}
 }
+
+// Every form exec's help shows: the inventory as -i or as the first
+// argument, "--" before a command with flags, none before one without.
+func TestExecForms(t *testing.T) {
+	home := isolate(t)
+	inv := filepath.Join(home, "hosts.ini")
+	os.WriteFile(inv, []byte("single ansible_connection=local\n"), 0o600)
+	for _, args := range [][]string{
+		{"exec", inv, "--", "echo", "-n", "a", "-l", "b"},
+		{"exec", "-i", inv, "--", "echo", "-n", "a", "-l", "b"},
+		{"exec", inv, "--limit", "single", "--", "echo -n a -l b"},
+		{"exec", "-v", inv, "--", "echo", "-n", "a", "-l", "b"},
+		{"-v", "exec", "-i", inv, "--", "echo", "-n", "a", "-l", "b"},
+	} {
+		if code, out, errOut := metalk8s(t, args...); code != 0 || out != "== single: ok\na -l b\n" {
+			t.Errorf("%v: exit %d\n%s%s", args, code, out, errOut)
+		}
+	}
+	if code, out, errOut := metalk8s(t, "exec", inv, "uname"); code != 0 || !strings.HasPrefix(out, "== single: ok\nLinux") {
+		t.Errorf("exec hosts.ini uname: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -17,12 +18,36 @@ import (
 // Set by the build (-ldflags "-X main.version=...").
 var version = "dev"
 
-// Exit codes.
+// Exit codes, the same for every command.
 const (
 	exitOK      = 0
 	exitFailure = 1
 	exitUsage   = 2 // bad usage or bad input
+	exitPending = 3 // plan only: changes are pending
 )
+
+const exitCodesHelp = "Exit codes: 0 success, 1 failure, 2 bad usage or bad input; plan: 3 changes pending."
+
+func init() {
+	// -v is --verbose, as in Ansible; the version is --version only.
+	cli.VersionFlag = &cli.BoolFlag{Name: "version", Usage: "print the version", DisableDefaultText: true}
+}
+
+// verboseFlag is -v/--verbose, given before or after the command.
+func verboseFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, DisableDefaultText: true,
+		Usage: "more detail on the terminal: plan, up and add-node print each step's start and finish, with its changes (the run log is always complete)"}
+}
+
+// verbose says whether -v was given, before or after the command.
+func verbose(c *cli.Context) bool {
+	for _, x := range c.Lineage() {
+		if x.Bool("verbose") {
+			return true
+		}
+	}
+	return false
+}
 
 // usageError marks mistakes in how metalk8s was called.
 type usageError struct{ msg string }
@@ -59,19 +84,22 @@ func exitCode(err error) int {
 }
 
 func newApp(stdout, stderr io.Writer) *cli.App {
-	onUsage := func(_ *cli.Context, err error, _ bool) error { return usageError{err.Error()} }
+	onUsage := func(c *cli.Context, err error, _ bool) error {
+		return usageError{commandPrefix(c) + flagMessage(err.Error())}
+	}
 	app := &cli.App{
 		Name:    "metalk8s",
 		Usage:   "provision an on-premises Kubernetes cluster over SSH, from an Ansible inventory",
 		Version: version,
 		Description: "metalk8s reads the hosts.ini you use with Ansible and, over SSH, prepares every node,\n" +
 			"builds LVM storage, an etcd cluster, a kubeadm control plane, the workers and the pod network.\n\n" +
-			"Exit codes: 0 success, 1 failure, 2 bad usage or bad input.",
+			exitCodesHelp,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
 		ExitErrHandler:  func(*cli.Context, error) {}, // main prints errors and picks the code
 		OnUsageError:    onUsage,
+		Flags:           []cli.Flag{verboseFlag()},
 		Action: func(c *cli.Context) error {
 			if c.NArg() > 0 {
 				return usageError{fmt.Sprintf("unknown command %q; see metalk8s --help", c.Args().First())}
@@ -95,6 +123,10 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		for _, c := range cs {
 			c.OnUsageError = onUsage
 			c.HideHelpCommand = true
+			c.Flags = append(c.Flags, verboseFlag())
+			if len(c.Subcommands) > 0 && c.Action == nil {
+				c.Action = groupAction
+			}
 			setUsage(c.Subcommands)
 		}
 	}
@@ -102,17 +134,64 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 	return app
 }
 
+// groupAction runs a command that only holds subcommands: its help, or
+// an error for an unknown subcommand (urfave/cli's default exits 3).
+func groupAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		name := commandName(c)
+		return usageError{fmt.Sprintf("%s: unknown command %q; see metalk8s %s --help", name, c.Args().First(), name)}
+	}
+	return cli.ShowSubcommandHelp(c)
+}
+
+// commandName is c's command as typed after metalk8s: "etcd snapshot".
+func commandName(c *cli.Context) string {
+	if c.Command == nil {
+		return ""
+	}
+	return strings.TrimSpace(strings.TrimPrefix(c.Command.HelpName, c.App.Name))
+}
+
+// commandPrefix is "NAME: " for a command's errors, "" at the top level.
+func commandPrefix(c *cli.Context) string {
+	if n := commandName(c); n != "" {
+		return n + ": "
+	}
+	return ""
+}
+
+// goFlag is a flag as Go's flag package names it in its errors: "-forks".
+var goFlag = regexp.MustCompile(`(^|[ :])-([A-Za-z][\w-]*)`)
+
+// flagMessage rewrites the errors of Go's flag package in metalk8s's
+// terms: "flag provided but not defined: -bogus" is "unknown flag --bogus".
+func flagMessage(msg string) string {
+	msg = strings.Replace(msg, "flag provided but not defined: ", "unknown flag ", 1)
+	msg = strings.Replace(msg, " for flag -", " for -", 1)
+	return goFlag.ReplaceAllStringFunc(msg, func(m string) string {
+		i := strings.IndexByte(m, '-')
+		if len(m)-i-1 > 1 {
+			return m[:i] + "--" + m[i+1:]
+		}
+		return m
+	})
+}
+
 // flagsFirst moves a command's flags before its arguments, so that
 // "metalk8s plan hosts.ini --forks 10" works as operators type it.
 func flagsFirst(app *cli.App, args []string) []string {
-	if len(args) < 3 {
+	at := 1 // the command, after the global flags (-v)
+	for at < len(args) && strings.HasPrefix(args[at], "-") && args[at] != "--" {
+		at++
+	}
+	if len(args) < at+2 {
 		return args
 	}
-	cmd := app.Command(args[1])
+	cmd := app.Command(args[at])
 	if cmd == nil {
 		return args
 	}
-	start := 2
+	start := at + 1
 	for start < len(args) && len(cmd.Subcommands) > 0 {
 		sub := cmd.Command(args[start])
 		if sub == nil {
@@ -137,7 +216,10 @@ func flagsFirst(app *cli.App, args []string) []string {
 		if strings.HasPrefix(a, "-") && len(a) > 1 {
 			flags = append(flags, a)
 			name := strings.TrimLeft(a, "-")
-			if takesValue[name] && !strings.Contains(a, "=") && i+1 < len(args) {
+			if takesValue[name] && !strings.Contains(a, "=") {
+				if i+1 == len(args) { // no value: the flag's error, not the inventory as its value
+					return append(append([]string{}, args[:start]...), flags...)
+				}
 				i++
 				flags = append(flags, args[i])
 			}
@@ -165,17 +247,25 @@ func inventoryPath(c *cli.Context) (string, error) {
 		}
 	} else if c.NArg() > 0 {
 		if p != "" {
-			return "", usageError{fmt.Sprintf("%s: give the inventory once, as -i or as an argument", c.Command.Name)}
+			return "", usageError{fmt.Sprintf("%s: give the inventory once, as -i or as an argument", commandName(c))}
 		}
 		if c.NArg() > 1 {
-			return "", usageError{fmt.Sprintf("%s: unexpected arguments after the inventory: %v", c.Command.Name, c.Args().Slice()[1:])}
+			return "", usageError{fmt.Sprintf("%s: unexpected arguments after the inventory: %v", commandName(c), c.Args().Slice()[1:])}
 		}
 		p = c.Args().First()
 	}
 	if p == "" {
-		return "", usageError{fmt.Sprintf("%s: no inventory given: metalk8s %s hosts.ini", c.Command.Name, c.Command.Name)}
+		return "", usageError{fmt.Sprintf("%s: no inventory given: metalk8s %s hosts.ini", commandName(c), commandName(c))}
 	}
 	return p, nil
+}
+
+// noArgs refuses arguments to a command that takes none.
+func noArgs(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return usageError{fmt.Sprintf("%s: unexpected arguments: %s", commandName(c), strings.Join(c.Args().Slice(), " "))}
+	}
+	return nil
 }
 
 // loadCluster reads and validates the inventory.
@@ -196,6 +286,9 @@ func versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print the version of metalk8s",
 		Action: func(c *cli.Context) error {
+			if err := noArgs(c); err != nil {
+				return err
+			}
 			fmt.Fprintf(c.App.Writer, "metalk8s %s\n", version)
 			return nil
 		},

@@ -15,6 +15,10 @@ func TestFlagsFirst(t *testing.T) {
 		"metalk8s bundle build -o dir --no-images":            "metalk8s bundle build -o dir --no-images",
 		"metalk8s bundle verify dir --kube-version v1.34.4":   "metalk8s bundle verify --kube-version v1.34.4 dir",
 		"metalk8s version":                                    "metalk8s version",
+		"metalk8s -v plan hosts.ini --forks 10":               "metalk8s -v plan --forks 10 hosts.ini",
+		"metalk8s plan hosts.ini -v":                          "metalk8s plan -v hosts.ini",
+		"metalk8s exec hosts.ini -l n1 -- ls -l":              "metalk8s exec -l n1 hosts.ini -- ls -l",
+		"metalk8s plan hosts.ini --timeout":                   "metalk8s plan --timeout", // the flag's error
 	} {
 		got := strings.Join(flagsFirst(app, strings.Fields(in)), " ")
 		if got != want {

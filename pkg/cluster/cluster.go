@@ -33,6 +33,7 @@ type Options struct {
 	ForceUnlock bool
 	Out         io.Writer    // progress and summary
 	Live        bool         // redraw a per-host view (a terminal)
+	Verbose     bool         // without Live: steps' starts too, and why steps wait (steps.Lines)
 	Observe     steps.Events // also told of every step (for embedding and tests)
 	Bundle      string       // bundle directory (else the inventory's metalk8s_bundle)
 	// Keep, when set, keeps only the steps it accepts (embedding; tests on
@@ -276,7 +277,7 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		defer release()
 	}
 
-	var ev steps.Events = &steps.Lines{W: o.Out}
+	var ev steps.Events = &steps.Lines{W: o.Out, Verbose: o.Verbose}
 	var live *steps.Live
 	if o.Live {
 		live = &steps.Live{W: o.Out, Total: len(g.Steps)}

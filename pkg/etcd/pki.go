@@ -5,7 +5,9 @@ package etcd
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io/fs"
 	"strings"
 	"time"
 
@@ -133,19 +135,29 @@ func (p *PKI) Files(member string) (map[string][]byte, error) {
 }
 
 // ClientTLS returns a client config using the healthcheck-client cert and trusting the CA.
+// Missing files are a MissingError.
 func (p *PKI) ClientTLS() (*tls.Config, error) {
-	ca, err := readCert(p.path("ca.crt"))
+	names := []string{"ca.crt", "healthcheck-client.crt", "healthcheck-client.key"}
+	data := make([][]byte, len(names))
+	missing := &MissingError{}
+	for i, name := range names {
+		d, err := pki.ReadFile(p.path(name))
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			missing.Files = append(missing.Files, p.path(name))
+		case err != nil:
+			return nil, err
+		}
+		data[i] = d
+	}
+	if len(missing.Files) > 0 {
+		return nil, missing
+	}
+	ca, err := pki.ParseCert(data[0])
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.path("ca.crt"), err)
 	}
-	crt, err := pki.ReadFile(p.path("healthcheck-client.crt"))
-	if err != nil {
-		return nil, err
-	}
-	key, err := pki.ReadFile(p.path("healthcheck-client.key"))
-	if err != nil {
-		return nil, err
-	}
+	crt, key := data[1], data[2]
 	cert, err := tls.X509KeyPair(crt, key)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", p.path("healthcheck-client.crt"), err)
@@ -154,6 +166,17 @@ func (p *PKI) ClientTLS() (*tls.Config, error) {
 	pool.AddCert(ca)
 	return &tls.Config{Certificates: []tls.Certificate{cert}, RootCAs: pool, MinVersion: tls.VersionTLS12}, nil
 }
+
+// MissingError lists the client's PKI files (the CA certificate, the
+// healthcheck client's certificate and key) missing from the local PKI.
+type MissingError struct{ Files []string }
+
+func (e *MissingError) Error() string {
+	return "missing from the local etcd PKI: " + strings.Join(e.Files, ", ")
+}
+
+// Unwrap makes errors.Is(err, fs.ErrNotExist) true.
+func (e *MissingError) Unwrap() error { return fs.ErrNotExist }
 
 // path turns a name in Dir ("node1/server.crt") into a file path.
 func (p *PKI) path(name string) string { return (&pki.Set{Dir: p.Dir}).Path(name) }

@@ -7,6 +7,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io/fs"
 	"net"
@@ -599,5 +600,25 @@ func TestPlanNeverWrites(t *testing.T) {
 	info, _ := os.Stat(p.Dir)
 	if len(entries) != 0 || info.Mode().Perm() != 0o755 {
 		t.Fatalf("Plan touched the dir: %d entries, mode %o", len(entries), info.Mode().Perm())
+	}
+}
+
+// ClientTLS names every missing file, as a MissingError that is
+// fs.ErrNotExist.
+func TestClientTLSMissing(t *testing.T) {
+	dir := t.TempDir()
+	p := &PKI{Dir: dir}
+	_, err := p.ClientTLS()
+	me, ok := err.(*MissingError)
+	want := []string{filepath.Join(dir, "ca.crt"), filepath.Join(dir, "healthcheck-client.crt"), filepath.Join(dir, "healthcheck-client.key")}
+	if !ok || !reflect.DeepEqual(me.Files, want) || !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("ClientTLS in an empty dir: %v, want the three files missing", err)
+	}
+	if _, err := p.Ensure(testMembers); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "healthcheck-client.crt"))
+	if _, err = p.ClientTLS(); !errors.As(err, &me) || !reflect.DeepEqual(me.Files, want[1:2]) {
+		t.Errorf("ClientTLS without the client certificate: %v", err)
 	}
 }

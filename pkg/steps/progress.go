@@ -12,11 +12,21 @@ import (
 // Lines prints one timestamped line per finished step: for logs, CI and
 // anything that is not a terminal.
 type Lines struct {
-	W  io.Writer
-	mu sync.Mutex
+	W io.Writer
+	// Verbose also prints a line when a step starts, the changes of a
+	// step that would change and what a blocked step waited for.
+	Verbose bool
+	mu      sync.Mutex
 }
 
-func (l *Lines) Started(*Step) {}
+func (l *Lines) Started(s *Step) {
+	if !l.Verbose {
+		return
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.W, "%s %-12s %-28s started\n", time.Now().Format("15:04:05"), s.Host, s.Name())
+}
 
 func (l *Lines) Finished(o *Outcome) {
 	l.mu.Lock()
@@ -29,11 +39,11 @@ func (l *Lines) Finished(o *Outcome) {
 	if o.Took > 0 {
 		fmt.Fprintf(l.W, " (%s)", o.Took.Round(10*time.Millisecond))
 	}
-	if o.Err != nil && o.Status != StatusBlocked {
+	if o.Err != nil && (o.Status != StatusBlocked || l.Verbose) {
 		fmt.Fprintf(l.W, ": %v", o.Err)
 	}
 	fmt.Fprintln(l.W)
-	if o.Status == StatusChanged {
+	if o.Status == StatusChanged || (l.Verbose && o.Status == StatusPending) {
 		for _, d := range o.Change.Diff {
 			fmt.Fprintf(l.W, "%s %-12s   %s\n", strings.Repeat(" ", 8), "", d)
 		}

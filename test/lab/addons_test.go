@@ -156,7 +156,7 @@ func (l *lab) testAddonChanges(t *testing.T, bundleDir string) {
 	}
 	defer os.Remove(override)
 	write(map[string]any{"metalk8s_metrics_server_values": values})
-	plan := l.planJSON(t, bundleDir, 2)
+	plan := l.planJSON(t, bundleDir, 3)
 	if len(plan.Changes) != 1 || plan.Changes[0].Step != "addons/metrics-server" ||
 		!contains(plan.Changes[0].Diff, "  ~ update Deployment kube-system/metrics-server: spec.replicas 1 -> 2") {
 		t.Errorf("plan with replicas 2: want one change, addons/metrics-server's replicas: %+v", plan.Changes)
@@ -170,7 +170,7 @@ func (l *lab) testAddonChanges(t *testing.T, bundleDir string) {
 
 	// Disabled: uninstalled; enabled again (the lab's inventory): installed.
 	write(map[string]any{"metalk8s_metrics_server_enabled": false})
-	plan = l.planJSON(t, bundleDir, 2)
+	plan = l.planJSON(t, bundleDir, 3)
 	if len(plan.Changes) != 1 || plan.Changes[0].Step != "addons/metrics-server" || len(plan.Changes[0].Diff) == 0 ||
 		!strings.HasPrefix(plan.Changes[0].Diff[0], "- uninstall release kube-system/metrics-server") {
 		t.Errorf("plan with metrics-server disabled: want its uninstall only: %+v", plan.Changes)

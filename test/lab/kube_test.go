@@ -410,8 +410,8 @@ func (l *lab) testPKIRecovery(t *testing.T, bundleDir string) {
 	}
 	out, err := l.metalk8sErr(10*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
 	t.Logf("plan without artifacts/pki: exit %d\n%s", exitCode(err), out)
-	if exitCode(err) != 2 || !strings.Contains(out, "restore") {
-		t.Errorf("plan without artifacts/pki: exit %d, want 2 with the restores", exitCode(err))
+	if exitCode(err) != 3 || !strings.Contains(out, "restore") {
+		t.Errorf("plan without artifacts/pki: exit %d, want 3 (changes pending) with the restores", exitCode(err))
 	}
 	for _, step := range []string{"  etcd/pki", "  control-plane/pki", "  etcd/certs", "  control-plane/certs"} {
 		if strings.Contains(out, step+"\n") || strings.Contains(out, step+"  (") {

@@ -93,8 +93,8 @@ func (l *lab) testNodeExporter(t *testing.T, m manifest, bundleDir string) {
 	defer os.Remove(gv)
 	os.WriteFile(gv, []byte("metalk8s_node_exporter_enabled: false\n"), 0o644)
 	out, err := l.metalk8sErr(5*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--only", "preflight,prepare")
-	if exitCode(err) != 2 || strings.Count(out, "- stop and remove "+node.NodeExporterUnit) != nodes {
-		t.Errorf("plan with monitoring disabled: exit %d, want 2 and the service's removal on %d nodes:\n%s", exitCode(err), nodes, out)
+	if exitCode(err) != 3 || strings.Count(out, "- stop and remove "+node.NodeExporterUnit) != nodes {
+		t.Errorf("plan with monitoring disabled: exit %d, want 3 and the service's removal on %d nodes:\n%s", exitCode(err), nodes, out)
 	}
 	l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--only", "preflight,prepare")
 	for i := 1; i <= nodes; i++ {
