@@ -63,6 +63,14 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"add-node", inv, "node9"}, 2, []string{"node9 not in the inventory"}},
 		{[]string{"add-node", missing, "node1"}, 2, []string{missing}},
 		{[]string{"add-node", inv, "node3", "--bundle", notBundle}, 2, []string{notBundle + " is not a bundle"}},
+		{[]string{"remove-node", inv}, 2, []string{"remove-node: name the hosts to remove"}},
+		{[]string{"remove-node", inv, "node9"}, 2, []string{"node9 not in the inventory", "keep a host in the inventory until it is removed"}},
+		{[]string{"remove-node", inv, "node1", "node2", "node3"}, 2, []string{"refused", "the last control plane"}},
+		{[]string{"remove-node", inv, "node3", "--wipe-volumes", "node1"}, 2, []string{"--wipe-volumes node1: not a host being removed"}},
+		{[]string{"remove-node", inv, "node3", "--unreachable", "--wipe-volumes", "node3"}, 2, []string{"--wipe-volumes node3: the host is unreachable"}},
+		{[]string{"remove-node", inv, "node3"}, 2, []string{"remove-node: no bundle"}},
+		{[]string{"remove-node", inv, "node3", "--drain-timeout", "soon"}, 2, []string{`invalid value "soon" for --drain-timeout`}},
+		{[]string{"plan", inv, "--add-node", "node3", "--remove-node", "node2"}, 2, []string{"--add-node and --remove-node are two runs"}},
 
 		// inventory
 		{[]string{"inventory", inv}, 2, []string{"inventory: give exactly one of --list, --host HOST, --check"}},

@@ -36,7 +36,7 @@ func init() {
 // verboseFlag is -v/--verbose, given before or after the command.
 func verboseFlag() cli.Flag {
 	return &cli.BoolFlag{Name: "verbose", Aliases: []string{"v"}, DisableDefaultText: true,
-		Usage: "more detail on the terminal: plan, up and add-node print each step's start and finish, with its changes (the run log is always complete)"}
+		Usage: "more detail on the terminal: plan, up, add-node and remove-node print each step's start and finish, with its changes (the run log is always complete)"}
 }
 
 // verbose says whether -v was given, before or after the command.
@@ -241,7 +241,7 @@ var inventoryFlag = &cli.StringFlag{
 
 func inventoryPath(c *cli.Context) (string, error) {
 	p := c.String("inventory")
-	if c.Command.Name == "add-node" { // add-node hosts.ini NODE...: the hosts follow
+	if c.Command.Name == "add-node" || c.Command.Name == "remove-node" { // CMD hosts.ini NODE...: the hosts follow
 		if p == "" && c.NArg() > 0 {
 			p = c.Args().First()
 		}
