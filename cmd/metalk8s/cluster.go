@@ -51,7 +51,7 @@ func upCommand() *cli.Command {
 		Flags: append(append([]cli.Flag{inventoryFlag,
 			&cli.BoolFlag{Name: "force-unlock", Usage: "remove a lock left by a dead run before taking it"},
 		}, phaseFlags()...), sshFlags()...),
-		Action: func(c *cli.Context) error { return runCluster(c, true, nil, nil) },
+		Action: func(c *cli.Context) error { return runCluster(c, true, selection{}) },
 	}
 }
 
@@ -80,7 +80,7 @@ func planCommand() *cli.Command {
 				}
 				remove = removeOptions(c, strings.Split(r, ","))
 			}
-			return runCluster(c, false, adding, remove)
+			return runCluster(c, false, selection{adding: adding, remove: remove})
 		},
 	}
 }
@@ -108,7 +108,7 @@ func addNodeCommand() *cli.Command {
 			if len(nodes) == 0 {
 				return usageError{"add-node: name the hosts to add: metalk8s add-node hosts.ini NODE..."}
 			}
-			return runCluster(c, true, nodes, nil)
+			return runCluster(c, true, selection{adding: nodes})
 		},
 	}
 }
@@ -134,9 +134,18 @@ func checkBundle(cl *inventory.Cluster, flag string) error {
 	return nil
 }
 
-// runCluster runs up (apply) or plan; adding, when set, are the hosts
-// add-node joins (cluster.AddNodePick); remove, when set, is remove-node.
-func runCluster(c *cli.Context, apply bool, adding []string, remove *cluster.RemoveOptions) error {
+// selection is which graph a run walks: up's (all nil), add-node's
+// (adding: the hosts it joins, cluster.AddNodePick), remove-node's or
+// reset's.
+type selection struct {
+	adding []string
+	remove *cluster.RemoveOptions
+	reset  *cluster.ResetOptions
+}
+
+// runCluster runs up (apply) or plan, of the graph sel selects.
+func runCluster(c *cli.Context, apply bool, sel selection) error {
+	adding, remove := sel.adding, sel.remove
 	cl, err := loadCluster(c)
 	if err != nil {
 		return err
@@ -176,7 +185,7 @@ func runCluster(c *cli.Context, apply bool, adding []string, remove *cluster.Rem
 	res, err := cluster.Run(ctx, cl, cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
 		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress,
 		Live: isTerminal(progress) && !verbose(c), Verbose: verbose(c),
-		Keep: keepSteps, Pick: pick, Remove: remove})
+		Keep: keepSteps, Pick: pick, Remove: remove, Reset: sel.reset})
 	if err != nil {
 		var se *cluster.SelectionError
 		var ie *cluster.InputError

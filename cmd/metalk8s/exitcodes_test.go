@@ -70,6 +70,9 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"remove-node", inv, "node3", "--unreachable", "--wipe-volumes", "node3"}, 2, []string{"--wipe-volumes node3: the host is unreachable"}},
 		{[]string{"remove-node", inv, "node3"}, 2, []string{"remove-node: no bundle"}},
 		{[]string{"remove-node", inv, "node3", "--drain-timeout", "soon"}, 2, []string{`invalid value "soon" for --drain-timeout`}},
+		{[]string{"reset", inv}, 2, []string{"reset: deletes the cluster on every host: give --yes"}},
+		{[]string{"reset", inv, "--yes", "--wipe-volumes", "node9"}, 2, []string{"--wipe-volumes node9: not a host of " + inv}},
+		{[]string{"reset", missing, "--yes"}, 2, []string{missing}},
 		{[]string{"plan", inv, "--add-node", "node3", "--remove-node", "node2"}, 2, []string{"--add-node and --remove-node are two runs"}},
 
 		// inventory

@@ -111,6 +111,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			planCommand(),
 			addNodeCommand(),
 			removeNodeCommand(),
+			resetCommand(),
 			inventoryCommand(),
 			execCommand(),
 			bundleCommand(),

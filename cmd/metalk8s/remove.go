@@ -57,7 +57,7 @@ func removeNodeCommand() *cli.Command {
 			if len(nodes) == 0 {
 				return usageError{"remove-node: name the hosts to remove: metalk8s remove-node hosts.ini NODE..."}
 			}
-			return runCluster(c, true, nil, removeOptions(c, nodes))
+			return runCluster(c, true, selection{remove: removeOptions(c, nodes)})
 		},
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -43,8 +44,9 @@ type Options struct {
 	// others must be done already.
 	Pick func(*steps.Step) bool
 	// Remove, when set, runs remove-node's graph (RemoveNodeGraph) instead
-	// of up's.
+	// of up's; Reset, reset's (ResetGraph).
 	Remove *RemoveOptions
+	Reset  *ResetOptions
 }
 
 // Graph builds the steps for a cluster; bundleDir may be empty.
@@ -201,6 +203,8 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 			}
 			nodes = cl.Without(gone).Nodes
 		}
+	} else if o.Reset != nil {
+		g, err = ResetGraph(cl, *o.Reset)
 	} else {
 		g, err = Graph(cl, BundleDir(cl, o.Bundle))
 	}
@@ -290,6 +294,12 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		live.Stop()
 	}
 
+	if o.Apply && o.Reset != nil && res.Report.Err() == nil {
+		// The cluster is gone: its journal is kept aside, not read again.
+		if err := os.Rename(filepath.Join(art, "journal.json"), filepath.Join(art, "journal.json.reset-"+run)); err != nil && !os.IsNotExist(err) {
+			return nil, err
+		}
+	}
 	for _, f := range res.Report.Failed() {
 		if !o.Apply && f.Status == steps.StatusCanceled {
 			continue
@@ -327,7 +337,9 @@ func (r *recorder) Finished(o *steps.Outcome) {
 	if err := r.journal.Record(o, r.run); err != nil {
 		r.log.Printf("journal: %v", err)
 	}
-	if o.Status == steps.StatusChanged {
+	// remove-node's and reset's steps delete the host's state directory,
+	// where the host's journal is: not recorded there.
+	if o.Status == steps.StatusChanged && o.Step.Phase != "remove" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		if err := steps.RecordOnHost(ctx, r.hosts[o.Step.Host], o, r.run); err != nil {
 			r.log.Printf("%s journal on host: %v", o.Step.Host, err)

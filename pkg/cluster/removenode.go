@@ -258,3 +258,31 @@ func ids(ss []*steps.Step) []string {
 	}
 	return out
 }
+
+// ResetOptions are reset's settings.
+type ResetOptions struct {
+	// WipeVolumes names the hosts whose LVM volumes (the inventory's) are
+	// deleted with their data; the others' are kept.
+	WipeVolumes []string
+}
+
+// ResetGraph tears the whole cluster down, every host in parallel, the
+// scoped way remove-node resets a removed host (hostSteps): kubeadm reset,
+// the etcd member's files and data, Kubernetes' and the pod network's
+// chains and CNI state, node-exporter and metalk8s's state; the LVM
+// volumes and their data stay unless WipeVolumes names the host. A
+// WipeVolumes name not in the inventory is an InputError.
+func ResetGraph(cl *inventory.Cluster, o ResetOptions) (*steps.Graph, error) {
+	wipe := map[string]bool{}
+	for _, w := range o.WipeVolumes {
+		if cl.Node(w) == nil {
+			return nil, inputErrorf("reset: --wipe-volumes %s: not a host of %s", w, cl.Inventory.Path)
+		}
+		wipe[w] = true
+	}
+	var out []*steps.Step
+	for _, n := range cl.Nodes {
+		out = append(out, hostSteps(n, wipe[n.Name], nil)...)
+	}
+	return steps.NewGraph(out)
+}

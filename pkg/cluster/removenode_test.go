@@ -135,3 +135,36 @@ func backendNames(t *testing.T, s *steps.Step) []string {
 	}
 	return out
 }
+
+// reset's graph: every host's reset steps, in parallel across hosts, the
+// volumes only where asked.
+func TestResetGraph(t *testing.T) {
+	cl, _ := kubeCluster(t)
+	g, err := ResetGraph(cl, ResetOptions{WipeVolumes: []string{"node4"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, s := range g.Steps {
+		have[s.ID] = true
+		for _, d := range s.Deps {
+			if g.Step(d).Host != s.Host {
+				t.Errorf("%s waits for %s on another host", s.ID, d)
+			}
+		}
+	}
+	for _, id := range []string{"remove/kubeadm-reset@node1", "remove/etcd-reset@node1", "remove/network-reset@node4",
+		"remove/node-reset@node4", "remove/wipe-volumes@node4"} {
+		if !have[id] {
+			t.Errorf("no step %s", id)
+		}
+	}
+	for _, id := range []string{"remove/etcd-reset@node4", "remove/wipe-volumes@node1"} {
+		if have[id] {
+			t.Errorf("step %s: node4 is no etcd member, node1's volumes are kept", id)
+		}
+	}
+	if _, err := ResetGraph(cl, ResetOptions{WipeVolumes: []string{"node9"}}); err == nil {
+		t.Error("--wipe-volumes of an unknown host accepted")
+	}
+}
