@@ -123,7 +123,7 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 		o.Sleep = sleepCtx
 	}
 	r := &Report{Graph: g, Outcomes: make(map[string]*Outcome, len(g.Steps))}
-	ctx = context.WithValue(ctx, hostsKey{}, hosts)
+	ctx = WithHosts(ctx, hosts)
 	ctx = context.WithValue(ctx, readsKey{}, newReads())
 	done := make(map[string]chan struct{}, len(g.Steps))
 	for _, s := range g.Steps {
@@ -305,6 +305,12 @@ func (r *Report) Err() error {
 }
 
 type hostsKey struct{}
+
+// WithHosts is ctx carrying a run's hosts for HostFrom (Run does it; code
+// outside a run, a command or a test, too).
+func WithHosts(ctx context.Context, hosts map[string]Host) context.Context {
+	return context.WithValue(ctx, hostsKey{}, hosts)
+}
 
 // HostFrom returns another host of the run, for the few steps that act on
 // a group (etcd membership); nil when unknown.
