@@ -112,6 +112,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 			addNodeCommand(),
 			removeNodeCommand(),
 			resetCommand(),
+			verifyCommand(),
 			inventoryCommand(),
 			execCommand(),
 			bundleCommand(),

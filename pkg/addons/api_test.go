@@ -10,6 +10,7 @@ import (
 	helmkube "helm.sh/helm/v4/pkg/kube"
 	"helm.sh/helm/v4/pkg/release/common"
 	rspb "helm.sh/helm/v4/pkg/release/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -118,6 +119,36 @@ func TestReleaseAPI(t *testing.T) {
 	}
 	if c := check("after the install"); c.Needed {
 		t.Errorf("the check after the install wants %q", c.Diff)
+	}
+
+	// Health: the release is deployed, its Deployment not ready (no
+	// kubelet here) until its status says so.
+	health := func() string {
+		t.Helper()
+		hs, err := Health(ctx, kc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, h := range hs {
+			out = append(out, h.Namespace+"/"+h.Name+": "+strings.Join(h.Problems, "; "))
+		}
+		return strings.Join(out, "\n")
+	}
+	if got := health(); got != "kube-system/metrics-server: Deployment kube-system/metrics-server: 0 of 1 replicas ready (0 updated)" {
+		t.Errorf("health after the install: %q", got)
+	}
+	dep, err := kc.Typed().AppsV1().Deployments("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dep.Status.Replicas, dep.Status.ReadyReplicas, dep.Status.UpdatedReplicas = 1, 1, 1
+	if _, err := kc.Typed().AppsV1().Deployments("kube-system").UpdateStatus(ctx, dep, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kc.Forget(appsv1.SchemeGroupVersion.WithResource("deployments"))
+	if got := health(); got != "kube-system/metrics-server: " {
+		t.Errorf("health with the Deployment ready: %q", got)
 	}
 	// The objects are Helm's, under the helm field manager; kube-system
 	// is not relabelled (Helm creates only a missing namespace).

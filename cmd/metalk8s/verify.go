@@ -1,0 +1,111 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/metalk8s/metalk8s/pkg/cluster"
+	"github.com/metalk8s/metalk8s/pkg/kube"
+	"github.com/metalk8s/metalk8s/pkg/ssh"
+	"github.com/metalk8s/metalk8s/pkg/verify"
+)
+
+func verifyCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "verify",
+		Usage:     "check a running cluster: nodes Ready, system pods, DNS, the metrics API, each addon's health",
+		ArgsUsage: "hosts.ini",
+		Description: "Read-only: it changes nothing in the cluster and can run at any time. It\n" +
+			"reaches the API with <inventory dir>/artifacts/admin.conf through the control\n" +
+			"planes' SSH connections and prints a table of checks (pass, fail, skip; --output\n" +
+			"json for scripts). Exit codes: 0 every check passed or was skipped, 1 a check\n" +
+			"failed, 2 bad usage or input. The checks that need pods of their own (DNS from\n" +
+			"a pod, a Service across nodes, a NetworkPolicy, an Ingress route, a volume\n" +
+			"written and read) are listed as skipped: the bundle holds no test image yet.",
+		Flags: append([]cli.Flag{inventoryFlag,
+			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`text` or json"},
+		}, sshFlags()...),
+		Action: runVerify,
+	}
+}
+
+func runVerify(c *cli.Context) error {
+	format := c.String("output")
+	if format != "text" && format != "json" {
+		return usageError{"verify: --output must be text or json"}
+	}
+	cl, err := loadCluster(c)
+	if err != nil {
+		return err
+	}
+	conf, err := os.ReadFile(kube.AdminConfPath(cluster.ArtifactsDir(cl)))
+	if err != nil {
+		return usageError{fmt.Sprintf("verify: the admin kubeconfig: %v (made by metalk8s up)", err)}
+	}
+	pool, err := newPool(c)
+	if err != nil {
+		return err
+	}
+	var cps, nodes []string
+	for _, n := range cl.Nodes {
+		if n.ControlPlane {
+			cps = append(cps, n.Name)
+		}
+		if n.ControlPlane || n.Worker {
+			nodes = append(nodes, n.Name)
+		}
+	}
+	var mu sync.Mutex
+	var clients []*ssh.Client
+	defer func() {
+		for _, sc := range clients {
+			sc.Close()
+		}
+	}()
+	dial := func(name string) (kube.Dialer, error) {
+		n := cl.Node(name)
+		sc, err := pool.Client(n.Name, n.SSH)
+		if err != nil {
+			return nil, err
+		}
+		mu.Lock()
+		clients = append(clients, sc)
+		mu.Unlock()
+		return sc, nil
+	}
+	ctx, cancel := context.WithTimeout(c.Context, 5*time.Minute)
+	defer cancel()
+	kc, err := kube.Connect(ctx, conf, cps, dial)
+	if err != nil {
+		return fmt.Errorf("verify: %w", err)
+	}
+	rs := verify.Run(ctx, verify.Cluster{Client: kc, Nodes: nodes})
+	if format == "json" {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(struct {
+			Results []verify.Result `json:"results"`
+			Failed  int             `json:"failed"`
+		}{rs, verify.Failed(rs)}); err != nil {
+			return err
+		}
+	} else {
+		w := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(w, "CHECK\tRESULT\tDETAIL")
+		for _, r := range rs {
+			fmt.Fprintf(w, "%s\t%s\t%s\n", r.Check, r.Status, r.Detail)
+		}
+		w.Flush()
+	}
+	if n := verify.Failed(rs); n > 0 {
+		return cli.Exit(fmt.Sprintf("verify: %d of %d checks failed", n, len(rs)), exitFailure)
+	}
+	return nil
+}
