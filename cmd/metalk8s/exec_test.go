@@ -314,7 +314,7 @@ func testPlanAndUp(t *testing.T, f *fleet.Fleet) {
 	// -v: each step's start, and the changes on the step's own line
 	code, out, errOut = metalk8s(t, "-v", "plan", inv, kh)
 	if code != exitPending || !regexp.MustCompile(`cli-002 +prepare/state-dir +started\n`).MatchString(out) ||
-		!regexp.MustCompile(`cli-002 +prepare/state-dir +would change.*\n +\+ create /var/lib/metalk8s/cli-002\n`).MatchString(out) {
+		!regexp.MustCompile(`cli-002 +prepare/state-dir +would change.*\n +\+ create /var/lib/metalk8s/cli-002 \(mode 0700\)\n`).MatchString(out) {
 		t.Fatalf("plan -v: exit %d, want 3 with starts and changes\n%s%s", code, out, errOut)
 	}
 	code, out, _ = metalk8s(t, "plan", inv, kh, "--output", "json")
