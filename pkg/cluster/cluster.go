@@ -375,7 +375,8 @@ func (e *SelectionError) Error() string {
 		strings.Join(e.Missing, "\n  ")
 }
 
-// PlanText prints, per host, the steps that would change and their diffs.
+// PlanText prints, per host, the steps that would change and their diffs,
+// then the verdict (Verdict).
 func PlanText(w io.Writer, r *steps.Report) int {
 	changes := 0
 	for _, h := range r.Graph.Hosts() {
@@ -405,17 +406,57 @@ func PlanText(w io.Writer, r *steps.Report) int {
 			fmt.Fprintf(w, "%s:\n%s\n", h, strings.Join(lines, "\n"))
 		}
 	}
-	if changes == 0 {
-		fmt.Fprintln(w, "No changes: the cluster matches the inventory.")
-	} else {
-		fmt.Fprintf(w, "%d steps would change.\n", changes)
-	}
+	fmt.Fprintln(w, NewVerdict(r).Text)
 	return changes
+}
+
+// Verdict counts what a plan checked and what it could not.
+type Verdict struct {
+	// Complete: every step of the graph was checked (none failed, was
+	// blocked, cancelled or skipped).
+	Complete    bool   `json:"complete"`
+	WouldChange int    `json:"would_change"`
+	Unchanged   int    `json:"unchanged"`
+	Failed      int    `json:"failed"`
+	Blocked     int    `json:"blocked"`
+	Canceled    int    `json:"canceled"`
+	Skipped     int    `json:"skipped"` // not selected (--only, --skip, add-node)
+	Text        string `json:"text"`
+}
+
+// NewVerdict counts a plan's outcomes. "No changes" only when every step
+// was checked and none would change.
+func NewVerdict(r *steps.Report) Verdict {
+	v := Verdict{WouldChange: r.Count(steps.StatusPending), Unchanged: r.Count(steps.StatusOK),
+		Failed: r.Count(steps.StatusFailed), Blocked: r.Count(steps.StatusBlocked),
+		Canceled: r.Count(steps.StatusCanceled), Skipped: r.Count(steps.StatusSkipped)}
+	unchecked := v.Failed + v.Blocked + v.Canceled
+	v.Complete = unchecked+v.Skipped == 0
+	notSelected := ""
+	if v.Skipped > 0 {
+		notSelected = fmt.Sprintf(" (%d steps not selected, not checked)", v.Skipped)
+	}
+	switch {
+	case unchecked > 0:
+		v.Text = fmt.Sprintf("Plan incomplete: %d failed, %d blocked, ", v.Failed, v.Blocked)
+		if v.Canceled > 0 {
+			v.Text += fmt.Sprintf("%d cancelled, ", v.Canceled)
+		}
+		v.Text += fmt.Sprintf("%d would change.", v.WouldChange)
+	case v.WouldChange > 0:
+		v.Text = fmt.Sprintf("%d steps would change%s.", v.WouldChange, notSelected)
+	case v.Skipped > 0:
+		v.Text = "No changes in the selected steps" + notSelected + "."
+	default:
+		v.Text = "No changes: the cluster matches the inventory."
+	}
+	return v
 }
 
 // PlanJSON is the machine form of a plan.
 type PlanJSON struct {
 	Run     string       `json:"run"`
+	Verdict Verdict      `json:"verdict"`
 	Changes []PlanChange `json:"changes"`
 	Failed  []PlanChange `json:"failed"`
 	// Warnings are steps with something to say, whether they change or not.
@@ -431,14 +472,17 @@ type PlanChange struct {
 	Warnings  []string `json:"warnings,omitempty"`
 	AfterDeps bool     `json:"after_deps,omitempty"`
 	Error     string   `json:"error,omitempty"`
+	// Destructive says what the change destroys (steps.Change).
+	Destructive string `json:"destructive,omitempty"`
 }
 
 // Plan turns a report into PlanJSON.
 func Plan(run string, r *steps.Report) PlanJSON {
-	p := PlanJSON{Run: run, Changes: []PlanChange{}, Failed: []PlanChange{}}
+	p := PlanJSON{Run: run, Verdict: NewVerdict(r), Changes: []PlanChange{}, Failed: []PlanChange{}}
 	for _, s := range r.Graph.Steps {
 		o := r.Outcomes[s.ID]
-		c := PlanChange{Host: s.Host, Step: s.Name(), Phase: s.Phase, Diff: o.Change.Diff, Warnings: o.Change.Warnings, AfterDeps: o.AfterDeps}
+		c := PlanChange{Host: s.Host, Step: s.Name(), Phase: s.Phase, Diff: o.Change.Diff, Warnings: o.Change.Warnings,
+			AfterDeps: o.AfterDeps, Destructive: o.Change.Destructive}
 		if len(o.Change.Warnings) > 0 {
 			p.Warnings = append(p.Warnings, c)
 		}
