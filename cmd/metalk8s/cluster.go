@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/metalk8s/metalk8s/pkg/addons"
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/cluster"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -29,12 +30,13 @@ func phaseHelp() string {
 	for _, p := range steps.Phases {
 		fmt.Fprintf(&b, "  %-14s %s\n", p, steps.PhaseHelp[p])
 	}
+	fmt.Fprintf(&b, "  %-14s addons: %s\n", "", strings.Join(addons.Names(), ", "))
 	return b.String()
 }
 
 func phaseFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "bundle", Usage: "install binaries and images from bundle `DIR` (default: the inventory's metalk8s_bundle)"},
+		&cli.StringFlag{Name: "bundle", Usage: "install from bundle `DIR` (default: the inventory's metalk8s_bundle; required: make one with metalk8s bundle build)"},
 		&cli.StringFlag{Name: "only", Usage: "run only these `PHASES` (comma-separated)"},
 		&cli.StringFlag{Name: "skip", Usage: "skip these `PHASES` (comma-separated); what they hold must already be done"},
 	}

@@ -190,12 +190,13 @@ type Result struct {
 // Run walks the cluster's graph: checks only for plan; check, apply and
 // check again for up, under the cluster lock.
 func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error) {
-	var g *steps.Graph
+	bundleDir := BundleDir(cl, o.Bundle)
+	var full *steps.Graph
 	var skipped []string
 	var err error
 	nodes := cl.Nodes
 	if o.Remove != nil {
-		g, skipped, err = RemoveNodeGraph(cl, BundleDir(cl, o.Bundle), *o.Remove)
+		full, skipped, err = RemoveNodeGraph(cl, bundleDir, *o.Remove)
 		if o.Remove.Unreachable {
 			gone := map[string]bool{}
 			for _, n := range o.Remove.Nodes {
@@ -204,10 +205,16 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 			nodes = cl.Without(gone).Nodes
 		}
 	} else if o.Reset != nil {
-		g, err = ResetGraph(cl, *o.Reset)
+		full, err = ResetGraph(cl, *o.Reset)
 	} else {
-		g, err = Graph(cl, BundleDir(cl, o.Bundle))
+		if bundleDir == "" && o.Keep == nil {
+			return nil, inputErrorf("no bundle for %s: nodes download nothing, plan and up work from a bundle: "+
+				"give --bundle DIR or set metalk8s_bundle: DIR in the inventory (make one: metalk8s bundle build -o DIR -i %s)",
+				cl.Inventory.Path, cl.Inventory.Path)
+		}
+		full, err = Graph(cl, bundleDir)
 	}
+	g := full
 	if err == nil && o.Keep != nil {
 		var kept []*steps.Step
 		for _, s := range g.Steps {
@@ -218,6 +225,9 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		g, err = steps.NewGraph(kept)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := emptyPhases(cl, full, g, bundleDir, o); err != nil {
 		return nil, err
 	}
 	run := time.Now().UTC().Format("20060102-150405")
@@ -373,6 +383,43 @@ func (e *SelectionError) Error() string {
 	}
 	return "the selected phases need steps of skipped phases that are not done yet; run those phases first:\n  " +
 		strings.Join(e.Missing, "\n  ")
+}
+
+// emptyPhases refuses --only or --skip naming a phase with no steps in g,
+// saying why it has none (full is g before Options.Keep).
+func emptyPhases(cl *inventory.Cluster, full, g *steps.Graph, bundleDir string, o Options) error {
+	count := func(g *steps.Graph, phase string) int {
+		n := 0
+		for _, s := range g.Steps {
+			if s.Phase == phase {
+				n++
+			}
+		}
+		return n
+	}
+	inv := cl.Inventory.Path
+	for _, p := range steps.Phases {
+		flag := map[bool]string{true: "--only"}[o.Only[p]]
+		if o.Skip[p] {
+			flag = "--skip"
+		}
+		if flag == "" || count(g, p) > 0 {
+			continue
+		}
+		why := "no host of " + inv + " needs it"
+		switch {
+		case count(full, p) > 0:
+			why = "the steps this run keeps (Options.Keep) hold none of it"
+		case p == "remove":
+			why = "it holds the steps of remove-node and reset only"
+		case bundleDir == "" && p != "preflight" && p != "prepare" && p != "storage":
+			why = "without a bundle the graph has no etcd, Kubernetes or addon steps"
+		case p == "storage":
+			why = "no worker of " + inv + " has LVM drives (metalk8s_lvm_drives_<vg>)"
+		}
+		return inputErrorf("%s: phase %s has no steps: %s", flag, p, why)
+	}
+	return nil
 }
 
 // PlanText prints, per host, the steps that would change and their diffs,
