@@ -47,6 +47,9 @@ type Options struct {
 	// of up's; Reset, reset's (ResetGraph).
 	Remove *RemoveOptions
 	Reset  *ResetOptions
+	// Confirm is asked before a destructive change (steps.Options.Confirm).
+	Confirm  func(*steps.Step, steps.Change) error
+	SkipDiag bool // no diagnostics bundles (the check pass before up)
 }
 
 // Graph builds the steps for a cluster; bundleDir may be empty.
@@ -251,7 +254,7 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 	res := &Result{Run: run, Log: log.Path, Skipped: skipped}
 
 	wo := steps.Options{Apply: o.Apply, Forks: o.Forks, Only: o.Only, Skip: o.Skip, Pick: o.Pick,
-		Done: journal.Done, Transient: ssh.Transient}
+		Done: journal.Done, Transient: ssh.Transient, Confirm: o.Confirm}
 	if missing := steps.MissingDeps(g, &wo); len(missing) > 0 {
 		return nil, &SelectionError{Missing: missing, Picked: o.Pick != nil}
 	}
@@ -311,7 +314,7 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		}
 	}
 	for _, f := range res.Report.Failed() {
-		if !o.Apply && f.Status == steps.StatusCanceled {
+		if o.SkipDiag || !o.Apply && f.Status == steps.StatusCanceled {
 			continue
 		}
 		p, err := steps.CollectDiag(ctx, hosts[f.Step.Host], f, filepath.Join(art, "diag"), run, log.Mask)
@@ -521,6 +524,18 @@ type PlanChange struct {
 	Error     string   `json:"error,omitempty"`
 	// Destructive says what the change destroys (steps.Change).
 	Destructive string `json:"destructive,omitempty"`
+}
+
+// Destroys lists what a plan's changes destroy, "host step: what", in
+// graph order.
+func Destroys(r *steps.Report) []string {
+	var out []string
+	for _, s := range r.Graph.Steps {
+		if o := r.Outcomes[s.ID]; o.Status == steps.StatusPending && o.Change.Destructive != "" {
+			out = append(out, fmt.Sprintf("%s %s: %s", s.Host, s.Name(), o.Change.Destructive))
+		}
+	}
+	return out
 }
 
 // Plan turns a report into PlanJSON.
