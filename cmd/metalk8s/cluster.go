@@ -44,13 +44,13 @@ func phaseFlags() []cli.Flag {
 	}
 }
 
-// yesFlag and confirmHelp: up and add-node check first, then ask.
+// yesFlag and confirmHelp: up, add-node and remove-node check first, then ask.
 var yesFlag = &cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "apply without showing the plan and asking first, destructive changes included"}
 
 const confirmHelp = "On a terminal it first shows the plan and asks before applying it. Without one it\n" +
 	"applies, unless the plan destroys something (wipes a forced drive, reformats a\n" +
-	"forced volume, replaces a certificate): then it changes nothing and exits 2.\n" +
-	"--yes skips both.\n"
+	"forced volume, replaces a certificate, removes an etcd member or a Node, deletes\n" +
+	"volumes): then it changes nothing and exits 2. --yes skips both.\n"
 
 func upCommand() *cli.Command {
 	return &cli.Command{

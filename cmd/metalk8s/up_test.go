@@ -103,6 +103,11 @@ func TestUpConfirmation(t *testing.T) {
 			[]string{"up: 1 steps changed"}},
 		{"no terminal, add-node, a wipe", false, "", []string{"add-node", "n1"}, fakeUp{change: true, destroys: map[int]string{0: wipe}}, 2, false,
 			[]string{"add-node would destroy: n1 storage/vg: " + wipe}},
+		{"no terminal, remove-node, a member removed", false, "", []string{"remove-node", "n1"},
+			fakeUp{change: true, destroys: map[int]string{0: "remove etcd member n1"}}, 2, false,
+			[]string{"remove-node would destroy: n1 storage/vg: remove etcd member n1; there is no terminal to ask: run it with --yes"}},
+		{"no terminal, remove-node, --yes", false, "", []string{"remove-node", "n1", "--yes"},
+			fakeUp{change: true, destroys: map[int]string{0: "remove etcd member n1"}}, 0, true, []string{"remove-node: 1 steps changed"}},
 		{"terminal, yes", true, "y\n", nil, fakeUp{change: true, destroys: map[int]string{0: wipe, 1: wipe}}, 0, true,
 			[]string{"n1:\n  storage/vg\n      - wipe /dev/vdc\n1 steps would change.\n", "These changes destroy what is there:\n  n1 storage/vg: " + wipe,
 				"Apply these changes? [y/N] ", "up: 1 steps changed"}},
@@ -119,8 +124,8 @@ func TestUpConfirmation(t *testing.T) {
 			interactive = func(*cli.Context) bool { return c.terminal }
 			answers = func(*cli.Context) io.Reader { return strings.NewReader(c.answer) }
 			args := []string{"up", inv}
-			if len(c.args) > 0 && c.args[0] == "add-node" {
-				args = []string{"add-node", inv}
+			if len(c.args) > 0 && strings.HasSuffix(c.args[0], "-node") {
+				args = []string{c.args[0], "-i", inv}
 				c.args = c.args[1:]
 			}
 			code, out, errOut := metalk8s(t, append(args, c.args...)...)
