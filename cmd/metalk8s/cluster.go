@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
 
+	"github.com/metalk8s/metalk8s/pkg/addons"
 	"github.com/metalk8s/metalk8s/pkg/bundle"
 	"github.com/metalk8s/metalk8s/pkg/cluster"
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -29,16 +32,25 @@ func phaseHelp() string {
 	for _, p := range steps.Phases {
 		fmt.Fprintf(&b, "  %-14s %s\n", p, steps.PhaseHelp[p])
 	}
+	fmt.Fprintf(&b, "  %-14s addons: %s\n", "", strings.Join(addons.Names(), ", "))
 	return b.String()
 }
 
 func phaseFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "bundle", Usage: "install binaries and images from bundle `DIR` (default: the inventory's metalk8s_bundle)"},
+		&cli.StringFlag{Name: "bundle", Usage: "install from bundle `DIR` (default: the inventory's metalk8s_bundle; required: make one with metalk8s bundle build)"},
 		&cli.StringFlag{Name: "only", Usage: "run only these `PHASES` (comma-separated)"},
 		&cli.StringFlag{Name: "skip", Usage: "skip these `PHASES` (comma-separated); what they hold must already be done"},
 	}
 }
+
+// yesFlag and confirmHelp: up, add-node and remove-node check first, then ask.
+var yesFlag = &cli.BoolFlag{Name: "yes", Aliases: []string{"y"}, Usage: "apply without showing the plan and asking first, destructive changes included"}
+
+const confirmHelp = "On a terminal it first shows the plan and asks before applying it. Without one it\n" +
+	"applies, unless the plan destroys something (wipes a forced drive, reformats a\n" +
+	"forced volume, replaces a certificate, removes an etcd member or a Node, deletes\n" +
+	"volumes): then it changes nothing and exits 2. --yes skips both.\n"
 
 func upCommand() *cli.Command {
 	return &cli.Command{
@@ -47,9 +59,11 @@ func upCommand() *cli.Command {
 		ArgsUsage: "hosts.ini",
 		Description: "Checks every step and applies those that would change, hosts in parallel; a\n" +
 			"re-run changes nothing and resumes after a failure. Takes a lock on the first\n" +
-			"control-plane host. Logs every command to <inventory dir>/artifacts/logs/RUN.log.\n\n" + phaseHelp(),
+			"control-plane host. Logs every command to <inventory dir>/artifacts/logs/RUN.log.\n" +
+			confirmHelp + "\n" + phaseHelp(),
 		Flags: append(append([]cli.Flag{inventoryFlag,
 			&cli.BoolFlag{Name: "force-unlock", Usage: "remove a lock left by a dead run before taking it"},
+			yesFlag,
 		}, phaseFlags()...), sshFlags()...),
 		Action: func(c *cli.Context) error { return runCluster(c, true, selection{}) },
 	}
@@ -96,9 +110,10 @@ func addNodeCommand() *cli.Command {
 			"servers, the nodes Ready, their PersistentVolumes and the addons' values; the\n" +
 			"read-only preflight checks run everywhere. The rest of the cluster must be up\n" +
 			"to date (a run of up). `metalk8s plan --add-node NODE,... hosts.ini` shows what it\n" +
-			"would change. New etcd members and control planes join one at a time.",
+			"would change. New etcd members and control planes join one at a time.\n" + confirmHelp,
 		Flags: append(append([]cli.Flag{inventoryFlag,
 			&cli.BoolFlag{Name: "force-unlock", Usage: "remove a lock left by a dead run before taking it"},
+			yesFlag,
 		}, phaseFlags()[:1]...), sshFlags()...),
 		Action: func(c *cli.Context) error {
 			nodes := c.Args().Slice()
@@ -182,16 +197,19 @@ func runCluster(c *cli.Context, apply bool, sel selection) error {
 	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	res, err := cluster.Run(ctx, cl, cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
+	o := cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
 		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress,
 		Live: isTerminal(progress) && !verbose(c), Verbose: verbose(c),
-		Keep: keepSteps, Pick: pick, Remove: remove, Reset: sel.reset})
-	if err != nil {
-		var se *cluster.SelectionError
-		var ie *cluster.InputError
-		if errors.As(err, &se) || errors.As(err, &ie) {
-			return usageError{err.Error()}
+		Keep: keepSteps, Pick: pick, Remove: remove, Reset: sel.reset}
+	if apply && sel.reset == nil && !c.Bool("yes") { // reset asks its own question
+		confirm, done, err := confirmChanges(ctx, c, cl, o)
+		if err != nil || done {
+			return err
 		}
+		o.Confirm = confirm
+	}
+	res, err := runClusterPass(ctx, cl, o)
+	if err != nil {
 		return err
 	}
 	r := res.Report
@@ -223,4 +241,94 @@ func runCluster(c *cli.Context, apply bool, sel selection) error {
 		fmt.Fprintf(out, "%s: %d steps changed, %d unchanged.\n", c.Command.Name, r.Count(steps.StatusChanged), r.Count(steps.StatusOK))
 	}
 	return nil
+}
+
+// Seams for tests: the walk, whether to ask, and where answers come from.
+var (
+	clusterRun  = cluster.Run
+	interactive = func(c *cli.Context) bool { return stdinTerminal(c) && isTerminal(c.App.Writer) }
+	answers     = func(c *cli.Context) io.Reader { return c.App.Reader }
+)
+
+// runClusterPass is cluster.Run with its bad input as usage errors.
+func runClusterPass(ctx context.Context, cl *inventory.Cluster, o cluster.Options) (*cluster.Result, error) {
+	res, err := clusterRun(ctx, cl, o)
+	var se *cluster.SelectionError
+	var ie *cluster.InputError
+	if errors.As(err, &se) || errors.As(err, &ie) {
+		return nil, usageError{err.Error()}
+	}
+	return res, err
+}
+
+// confirmChanges checks first what up (or add-node) would change. On a
+// terminal it shows the plan and asks; without one it refuses a plan that
+// destroys anything (--yes allows it). It returns the apply's
+// steps.Options.Confirm: only the destructive changes the plan showed and
+// the operator accepted pass. done: nothing to apply.
+func confirmChanges(ctx context.Context, c *cli.Context, cl *inventory.Cluster, o cluster.Options) (confirm func(*steps.Step, steps.Change) error, done bool, err error) {
+	ask := interactive(c)
+	o.Apply, o.ForceUnlock, o.SkipDiag = false, false, true
+	if !ask {
+		o.Out, o.Live = io.Discard, false
+	}
+	res, err := runClusterPass(ctx, cl, o)
+	if err != nil {
+		return nil, false, err
+	}
+	r, name, out := res.Report, c.Command.Name, c.App.Writer
+	destroys := cluster.Destroys(r)
+	shown := map[string]string{}
+	if ask {
+		steps.Summary(o.Out, r)
+		fmt.Fprintln(out)
+		v := cluster.NewVerdict(r)
+		cluster.PlanText(out, r)
+		fmt.Fprintf(c.App.ErrWriter, "plan log: %s\n", res.Log)
+		if v.Complete && v.WouldChange == 0 {
+			fmt.Fprintf(out, "%s: nothing to change.\n", name)
+			return nil, true, nil
+		}
+		if len(destroys) > 0 {
+			fmt.Fprintf(out, "These changes destroy what is there:\n  %s\n", strings.Join(destroys, "\n  "))
+		}
+		fmt.Fprint(out, "Apply these changes? [y/N] ")
+		if a := strings.ToLower(readAnswer(ctx, answers(c), out)); a != "y" && a != "yes" {
+			return nil, false, cli.Exit(name+": not confirmed; nothing changed", exitFailure)
+		}
+		for _, s := range r.Graph.Steps {
+			if oc := r.Outcomes[s.ID]; oc.Status == steps.StatusPending {
+				shown[s.ID] = oc.Change.Destructive
+			}
+		}
+	} else if len(destroys) > 0 {
+		return nil, false, usageError{fmt.Sprintf("%s would destroy: %s; there is no terminal to ask: run it with --yes to allow that",
+			name, strings.Join(destroys, "; "))}
+	}
+	return func(s *steps.Step, ch steps.Change) error {
+		if shown[s.ID] == ch.Destructive {
+			return nil
+		}
+		return fmt.Errorf("would %s, which the plan did not show: run %s again to see it (or with --yes)", ch.Destructive, name)
+	}, false, nil
+}
+
+// readAnswer reads a line of in; end of input or an interrupt (Ctrl-C,
+// which ctx hears) is no answer.
+func readAnswer(ctx context.Context, in io.Reader, out io.Writer) string {
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(in).ReadString('\n')
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		if !strings.HasSuffix(s, "\n") {
+			fmt.Fprintln(out) // end of input: end the prompt's line
+		}
+		return strings.TrimSpace(s)
+	case <-ctx.Done():
+		fmt.Fprintln(out)
+		return ""
+	}
 }

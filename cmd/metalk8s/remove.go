@@ -45,9 +45,10 @@ func removeNodeCommand() *cli.Command {
 			"scoped cleanup: only Kubernetes' and the pod network's chains, ipsets, nftables\n" +
 			"tables and IPVS services, the CNI state, metalk8s's files and units. Other\n" +
 			"firewall rules and the LVM volumes stay (--wipe-volumes NODE deletes a host's).\n" +
-			"`metalk8s plan --remove-node NODE,... hosts.ini` shows what it would change.",
+			"`metalk8s plan --remove-node NODE,... hosts.ini` shows what it would change.\n" + confirmHelp,
 		Flags: append(append(append([]cli.Flag{inventoryFlag,
 			&cli.BoolFlag{Name: "force-unlock", Usage: "remove a lock left by a dead run before taking it"},
+			yesFlag,
 		}, removeFlags()...), phaseFlags()[:1]...), sshFlags()...),
 		Action: func(c *cli.Context) error {
 			nodes := c.Args().Slice()

@@ -47,6 +47,9 @@ type Options struct {
 	// of up's; Reset, reset's (ResetGraph).
 	Remove *RemoveOptions
 	Reset  *ResetOptions
+	// Confirm is asked before a destructive change (steps.Options.Confirm).
+	Confirm  func(*steps.Step, steps.Change) error
+	SkipDiag bool // no diagnostics bundles (the check pass before up)
 }
 
 // Graph builds the steps for a cluster; bundleDir may be empty.
@@ -190,12 +193,13 @@ type Result struct {
 // Run walks the cluster's graph: checks only for plan; check, apply and
 // check again for up, under the cluster lock.
 func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error) {
-	var g *steps.Graph
+	bundleDir := BundleDir(cl, o.Bundle)
+	var full *steps.Graph
 	var skipped []string
 	var err error
 	nodes := cl.Nodes
 	if o.Remove != nil {
-		g, skipped, err = RemoveNodeGraph(cl, BundleDir(cl, o.Bundle), *o.Remove)
+		full, skipped, err = RemoveNodeGraph(cl, bundleDir, *o.Remove)
 		if o.Remove.Unreachable {
 			gone := map[string]bool{}
 			for _, n := range o.Remove.Nodes {
@@ -204,10 +208,16 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 			nodes = cl.Without(gone).Nodes
 		}
 	} else if o.Reset != nil {
-		g, err = ResetGraph(cl, *o.Reset)
+		full, err = ResetGraph(cl, *o.Reset)
 	} else {
-		g, err = Graph(cl, BundleDir(cl, o.Bundle))
+		if bundleDir == "" && o.Keep == nil {
+			return nil, inputErrorf("no bundle for %s: nodes download nothing, plan and up work from a bundle: "+
+				"give --bundle DIR or set metalk8s_bundle: DIR in the inventory (make one: metalk8s bundle build -o DIR -i %s)",
+				cl.Inventory.Path, cl.Inventory.Path)
+		}
+		full, err = Graph(cl, bundleDir)
 	}
+	g := full
 	if err == nil && o.Keep != nil {
 		var kept []*steps.Step
 		for _, s := range g.Steps {
@@ -218,6 +228,9 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		g, err = steps.NewGraph(kept)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := emptyPhases(cl, full, g, bundleDir, o); err != nil {
 		return nil, err
 	}
 	run := time.Now().UTC().Format("20060102-150405")
@@ -241,7 +254,7 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 	res := &Result{Run: run, Log: log.Path, Skipped: skipped}
 
 	wo := steps.Options{Apply: o.Apply, Forks: o.Forks, Only: o.Only, Skip: o.Skip, Pick: o.Pick,
-		Done: journal.Done, Transient: ssh.Transient}
+		Done: journal.Done, Transient: ssh.Transient, Confirm: o.Confirm}
 	if missing := steps.MissingDeps(g, &wo); len(missing) > 0 {
 		return nil, &SelectionError{Missing: missing, Picked: o.Pick != nil}
 	}
@@ -301,7 +314,7 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		}
 	}
 	for _, f := range res.Report.Failed() {
-		if !o.Apply && f.Status == steps.StatusCanceled {
+		if o.SkipDiag || !o.Apply && f.Status == steps.StatusCanceled {
 			continue
 		}
 		p, err := steps.CollectDiag(ctx, hosts[f.Step.Host], f, filepath.Join(art, "diag"), run, log.Mask)
@@ -375,7 +388,45 @@ func (e *SelectionError) Error() string {
 		strings.Join(e.Missing, "\n  ")
 }
 
-// PlanText prints, per host, the steps that would change and their diffs.
+// emptyPhases refuses --only or --skip naming a phase with no steps in g,
+// saying why it has none (full is g before Options.Keep).
+func emptyPhases(cl *inventory.Cluster, full, g *steps.Graph, bundleDir string, o Options) error {
+	count := func(g *steps.Graph, phase string) int {
+		n := 0
+		for _, s := range g.Steps {
+			if s.Phase == phase {
+				n++
+			}
+		}
+		return n
+	}
+	inv := cl.Inventory.Path
+	for _, p := range steps.Phases {
+		flag := map[bool]string{true: "--only"}[o.Only[p]]
+		if o.Skip[p] {
+			flag = "--skip"
+		}
+		if flag == "" || count(g, p) > 0 {
+			continue
+		}
+		why := "no host of " + inv + " needs it"
+		switch {
+		case count(full, p) > 0:
+			why = "the steps this run keeps (Options.Keep) hold none of it"
+		case p == "remove":
+			why = "it holds the steps of remove-node and reset only"
+		case bundleDir == "" && p != "preflight" && p != "prepare" && p != "storage":
+			why = "without a bundle the graph has no etcd, Kubernetes or addon steps"
+		case p == "storage":
+			why = "no worker of " + inv + " has LVM drives (metalk8s_lvm_drives_<vg>)"
+		}
+		return inputErrorf("%s: phase %s has no steps: %s", flag, p, why)
+	}
+	return nil
+}
+
+// PlanText prints, per host, the steps that would change and their diffs,
+// then the verdict (Verdict).
 func PlanText(w io.Writer, r *steps.Report) int {
 	changes := 0
 	for _, h := range r.Graph.Hosts() {
@@ -405,17 +456,57 @@ func PlanText(w io.Writer, r *steps.Report) int {
 			fmt.Fprintf(w, "%s:\n%s\n", h, strings.Join(lines, "\n"))
 		}
 	}
-	if changes == 0 {
-		fmt.Fprintln(w, "No changes: the cluster matches the inventory.")
-	} else {
-		fmt.Fprintf(w, "%d steps would change.\n", changes)
-	}
+	fmt.Fprintln(w, NewVerdict(r).Text)
 	return changes
+}
+
+// Verdict counts what a plan checked and what it could not.
+type Verdict struct {
+	// Complete: every step of the graph was checked (none failed, was
+	// blocked, cancelled or skipped).
+	Complete    bool   `json:"complete"`
+	WouldChange int    `json:"would_change"`
+	Unchanged   int    `json:"unchanged"`
+	Failed      int    `json:"failed"`
+	Blocked     int    `json:"blocked"`
+	Canceled    int    `json:"canceled"`
+	Skipped     int    `json:"skipped"` // not selected (--only, --skip, add-node)
+	Text        string `json:"text"`
+}
+
+// NewVerdict counts a plan's outcomes. "No changes" only when every step
+// was checked and none would change.
+func NewVerdict(r *steps.Report) Verdict {
+	v := Verdict{WouldChange: r.Count(steps.StatusPending), Unchanged: r.Count(steps.StatusOK),
+		Failed: r.Count(steps.StatusFailed), Blocked: r.Count(steps.StatusBlocked),
+		Canceled: r.Count(steps.StatusCanceled), Skipped: r.Count(steps.StatusSkipped)}
+	unchecked := v.Failed + v.Blocked + v.Canceled
+	v.Complete = unchecked+v.Skipped == 0
+	notSelected := ""
+	if v.Skipped > 0 {
+		notSelected = fmt.Sprintf(" (%d steps not selected, not checked)", v.Skipped)
+	}
+	switch {
+	case unchecked > 0:
+		v.Text = fmt.Sprintf("Plan incomplete: %d failed, %d blocked, ", v.Failed, v.Blocked)
+		if v.Canceled > 0 {
+			v.Text += fmt.Sprintf("%d cancelled, ", v.Canceled)
+		}
+		v.Text += fmt.Sprintf("%d would change.", v.WouldChange)
+	case v.WouldChange > 0:
+		v.Text = fmt.Sprintf("%d steps would change%s.", v.WouldChange, notSelected)
+	case v.Skipped > 0:
+		v.Text = "No changes in the selected steps" + notSelected + "."
+	default:
+		v.Text = "No changes: the cluster matches the inventory."
+	}
+	return v
 }
 
 // PlanJSON is the machine form of a plan.
 type PlanJSON struct {
 	Run     string       `json:"run"`
+	Verdict Verdict      `json:"verdict"`
 	Changes []PlanChange `json:"changes"`
 	Failed  []PlanChange `json:"failed"`
 	// Warnings are steps with something to say, whether they change or not.
@@ -431,14 +522,29 @@ type PlanChange struct {
 	Warnings  []string `json:"warnings,omitempty"`
 	AfterDeps bool     `json:"after_deps,omitempty"`
 	Error     string   `json:"error,omitempty"`
+	// Destructive says what the change destroys (steps.Change).
+	Destructive string `json:"destructive,omitempty"`
+}
+
+// Destroys lists what a plan's changes destroy, "host step: what", in
+// graph order.
+func Destroys(r *steps.Report) []string {
+	var out []string
+	for _, s := range r.Graph.Steps {
+		if o := r.Outcomes[s.ID]; o.Status == steps.StatusPending && o.Change.Destructive != "" {
+			out = append(out, fmt.Sprintf("%s %s: %s", s.Host, s.Name(), o.Change.Destructive))
+		}
+	}
+	return out
 }
 
 // Plan turns a report into PlanJSON.
 func Plan(run string, r *steps.Report) PlanJSON {
-	p := PlanJSON{Run: run, Changes: []PlanChange{}, Failed: []PlanChange{}}
+	p := PlanJSON{Run: run, Verdict: NewVerdict(r), Changes: []PlanChange{}, Failed: []PlanChange{}}
 	for _, s := range r.Graph.Steps {
 		o := r.Outcomes[s.ID]
-		c := PlanChange{Host: s.Host, Step: s.Name(), Phase: s.Phase, Diff: o.Change.Diff, Warnings: o.Change.Warnings, AfterDeps: o.AfterDeps}
+		c := PlanChange{Host: s.Host, Step: s.Name(), Phase: s.Phase, Diff: o.Change.Diff, Warnings: o.Change.Warnings,
+			AfterDeps: o.AfterDeps, Destructive: o.Change.Destructive}
 		if len(o.Change.Warnings) > 0 {
 			p.Warnings = append(p.Warnings, c)
 		}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/metalk8s/metalk8s/internal/testpeer"
+	"github.com/metalk8s/metalk8s/pkg/pki"
 )
 
 var testMembers = []Member{
@@ -412,6 +413,10 @@ func TestSANChangeRenewsOnlyThatMember(t *testing.T) {
 	want := []string{
 		"~ renew node1/server.crt (SANs changed: +10.0.0.5 -node1.example)",
 		"~ renew node1/peer.crt (SANs changed: +10.0.0.5 -node1.example)",
+	}
+	lines, err := p.Plan(changed)
+	if d := pki.Changes(lines).Destructive; err != nil || d != "replace node1/server.crt, node1/peer.crt" {
+		t.Errorf("destructive %q, %v", d, err)
 	}
 	if got := ensure(t, p, changed); !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %q\nwant %q", got, want)

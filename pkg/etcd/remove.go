@@ -133,7 +133,9 @@ func RemovalSteps(pkiDir string, left []*inventory.Node, n *inventory.Node, unre
 			if err != nil || !in {
 				return steps.NoChange, err
 			}
-			return steps.Changes(fmt.Sprintf("- etcd member %s (%s)", n.Name, peer)), nil
+			ch := steps.Changes(fmt.Sprintf("- etcd member %s (%s)", n.Name, peer))
+			ch.Destructive = "remove etcd member " + n.Name
+			return ch, nil
 		},
 		Apply: func(ctx context.Context, _ steps.Host) error {
 			in, health, err := present(ctx)

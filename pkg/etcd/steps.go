@@ -70,7 +70,7 @@ func Steps(cl *inventory.Cluster, pkiDir string) ([]*steps.Step, error) {
 	out = append(out, &steps.Step{ID: pkiID, Host: first, Phase: "etcd", Deps: []string{steps.ID("preflight/facts", first), recoverID}, Inputs: members,
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
 			lines, err := p.Plan(members)
-			return steps.Changes(lines...), err
+			return pki.Changes(lines), err
 		},
 		Apply: func(ctx context.Context, h steps.Host) error {
 			_, err := p.Ensure(members)

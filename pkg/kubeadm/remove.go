@@ -131,7 +131,9 @@ func RemovalSteps(host string, connect Connect, node string, o DrainOptions, dep
 			if err != nil || n == nil {
 				return steps.NoChange, err
 			}
-			return steps.Changes("- delete Node " + node), nil
+			ch := steps.Changes("- delete Node " + node)
+			ch.Destructive = "remove Node " + node + " from the cluster"
+			return ch, nil
 		},
 		Apply: func(ctx context.Context, _ steps.Host) error {
 			c, n, err := get(ctx)

@@ -122,7 +122,7 @@ func TestRemovalStepsAPI(t *testing.T) {
 	if _, err := api.Pods("app").Get(ctx, "web", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("web not evicted: %v", err)
 	}
-	if ch, err := del.Check(ctx, nil); err != nil || strings.Join(ch.Diff, "") != "- delete Node node3" {
+	if ch, err := del.Check(ctx, nil); err != nil || strings.Join(ch.Diff, "") != "- delete Node node3" || ch.Destructive != "remove Node node3 from the cluster" {
 		t.Errorf("node check: %v %v", ch.Diff, err)
 	}
 

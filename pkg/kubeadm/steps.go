@@ -97,7 +97,7 @@ func (g *graph) pkiSteps() []*steps.Step {
 	out := []*steps.Step{{ID: pkiID, Host: first, Phase: "control-plane", Deps: deps,
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
 			lines, err := g.kpki.Plan()
-			return steps.Changes(lines...), err
+			return pki.Changes(lines), err
 		},
 		Apply: func(ctx context.Context, h steps.Host) error {
 			_, err := g.kpki.Ensure()

@@ -51,8 +51,8 @@ func TestPlanVGExtendAndNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(p.change().Diff, "|"); got != "+ pvcreate /dev/vdc|~ vgextend vg_metalk8s /dev/vdc" {
-		t.Errorf("diff %s", got)
+	if got := strings.Join(p.change().Diff, "|"); got != "+ pvcreate /dev/vdc|~ vgextend vg_metalk8s /dev/vdc" || p.change().Destructive != "" {
+		t.Errorf("diff %s, destructive %q", got, p.change().Destructive)
 	}
 	one := inventory.VG{Name: "vg_metalk8s", Drives: []string{"/dev/vdb"}}
 	p, err = planVG("n1", one, nil, mustState(t, stateOut("drive /dev/vdb /dev/vdb\n", pvs, vgs, "", "", "")))
@@ -77,6 +77,8 @@ func TestPlanVGRefusesDrivesWithData(t *testing.T) {
 		p, err := planVG("n1", vg, []string{"/dev/vdc"}, mustState(t, out))
 		if err != nil || !strings.HasPrefix(p.change().Diff[0], "- wipe /dev/vdc") || !strings.Contains(p.script(), "wipefs -a") {
 			t.Errorf("forced %q: %v %v", c.drive, p, err)
+		} else if d := p.change().Destructive; !strings.HasPrefix(d, "wipe /dev/vdc (") {
+			t.Errorf("forced %q: destructive %q", c.drive, d)
 		}
 	}
 	_, err := planVG("n1", vg, nil, mustState(t, stateOut("drive /dev/vdb /dev/vdb\ndrive /dev/vdc\n", "", "", "", "", "")))
@@ -99,6 +101,9 @@ func TestPlanLV(t *testing.T) {
 	}
 	if got := strings.Join(p.diff, "|"); got != "+ lvcreate vg_metalk8s/lv01 52G|+ mkfs.ext4 -m 0 /dev/vg_metalk8s/lv01|+ mount /dev/vg_metalk8s/lv01 on /mnt/vg_metalk8s/<uuid> (persisted in /etc/fstab)" {
 		t.Errorf("new: %s", got)
+	}
+	if p.destructive != "" {
+		t.Errorf("new: destructive %q", p.destructive)
 	}
 	for _, want := range []string{"lvcreate -y -n lv01 -L 52G vg_metalk8s", "mkfs.ext4 -q -m 0 \"$D\"", "defaults,noatime 0 2", `mount "$M"`} {
 		if !strings.Contains(p.script, want) {
@@ -134,8 +139,9 @@ func TestPlanLV(t *testing.T) {
 	}
 	xfs.Force = true
 	p, err = planLV("n1", "vg_metalk8s", xfs, mustState(t, done))
-	if err != nil || !strings.HasPrefix(p.diff[0], "- reformat") || !strings.Contains(p.script, "mkfs.xfs") {
-		t.Errorf("forced reformat: %v %v", p.diff, err)
+	if err != nil || !strings.HasPrefix(p.diff[0], "- reformat") || !strings.Contains(p.script, "mkfs.xfs") ||
+		p.destructive != "reformat /dev/vg_metalk8s/"+lv.Name+" (ext4)" {
+		t.Errorf("forced reformat: %v %q %v", p.diff, p.destructive, err)
 	}
 	// Too big for the VG.
 	huge := lv

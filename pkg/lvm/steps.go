@@ -82,9 +82,10 @@ type vgPlan struct {
 }
 
 func (p *vgPlan) change() steps.Change {
-	var diff []string
+	var diff, wiped []string
 	for _, d := range p.wipe {
 		diff = append(diff, fmt.Sprintf("- wipe %s (%s), forced by metalk8s_lvm_force_drives", d, p.why[d]))
+		wiped = append(wiped, fmt.Sprintf("wipe %s (%s)", d, p.why[d]))
 	}
 	for _, d := range p.pvs {
 		diff = append(diff, "+ pvcreate "+d)
@@ -97,6 +98,7 @@ func (p *vgPlan) change() steps.Change {
 	}
 	ch := steps.Changes(diff...)
 	ch.Warnings = p.warning
+	ch.Destructive = strings.Join(wiped, ", ")
 	return ch
 }
 

@@ -30,6 +30,7 @@ func lvStep(n *inventory.Node, vg string, lv inventory.LV, id, vgID string) *ste
 			}
 			ch := steps.Changes(p.diff...)
 			ch.Warnings = p.warnings
+			ch.Destructive = p.destructive
 			return ch, nil
 		},
 		Apply: func(ctx context.Context, h steps.Host) error {
@@ -44,6 +45,7 @@ func lvStep(n *inventory.Node, vg string, lv inventory.LV, id, vgID string) *ste
 
 type lvPlan struct {
 	diff, warnings []string
+	destructive    string // a forced reformat
 	script         string
 }
 
@@ -100,6 +102,7 @@ func planLV(host, vg string, lv inventory.LV, st *State) (*lvPlan, error) {
 		return nil, fmt.Errorf("host %s: volume %s holds %s, the inventory says %s; refusing to reformat it (set force: true on the volume to replace it)", host, dev, found, fsType)
 	default:
 		p.diff = append(p.diff, fmt.Sprintf("- reformat %s (%s) as %s, forced by the inventory", dev, cur.FSType+cur.OtherSigs, fsType))
+		p.destructive = fmt.Sprintf("reformat %s (%s)", dev, cur.FSType+cur.OtherSigs)
 		cmds = append(cmds, "wipefs -a \"$D\" >/dev/null", mkfs)
 	}
 

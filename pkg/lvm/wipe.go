@@ -3,6 +3,7 @@ package lvm
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/steps"
@@ -51,7 +52,11 @@ func WipeStep(n *inventory.Node, deps []string) *steps.Step {
 			for _, v := range out {
 				diff = append(diff, fmt.Sprintf("- delete logical volume %s and its data (--wipe-volumes)", v))
 			}
-			return steps.Changes(diff...), nil
+			ch := steps.Changes(diff...)
+			if ch.Needed {
+				ch.Destructive = "delete logical volumes " + strings.Join(out, ", ") + " and their data"
+			}
+			return ch, nil
 		},
 		Apply: func(ctx context.Context, h steps.Host) error {
 			_, err := steps.RunScript(ctx, h, wipeScript, false, lvs...)

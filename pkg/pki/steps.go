@@ -95,3 +95,20 @@ func complete(dir string, pairs []Pair) bool {
 	}
 	return true
 }
+
+// Changes is the step change of Plan's lines. A renewal replaces a
+// certificate in use, so it is destructive: "replace node1/server.crt".
+func Changes(lines []string) steps.Change {
+	ch := steps.Changes(lines...)
+	var replaced []string
+	for _, l := range lines {
+		if name, ok := strings.CutPrefix(l, "~ renew "); ok {
+			name, _, _ = strings.Cut(name, " (")
+			replaced = append(replaced, name)
+		}
+	}
+	if len(replaced) > 0 {
+		ch.Destructive = "replace " + strings.Join(replaced, ", ")
+	}
+	return ch
+}

@@ -50,8 +50,11 @@ type Options struct {
 	// these inputs: needed when a skipped phase holds a dependency.
 	Done      func(s *Step) bool
 	Transient func(error) bool // errors worth a retry
-	Events    Events
-	Sleep     func(context.Context, time.Duration) error // for tests
+	// Confirm, when set, is asked before a destructive change
+	// (Change.Destructive) is applied; its error fails the step.
+	Confirm func(s *Step, ch Change) error
+	Events  Events
+	Sleep   func(context.Context, time.Duration) error // for tests
 }
 
 // Events hear about the walk as it goes.
@@ -237,6 +240,11 @@ func tryStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) err
 	}
 	if s.Apply == nil {
 		return fmt.Errorf("check-only step reports a change: %s", strings.Join(ch.Diff, "; "))
+	}
+	if ch.Destructive != "" && o.Confirm != nil {
+		if err := o.Confirm(s, ch); err != nil {
+			return err
+		}
 	}
 	// Apply plans from what Check just read; what it changed is read
 	// afresh by every check after it (a retry's too).

@@ -314,3 +314,42 @@ func TestCancel(t *testing.T) {
 		t.Errorf("cancel: first=%s second=%s", r.Outcomes["first@a"].Status, r.Outcomes["second@a"].Status)
 	}
 }
+
+// A destructive change is applied only when Confirm accepts it; plan
+// reports it without asking.
+func TestConfirmDestructive(t *testing.T) {
+	wipe := func(id string) (*Step, *atomic.Bool) {
+		s, set := toggle(id, "a", "storage")
+		check := s.Check
+		s.Check = func(ctx context.Context, h Host) (Change, error) {
+			ch, err := check(ctx, h)
+			if ch.Needed {
+				ch.Destructive = "wipe /dev/" + id
+			}
+			return ch, err
+		}
+		return s, set
+	}
+	yes, yesSet := wipe("yes@a")
+	no, noSet := wipe("no@a")
+	var asked []string
+	confirm := func(s *Step, ch Change) error {
+		asked = append(asked, ch.Destructive)
+		if s.ID == "no@a" {
+			return errors.New("not confirmed: " + ch.Destructive)
+		}
+		return nil
+	}
+	g := mustGraph(t, yes, no)
+	r := Run(context.Background(), g, hostsFor("a"), Options{Confirm: confirm, Forks: 1})
+	if len(asked) != 0 || r.Outcomes["no@a"].Change.Destructive != "wipe /dev/no@a" {
+		t.Fatalf("plan asked %v, reported %+v", asked, r.Outcomes["no@a"].Change)
+	}
+	r = Run(context.Background(), g, hostsFor("a"), Options{Apply: true, Confirm: confirm, Forks: 1})
+	if !yesSet.Load() || r.Outcomes["yes@a"].Status != StatusChanged {
+		t.Errorf("confirmed: %s", r.Outcomes["yes@a"].Status)
+	}
+	if o := r.Outcomes["no@a"]; noSet.Load() || o.Status != StatusFailed || !strings.Contains(o.Err.Error(), "not confirmed: wipe /dev/no@a") {
+		t.Errorf("refused: %s %v", o.Status, o.Err)
+	}
+}

@@ -21,14 +21,14 @@ var Phases = []string{"preflight", "prepare", "storage", "etcd", "control-plane"
 
 // PhaseHelp describes each phase for --help.
 var PhaseHelp = map[string]string{
-	"preflight":     "connect, read OS facts, check hostnames, time, CPU, memory and ports",
-	"prepare":       "packages, kernel modules, sysctls, container runtime",
-	"storage":       "LVM volume groups and logical volumes",
+	"preflight":     "connect; OS facts, hostnames, time, CPU, memory, ports; recover a lost local PKI",
+	"prepare":       "state directory, bundle, packages, kernel modules, sysctls, swap, containerd, images, kubelet",
+	"storage":       "LVM volume groups and logical volumes (workers with metalk8s_lvm_drives_<vg>)",
 	"etcd":          "the TLS etcd cluster",
-	"control-plane": "the kubeadm control plane",
-	"workers":       "join the workers",
-	"volumes":       "local PersistentVolumes from the LVM volumes",
-	"addons":        "the addon charts, as Helm releases (metrics-server)",
+	"control-plane": "the kubeadm control plane and the pod network",
+	"workers":       "join the workers, then wait for every node Ready",
+	"volumes":       "the StorageClass and local PersistentVolumes of the LVM volumes",
+	"addons":        "the addon charts, as Helm releases (metalk8s_<addon>_enabled)",
 	"remove":        "remove-node's steps: drain, etcd member removal, node reset (remove-node only)",
 }
 
@@ -45,6 +45,10 @@ type Change struct {
 	Needed   bool
 	Diff     []string // "+ create /var/lib/metalk8s/node1", "~ sysctl net.ipv4.ip_forward 0 -> 1"
 	Warnings []string // what the operator should know, changed or not
+	// Destructive, when set, says what the change destroys ("wipe
+	// /dev/vdc", "replace apiserver.crt", "remove etcd member node3"):
+	// up asks before it, and without a terminal only applies it with --yes.
+	Destructive string
 }
 
 // NoChange is the answer of a step that is already done.

@@ -396,7 +396,12 @@ func TestLab(t *testing.T) {
 
 		// Forced in the inventory: wiped and added.
 		os.WriteFile(filepath.Join(hv, "node1.yml"), []byte("metalk8s_lvm_drives_vg_metalk8s: ['/dev/vdb', '/dev/vdc']\nmetalk8s_lvm_force_drives: ['/dev/vdc']\n"), 0o644)
-		out = l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		// A wipe: refused without a terminal unless --yes.
+		out, err = l.metalk8sErr(5*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
+		if code := exitCode(err); code != 2 || !strings.Contains(out, "node1 storage/vg-vg_metalk8s: wipe /dev/vdc") || !strings.Contains(out, "--yes") {
+			t.Errorf("up with a forced wipe, no --yes: exit %d, want 2 naming the wipe\n%s", code, out)
+		}
+		out = l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir, "--yes")
 		t.Logf("up with /dev/vdc forced on node1:\n%s", out)
 		out = l.metalk8s(t, 10*time.Minute, "up", l.inv, "--known-hosts", l.known, "--bundle", bundleDir)
 		if !strings.Contains(out, " 0 steps changed") {
