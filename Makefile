@@ -1,5 +1,7 @@
 # metalk8s — build, test, lab.
-GO       ?= go
+# The go on PATH when new enough for go.mod, else /usr/local/go's (make
+# deps installs it there): tools/go.sh.
+GO       ?= $(shell tools/go.sh path)
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/metalk8s
@@ -47,13 +49,15 @@ artifacts:
 unit: generate
 	$(GO) test -count=1 -short ./...
 
+# Debian's packages, then Go: go.mod's version or newer on PATH or in
+# /usr/local/go, else the official toolchain put there (tools/go.sh).
 deps:
 	@missing=$$(for p in $(DEBS); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "installing:" $$missing; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
-	@command -v $(GO) >/dev/null || { echo "Go is missing: install Go 1.26.8 or newer (go.mod) in /usr/local/go, as the lab's artifact build expects" >&2; exit 1; }
+	@tools/go.sh install
 
 # The main job: a lab of $(N) Debian 12 VMs (test/lab), the offline bundle
 # (built from the Go module proxy, cached by version), and metalk8s up.
