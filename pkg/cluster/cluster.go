@@ -238,6 +238,9 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		run += "-plan"
 	}
 	art := ArtifactsDir(cl)
+	if err := steps.InitArtifacts(art); err != nil {
+		return nil, err
+	}
 	journal, err := steps.OpenJournal(filepath.Join(art, "journal.json"))
 	if err != nil {
 		return nil, err
