@@ -106,7 +106,8 @@ func execCommand() *cli.Command {
 			"without flags may go without it (metalk8s exec hosts.ini uptime).",
 		Flags: append([]cli.Flag{
 			inventoryFlag,
-			&cli.StringFlag{Name: "limit", Aliases: []string{"l"}, Usage: "only the hosts of Ansible host `PATTERN`s (a:b, a,b, g:!h, g:&h, node*, g[0:2], ~regex, @file)"},
+			&cli.StringFlag{Name: "limit", Aliases: []string{"l"}, Usage: "only the hosts of Ansible host `PATTERN`s (a:b, a,b, g:!h, g:&h, node*, g[0:2], ~regex, @file); " +
+				"beyond Ansible, kube-master, kube-node and k8s-cluster also name kube_control_plane, kube_node and k8s_cluster, and back, when the inventory has only the other spelling"},
 		}, sshFlags()...),
 		Action: runExec,
 	}

@@ -30,7 +30,7 @@ func TestExecLocal(t *testing.T) {
 func TestExecLimitPatterns(t *testing.T) {
 	home := isolate(t)
 	inv := filepath.Join(home, "hosts.ini")
-	os.WriteFile(inv, []byte("[g]\nn1 ansible_connection=local\nn2 ansible_connection=local\nm3 ansible_connection=local\n[h]\nn2\n"), 0o600)
+	os.WriteFile(inv, []byte("[g]\nn1 ansible_connection=local\nn2 ansible_connection=local\nm3 ansible_connection=local\n[h]\nn2\n[kube_node]\nm3\n"), 0o600)
 	limits := filepath.Join(home, "limits")
 	os.WriteFile(limits, []byte("g\n!h\n"), 0o600)
 	for limit, want := range map[string]string{
@@ -40,6 +40,7 @@ func TestExecLimitPatterns(t *testing.T) {
 		"g[-1]":              "== m3: ok\n",
 		"g[1:]:!m3":          "== n2: ok\n",
 		"@" + limits + ":n1": "== m3: ok\n== n1: ok\n",
+		"kube-node:h":        "== m3: ok\n== n2: ok\n", // the old name of kube_node
 	} {
 		code, out, errOut := metalk8s(t, "exec", "-i", inv, "--limit", limit, "--", "true")
 		if code != 0 || out != want {

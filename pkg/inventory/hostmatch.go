@@ -119,9 +119,29 @@ func (inv *Inventory) enumerateMatches(pattern string) ([]*Host, error) {
 		}
 	}
 	if len(out) == 0 && groups == 0 && pattern != "all" {
+		if g := inv.Groups[groupAlias(pattern)]; g != nil {
+			return inv.groupHosts(g), nil
+		}
 		return nil, fmt.Errorf("host pattern %q matches no group or host of %s", pattern, inv.Path)
 	}
 	return out, nil
+}
+
+// groupAlias is the other spelling of a role group's name (kube-master
+// and kube_control_plane, kube-node and kube_node, k8s-cluster and
+// k8s_cluster), "" for any other name. A pattern naming a group the
+// inventory lacks matches its other spelling: an extension, since Ansible
+// matches neither.
+func groupAlias(name string) string {
+	for _, names := range [][]string{ControlPlaneGroups, WorkerGroups, ClusterGroups} {
+		switch name {
+		case names[0]:
+			return names[1]
+		case names[1]:
+			return names[0]
+		}
+	}
+	return ""
 }
 
 // groupHosts is ansible-core's Group.get_hosts: the group's own hosts, then

@@ -210,3 +210,65 @@ func FuzzSelect(f *testing.F) {
 		}
 	})
 }
+
+// A pattern naming the other spelling of a role group the inventory has
+// (kube-master, kube-node, k8s-cluster and their new names) matches that
+// group, in Select and Limit, as if written the inventory's way; Ansible
+// would match nothing (an extension, not compared with it).
+func TestGroupAliases(t *testing.T) {
+	inv, err := Load(writeSelectInventory(t)) // new names
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldINI := strings.NewReplacer("kube_control_plane", "kube-master", "kube_node", "kube-node", "k8s_cluster", "k8s-cluster").Replace(selectINI)
+	oldPath := filepath.Join(t.TempDir(), "hosts.ini")
+	os.WriteFile(oldPath, []byte(oldINI), 0o644)
+	old, err := Load(oldPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct{ alias, same string }{
+		{"kube-master", "kube_control_plane"}, {"kube-node", "kube_node"}, {"k8s-cluster", "k8s_cluster"},
+		{"kube-master[0]", "kube_control_plane[0]"}, {"k8s-cluster:&etcd", "k8s_cluster:&etcd"},
+		{"kube-node:!kube-master", "kube_node:!kube_control_plane"}, {"etcd:!kube-node", "etcd:!kube_node"},
+	} {
+		for _, x := range []struct {
+			inv         *Inventory
+			alias, same string
+			label       string
+		}{
+			{inv, c.alias, c.same, "new names"},
+			{old, c.same, c.alias, "old names"},
+		} {
+			want, err := x.inv.Select(x.same)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := x.inv.Select(x.alias)
+			if err != nil || !reflect.DeepEqual(hostNames(got), hostNames(want)) {
+				t.Errorf("%s: pattern %s: %v, %v; want %v as %s", x.label, x.alias, hostNames(got), err, hostNames(want), x.same)
+			}
+			want, _ = x.inv.Limit(x.same)
+			got, err = x.inv.Limit(x.alias)
+			if err != nil || !reflect.DeepEqual(hostNames(got), hostNames(want)) {
+				t.Errorf("%s: --limit %s: %v, %v; want %v as %s", x.label, x.alias, hostNames(got), err, hostNames(want), x.same)
+			}
+		}
+	}
+	// Other names, and wildcards, are matched as Ansible does.
+	for _, p := range []string{"kube-nodes", "kube_master", "kube-*"} {
+		if _, err := inv.Select(p); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%q matches no group or host", p)) {
+			t.Errorf("pattern %s: %v; want it refused", p, err)
+		}
+	}
+	// An inventory with both spellings keeps each group its own hosts.
+	both := filepath.Join(t.TempDir(), "hosts.ini")
+	os.WriteFile(both, []byte("[kube-node]\nn1\n[kube_node]\nn2\n"), 0o644)
+	b, err := Load(both)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.Select("kube-node"); err != nil || !reflect.DeepEqual(hostNames(got), []string{"n1"}) {
+		t.Errorf("kube-node beside kube_node: %v, %v; want [n1]", hostNames(got), err)
+	}
+}
