@@ -30,17 +30,9 @@ func bundleCommand() *cli.Command {
 					"--registry holds the images under their upstream paths (registry.k8s.io/pause:3.10.2\n" +
 					"as HOST/pause:3.10.2, docker.io/library/haproxy:2.6.12 as HOST/library/haproxy:2.6.12).\n" +
 					"Every file is checked against its published SHA-256; DIR/manifest.json lists all.",
-				Flags: []cli.Flag{
+				Flags: append([]cli.Flag{
 					&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "bundle `DIR` (required)"},
-					inventoryFlag, kube,
-					&cli.StringFlag{Name: "mirror", Usage: "release mirror base `URL`"},
-					&cli.StringFlag{Name: "registry", Usage: "image registry `HOST[:PORT]`"},
-					&cli.BoolFlag{Name: "insecure-registry", Usage: "talk plain HTTP to --registry (a registry on loopback)"},
-					&cli.BoolFlag{Name: "no-images", Usage: "leave the images out"},
-					&cli.StringFlag{Name: "packages-from", Value: "http://deb.debian.org/debian", Usage: "Debian archive `URL` for the nodes' OS packages"},
-					&cli.StringFlag{Name: "os", Value: "debian-12", Usage: "the nodes' OS `FAMILY` for packages (debian-12, debian-11)"},
-					&cli.BoolFlag{Name: "no-packages", Usage: "leave the OS packages out"},
-				},
+				}, sourceFlags(kube)...),
 				Action: func(c *cli.Context) error {
 					if err := noArgs(c); err != nil {
 						return err
@@ -48,28 +40,46 @@ func bundleCommand() *cli.Command {
 					if c.String("output") == "" {
 						return usageError{"bundle build: no output directory: metalk8s bundle build -o DIR"}
 					}
-					v, images, err := bundleInputs(c)
+					o, err := buildOptions(c)
 					if err != nil {
 						return err
-					}
-					var debs *bundle.DebSource
-					if !c.Bool("no-packages") {
-						d, err := bundle.DebSourceFor(c.String("os"), c.String("packages-from"))
-						if err != nil {
-							return usageError{"--os: " + err.Error()}
-						}
-						debs = &d
 					}
 					ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 					defer stop()
-					m, err := bundle.Build(ctx, bundle.BuildOptions{Out: c.String("output"), Versions: v,
-						Source:   bundle.Source{Mirror: c.String("mirror")},
-						Registry: bundle.Registry{Host: c.String("registry"), Insecure: c.Bool("insecure-registry")},
-						NoImages: c.Bool("no-images"), Images: images, Debs: debs, Log: c.App.Writer})
+					o.Out, o.Log = c.String("output"), c.App.Writer
+					m, err := bundle.Build(ctx, o)
 					if err != nil {
 						return err
 					}
-					fmt.Fprintf(c.App.Writer, "bundle %s: %d files, %d images, %d packages for Kubernetes %s\n", c.String("output"), len(m.Files), len(m.Images), len(m.Packages), v.Kube)
+					fmt.Fprintf(c.App.Writer, "bundle %s: %d files, %d images, %d packages for Kubernetes %s\n", c.String("output"), len(m.Files), len(m.Images), len(m.Packages), o.Versions.Kube)
+					return nil
+				},
+			},
+			{
+				Name:      "list",
+				Usage:     "print every URL and image that bundle build, with the same flags, fetches",
+				ArgsUsage: " ",
+				Description: "For the mirror team of an air-gapped site: what to allow through a proxy, or to copy\n" +
+					"to --mirror and --registry. One KIND<TAB>WHERE line each: file and checksum URLs (each\n" +
+					"checksum file bundle build tries, in order), packages (each OS family's index, then its\n" +
+					"pool, from which the packages and their dependencies are taken), image references.\n" +
+					"Nothing is fetched.",
+				Flags: sourceFlags(kube),
+				Action: func(c *cli.Context) error {
+					if err := noArgs(c); err != nil {
+						return err
+					}
+					o, err := buildOptions(c)
+					if err != nil {
+						return err
+					}
+					lines, err := bundle.List(o)
+					if err != nil {
+						return err
+					}
+					for _, l := range lines {
+						fmt.Fprintln(c.App.Writer, l)
+					}
 					return nil
 				},
 			},
@@ -101,7 +111,7 @@ func bundleCommand() *cli.Command {
 					if c.NArg() != 1 {
 						return usageError{"bundle verify: give the bundle directory: metalk8s bundle verify DIR"}
 					}
-					v, images, err := bundleInputs(c)
+					_, v, images, err := bundleInputs(c)
 					if err != nil {
 						return err
 					}
@@ -132,20 +142,114 @@ func bundleCluster(c *cli.Context) (*inventory.Cluster, error) {
 	return inventory.NewCluster(inv)
 }
 
-// bundleInputs reads --inventory once and returns the versions
-// (bundleVersions) and the images the addons' charts run, rendered with
-// the inventory's values, else with the defaults (cluster.AddonImages).
-func bundleInputs(c *cli.Context) (bundle.Versions, []string, error) {
+// sourceFlags are bundle build's flags but -o, which bundle list shares.
+func sourceFlags(kube cli.Flag) []cli.Flag {
+	return []cli.Flag{
+		inventoryFlag, kube,
+		&cli.StringFlag{Name: "mirror", Usage: "release mirror base `URL`"},
+		&cli.StringFlag{Name: "registry", Usage: "image registry `HOST[:PORT]`"},
+		&cli.BoolFlag{Name: "insecure-registry", Usage: "talk plain HTTP to --registry (a registry on loopback)"},
+		&cli.BoolFlag{Name: "no-images", Usage: "leave the images out"},
+		&cli.StringFlag{Name: "packages-from", Value: "http://deb.debian.org/debian", Usage: "Debian archive `URL` for the nodes' OS packages"},
+		&cli.StringFlag{Name: "os", Usage: "the nodes' OS `FAMILIES` for packages, comma-separated: " + strings.Join(bundle.DebFamilyNames(), ", ") +
+			" (default: the inventory's " + osVar + " values, else " + defaultOS + ")"},
+		&cli.BoolFlag{Name: "no-packages", Usage: "leave the OS packages out"},
+	}
+}
+
+// osVar names a host's OS family for bundle build -i; defaultOS is the
+// family of a host that does not set it.
+const (
+	osVar     = "metalk8s_os"
+	defaultOS = "debian-12"
+)
+
+// buildOptions are bundle build's options from the flags and the
+// inventory, Out and Log aside.
+func buildOptions(c *cli.Context) (bundle.BuildOptions, error) {
+	cl, v, images, err := bundleInputs(c)
+	if err != nil {
+		return bundle.BuildOptions{}, err
+	}
+	o := bundle.BuildOptions{Versions: v, Images: images, NoImages: c.Bool("no-images"),
+		Source:   bundle.Source{Mirror: c.String("mirror")},
+		Registry: bundle.Registry{Host: c.String("registry"), Insecure: c.Bool("insecure-registry")}}
+	if !c.Bool("no-packages") {
+		if o.Debs, err = debSources(c, cl); err != nil {
+			return o, err
+		}
+	}
+	return o, nil
+}
+
+// debSources are the package sources of --os, else of the families the
+// inventory's hosts name (metalk8s_os, default debian-12), else of
+// debian-12. An unknown family is named with its host and variable.
+func debSources(c *cli.Context, cl *inventory.Cluster) ([]bundle.DebSource, error) {
+	mirror := c.String("packages-from")
+	accepts := " (bundle build --os and " + osVar + " accept " + strings.Join(bundle.DebFamilyNames(), ", ") + "; --no-packages leaves packages out)"
+	var out []bundle.DebSource
+	seen := map[string]bool{}
+	add := func(family, where string) error {
+		family = strings.TrimSpace(family)
+		if seen[family] {
+			return nil
+		}
+		seen[family] = true
+		d, err := bundle.DebSourceFor(family, mirror)
+		if err != nil {
+			return usageError{fmt.Sprintf("%s: no OS packages for %q%s", where, family, accepts)}
+		}
+		out = append(out, d)
+		return nil
+	}
+	switch {
+	case c.String("os") != "":
+		for _, f := range strings.Split(c.String("os"), ",") {
+			if err := add(f, "--os"); err != nil {
+				return nil, err
+			}
+		}
+	case cl != nil:
+		for _, n := range cl.Nodes {
+			f, where := defaultOS, ""
+			if raw, set := n.Vars[osVar]; set && raw != nil {
+				s, ok := raw.(string)
+				if !ok {
+					return nil, usageError{fmt.Sprintf("host %s: variable %s: must be a string such as %s, found %v", n.Name, osVar, defaultOS, raw)}
+				}
+				f, where = s, fmt.Sprintf("host %s: variable %s", n.Name, osVar)
+				if src := n.Source[osVar]; src != "" {
+					where += " (set in " + src + ")"
+				}
+			}
+			if err := add(f, where); err != nil {
+				return nil, err
+			}
+		}
+	default:
+		if err := add(defaultOS, "--os"); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// bundleInputs reads --inventory once and returns its cluster (nil
+// without one), the versions (bundleVersions) and the images the addons'
+// charts run, rendered with the inventory's values, else with the
+// defaults (cluster.AddonImages).
+func bundleInputs(c *cli.Context) (*inventory.Cluster, bundle.Versions, []string, error) {
 	cl, err := bundleCluster(c)
 	if err != nil {
-		return bundle.Versions{}, nil, err
+		return nil, bundle.Versions{}, nil, err
 	}
 	v, err := versionsFor(c, cl)
 	if err != nil {
-		return v, nil, err
+		return cl, v, nil, err
 	}
 	images, err := cluster.AddonImages(cl, v)
-	return v, images, err
+	return cl, v, images, err
 }
 
 // bundleVersions takes --kube-version, else the inventory's kube_version.

@@ -21,7 +21,7 @@ type BuildOptions struct {
 	// Images are more images to pull beside Images(Versions): those the
 	// addons' charts, rendered with the inventory's values, run.
 	Images []string
-	Debs   *DebSource // OS packages for Debian nodes; nil: none
+	Debs   []DebSource // OS packages for Debian nodes, per family; none: no packages
 	Log    io.Writer
 }
 
@@ -106,13 +106,13 @@ func Build(ctx context.Context, o BuildOptions) (*Manifest, error) {
 			fmt.Fprintf(o.Log, "%-12s %s (%s)\n", "image", img.Name, img.Digest[:19])
 		}
 	}
-	if o.Debs != nil {
-		pkgs, err := fetchDebs(ctx, o.Source, *o.Debs, NodePackages, tmp, out)
+	for _, d := range o.Debs {
+		pkgs, err := fetchDebs(ctx, o.Source, d, NodePackages, tmp, out)
 		if err != nil {
 			return nil, err
 		}
-		m.Packages = pkgs
-		fmt.Fprintf(o.Log, "%-12s %d .deb files for %s (%s)\n", "packages", len(pkgs), o.Debs.Family, strings.Join(NodePackages, ", "))
+		m.Packages = append(m.Packages, pkgs...)
+		fmt.Fprintf(o.Log, "%-12s %d .deb files for %s (%s)\n", "packages", len(pkgs), d.Family, strings.Join(NodePackages, ", "))
 	}
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

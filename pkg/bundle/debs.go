@@ -32,13 +32,31 @@ type DebSource struct {
 // DebFamilies are the Debian releases metalk8s bundles packages for.
 var DebFamilies = map[string]string{"debian-12": "bookworm", "debian-11": "bullseye"}
 
+// DebFamilyNames lists DebFamilies' names, sorted: what bundle build
+// --os accepts.
+func DebFamilyNames() []string {
+	var out []string
+	for f := range DebFamilies {
+		out = append(out, f)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // DebSourceFor returns the source of a family's packages on a mirror.
 func DebSourceFor(family, mirror string) (DebSource, error) {
 	suite, ok := DebFamilies[family]
 	if !ok {
-		return DebSource{}, fmt.Errorf("no package source known for %q (known: debian-12, debian-11)", family)
+		return DebSource{}, fmt.Errorf("no package source known for %q (bundles hold packages for %s)", family, strings.Join(DebFamilyNames(), ", "))
 	}
 	return DebSource{Mirror: mirror, Suite: suite, Component: "main", Arch: "amd64", Family: family}, nil
+}
+
+// indexURLs are the release's InRelease and the Packages.gz it lists.
+func (d DebSource) indexURLs() (inRelease, packages, entry string) {
+	base := strings.TrimRight(d.Mirror, "/") + "/dists/" + d.Suite + "/"
+	entry = d.Component + "/binary-" + d.Arch + "/Packages.gz"
+	return base + "InRelease", base + entry, entry
 }
 
 // Package is one .deb of the bundle.
@@ -61,8 +79,8 @@ type debIndex struct {
 // that InRelease gives for it. (The signature of InRelease itself is not
 // checked here: the operator's apt keyring is not ours to read.)
 func (d DebSource) fetchIndex(ctx context.Context, src Source) (*debIndex, error) {
-	base := strings.TrimRight(d.Mirror, "/") + "/dists/" + d.Suite + "/"
-	rel, err := src.get(ctx, "InRelease", base+"InRelease")
+	relURL, pkgURL, entry := d.indexURLs()
+	rel, err := src.get(ctx, "InRelease", relURL)
 	if err != nil {
 		return nil, err
 	}
@@ -72,7 +90,6 @@ func (d DebSource) fetchIndex(ctx context.Context, src Source) (*debIndex, error
 		return nil, err
 	}
 	want := ""
-	entry := d.Component + "/binary-" + d.Arch + "/Packages.gz"
 	inSHA := false
 	for _, line := range strings.Split(string(relData), "\n") {
 		if !strings.HasPrefix(line, " ") {
@@ -84,9 +101,9 @@ func (d DebSource) fetchIndex(ctx context.Context, src Source) (*debIndex, error
 		}
 	}
 	if want == "" {
-		return nil, &MissingError{Name: entry, URL: base + "InRelease", Why: "not listed in InRelease"}
+		return nil, &MissingError{Name: entry, URL: relURL, Why: "not listed in InRelease"}
 	}
-	body, err := src.get(ctx, entry, base+entry)
+	body, err := src.get(ctx, entry, pkgURL)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +111,7 @@ func (d DebSource) fetchIndex(ctx context.Context, src Source) (*debIndex, error
 	h := sha256.New()
 	gz, err := gzip.NewReader(io.TeeReader(body, h))
 	if err != nil {
-		return nil, &MissingError{Name: entry, URL: base + entry, Why: err.Error()}
+		return nil, &MissingError{Name: entry, URL: pkgURL, Why: err.Error()}
 	}
 	idx, err := parseIndex(gz)
 	if err != nil {
@@ -102,7 +119,7 @@ func (d DebSource) fetchIndex(ctx context.Context, src Source) (*debIndex, error
 	}
 	io.Copy(io.Discard, gz)
 	if got := hex.EncodeToString(h.Sum(nil)); got != want {
-		return nil, &MissingError{Name: entry, URL: base + entry, Why: "SHA-256 " + got + " differs from InRelease's " + want}
+		return nil, &MissingError{Name: entry, URL: pkgURL, Why: "SHA-256 " + got + " differs from InRelease's " + want}
 	}
 	return idx, nil
 }

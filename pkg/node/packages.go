@@ -20,6 +20,17 @@ func (f *Facts) OSFamily() string {
 	return f.OSID + "-" + major
 }
 
+// missingFamily explains a bundle without packages for a node's family
+// fam, suggesting only --os values that bundle build accepts.
+func missingFamily(fam string, have []string) error {
+	if _, ok := bundle.DebFamilies[fam]; ok {
+		return fmt.Errorf("the bundle has no packages for %s (it holds: %s); rebuild it with bundle build --os %s, or -i with metalk8s_os: %s on these hosts",
+			fam, strings.Join(have, ", "), strings.Join(append(append([]string{}, have...), fam), ","), fam)
+	}
+	return fmt.Errorf("the bundle has no packages for %s (it holds: %s), and none can: bundle build --os accepts %s only",
+		fam, strings.Join(have, ", "), strings.Join(bundle.DebFamilyNames(), ", "))
+}
+
 // BundlePackages returns the steps that copy the bundle's packages for
 // each node's OS to it and install the node packages from them, through
 // apt reading only that local repository: nothing is downloaded on nodes.
@@ -51,7 +62,7 @@ func BundlePackages(cl *inventory.Cluster, dir string, m *bundle.Manifest, store
 			fam := f.OSFamily()
 			pk, ok := byFamily[fam]
 			if !ok {
-				return nil, fam, fmt.Errorf("the bundle has no packages for %s (it holds: %s); build it with --os %s", fam, strings.Join(families, ", "), fam)
+				return nil, fam, missingFamily(fam, families)
 			}
 			return pk, fam, nil
 		}
