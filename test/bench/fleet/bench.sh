@@ -38,7 +38,24 @@ log "starting $N sshd hosts"
 {
 	sed -n '/^\[fleet\]/,/^$/p' "$FLEET/hosts.ini" | sed 's/ansible_user=root/ansible_user=mk8s/'
 	printf '\n[kube-master]\nnode-001\n\n[etcd]\nnode-001\n\n[kube-node:children]\nfleet\n'
+	# plan needs a bundle: a manifest of this release's binaries and core
+	# images (never fetched: plan reads, the hosts fail its checks), the
+	# addons off (their images are not listed).
+	printf '\n[all:vars]\nmetalk8s_bundle=%s\n' "$W/bundle"
+	for a in metrics_server traefik headlamp monitoring logging; do printf 'metalk8s_%s_enabled=false\n' "$a"; done
 } >"$W/hosts.ini"
+mkdir -p "$W/bundle"
+{
+	printf '{"versions":{"kube":"%s"},"files":[' "$("$REPO/bin/metalk8s" bundle versions | sed -n 's/^KUBE_VERSION=//p')"
+	sep=
+	for f in kubeadm kubelet kubectl containerd runc crictl cni-plugins etcd node_exporter; do
+		printf '%s{"name":"%s","path":"bin/%s","sha256":"%064d","size":1}' "$sep" "$f" "$f" 0
+		sep=,
+	done
+	printf '],"images":['
+	"$REPO/bin/metalk8s" bundle versions | sed -n 's/^IMAGE=//p' | awk '{printf "%s{\"name\":\"%s\",\"digest\":\"sha256:0\"}", (NR > 1 ? "," : ""), $0}'
+	printf '],"image_archive":"images.tar"}\n'
+} >"$W/bundle/manifest.json"
 
 cat >"$W/playbook.yml" <<'EOF'
 - hosts: fleet
