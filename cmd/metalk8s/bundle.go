@@ -89,7 +89,7 @@ func bundleCommand() *cli.Command {
 				Description: "Supported releases: " + bundle.Supported() + ". One NAME=VALUE line per component\n" +
 					"(KUBE_VERSION, ETCD_VERSION, ...), then one IMAGE=REFERENCE line per image of the version table\n" +
 					"(the addons' charts' images depend on the inventory: bundle build -i renders them).",
-				Flags: []cli.Flag{inventoryFlag, kube},
+				Flags: []cli.Flag{bundleInventoryFlag, kube},
 				Action: func(c *cli.Context) error {
 					if err := noArgs(c); err != nil {
 						return err
@@ -145,7 +145,7 @@ func bundleCluster(c *cli.Context) (*inventory.Cluster, error) {
 // sourceFlags are bundle build's flags but -o, which bundle list shares.
 func sourceFlags(kube cli.Flag) []cli.Flag {
 	return []cli.Flag{
-		inventoryFlag, kube,
+		bundleInventoryFlag, kube,
 		&cli.StringFlag{Name: "mirror", Usage: "release mirror base `URL`"},
 		&cli.StringFlag{Name: "registry", Usage: "image registry `HOST[:PORT]`"},
 		&cli.BoolFlag{Name: "insecure-registry", Usage: "talk plain HTTP to --registry (a registry on loopback)"},

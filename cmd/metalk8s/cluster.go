@@ -31,8 +31,10 @@ func phaseHelp() string {
 	b.WriteString("Phases, in order (for --only and --skip):\n")
 	for _, p := range steps.Phases {
 		fmt.Fprintf(&b, "  %-14s %s\n", p, steps.PhaseHelp[p])
+		if p == "addons" {
+			fmt.Fprintf(&b, "  %-14s (%s)\n", "", strings.Join(addons.Names(), ", "))
+		}
 	}
-	fmt.Fprintf(&b, "  %-14s addons: %s\n", "", strings.Join(addons.Names(), ", "))
 	return b.String()
 }
 

@@ -148,7 +148,7 @@ func TestHelpAndVersion(t *testing.T) {
 		want string
 	}{
 		{[]string{"--version"}, "metalk8s version dev\n"},
-		{[]string{"version"}, "metalk8s dev\n"},
+		{[]string{"version"}, "metalk8s version dev\n"},
 		{[]string{"--help"}, "Exit codes: 0 success, 1 failure, 2 bad usage or bad input; plan: 3 changes pending."},
 		{[]string{"-v"}, "--verbose, -v"}, // alone: the help, not the version
 		{[]string{"plan", "--help"}, "3 changes are pending"},

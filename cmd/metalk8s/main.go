@@ -234,6 +234,11 @@ func flagsFirst(app *cli.App, args []string) []string {
 	return append(out, args[i:]...)
 }
 
+// bundleInventoryFlag is the bundle commands' -i: their arguments are
+// directories, so the inventory is only a flag.
+var bundleInventoryFlag = &cli.StringFlag{Name: "inventory", Aliases: []string{"i"},
+	Usage: "Ansible INI inventory `FILE` to read versions and OS families from"}
+
 // inventoryFlag is the inventory path, as -i like Ansible or as the first argument.
 var inventoryFlag = &cli.StringFlag{
 	Name:    "inventory",
@@ -291,7 +296,7 @@ func versionCommand() *cli.Command {
 			if err := noArgs(c); err != nil {
 				return err
 			}
-			fmt.Fprintf(c.App.Writer, "metalk8s %s\n", version)
+			fmt.Fprintf(c.App.Writer, "metalk8s version %s\n", version) // as --version
 			return nil
 		},
 	}

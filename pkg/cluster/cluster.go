@@ -96,7 +96,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 		}
 		all = append(all, k8s...)
 	}
-	all = append(all, lvm.Steps(cl, ArtifactsDir(cl))...)
+	all = append(all, lvm.Steps(cl, ArtifactsDir(cl), all)...)
 	// Last: the volumes phase needs the control plane's ready step (none without a bundle).
 	all = append(all, lvm.VolumeSteps(cl, ArtifactsDir(cl), all)...)
 	return steps.NewGraph(all)

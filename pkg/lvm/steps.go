@@ -20,7 +20,13 @@ func MountPath(vg, uuid string) string { return "/mnt/" + vg + "/" + uuid }
 // Steps returns, for every worker with storage, one step per volume group
 // (drives and the VG), one per logical volume (create or grow, filesystem,
 // mount) and one writing its PersistentVolumes to artifactsDir/storage.
-func Steps(cl *inventory.Cluster, artifactsDir string) []*steps.Step {
+// A volume group waits for its node's prepare/packages step when existing
+// (the graph so far) has one.
+func Steps(cl *inventory.Cluster, artifactsDir string, existing []*steps.Step) []*steps.Step {
+	have := map[string]bool{}
+	for _, s := range existing {
+		have[s.ID] = true
+	}
 	var out []*steps.Step
 	for _, n := range cl.Nodes {
 		if !n.Worker || len(n.Storage) == 0 {
@@ -30,7 +36,13 @@ func Steps(cl *inventory.Cluster, artifactsDir string) []*steps.Step {
 		var lvSteps []string
 		for _, vg := range n.Storage {
 			vgID := steps.ID("storage/vg-"+vg.Name, host)
-			out = append(out, vgStep(n, vg, vgID))
+			// After the node's packages (lvm2) when the graph installs
+			// them; else (a bundle without packages) they must be there.
+			var deps []string
+			if id := steps.ID("prepare/packages", host); have[id] {
+				deps = []string{id}
+			}
+			out = append(out, vgStep(n, vg, vgID, deps))
 			for _, lv := range vg.LVs {
 				id := steps.ID("storage/lv-"+vg.Name+"/"+lv.Name, host)
 				lvSteps = append(lvSteps, id)
@@ -42,8 +54,8 @@ func Steps(cl *inventory.Cluster, artifactsDir string) []*steps.Step {
 	return out
 }
 
-func vgStep(n *inventory.Node, vg inventory.VG, id string) *steps.Step {
-	return &steps.Step{ID: id, Host: n.Name, Phase: "storage", Deps: []string{steps.ID("prepare/packages", n.Name)},
+func vgStep(n *inventory.Node, vg inventory.VG, id string, deps []string) *steps.Step {
+	return &steps.Step{ID: id, Host: n.Name, Phase: "storage", Deps: deps,
 		Inputs: []any{vg.Drives, n.ForceDrives},
 		Check: func(ctx context.Context, h steps.Host) (steps.Change, error) {
 			st, err := hostState(ctx, h, n)

@@ -39,7 +39,7 @@ func TestVolumeSteps(t *testing.T) {
 	for _, n := range cl.Nodes {
 		base = append(base, &steps.Step{ID: steps.ID("prepare/packages", n.Name), Host: n.Name, Phase: "prepare", Check: check})
 	}
-	base = append(base, Steps(cl, "/art")...)
+	base = append(base, Steps(cl, "/art", nil)...)
 	if got := VolumeSteps(cl, "/art", base); got != nil {
 		t.Errorf("without %s: %d volumes steps, want none", kube.ReadyStepID, len(got))
 	}
@@ -286,5 +286,28 @@ func pvProtection(ctx context.Context, c *kube.Client) {
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// A volume group waits for its node's packages only when the graph
+// installs them (a bundle built with --no-packages has no such step).
+func TestStepsPackagesDep(t *testing.T) {
+	cl := volumesCluster()
+	n := cl.Workers[0]
+	vgDeps := func(existing []*steps.Step) []string {
+		for _, s := range Steps(cl, "/art", existing) {
+			if strings.HasPrefix(s.ID, "storage/vg-") && s.Host == n.Name {
+				return s.Deps
+			}
+		}
+		t.Fatal("no volume group step")
+		return nil
+	}
+	if d := vgDeps(nil); len(d) != 0 {
+		t.Errorf("without a packages step: deps %v", d)
+	}
+	pk := &steps.Step{ID: steps.ID("prepare/packages", n.Name)}
+	if d := vgDeps([]*steps.Step{pk}); len(d) != 1 || d[0] != pk.ID {
+		t.Errorf("with a packages step: deps %v", d)
 	}
 }
