@@ -73,8 +73,8 @@ func openEtcd(c *cli.Context, path string) (*etcdHosts, error) {
 	if _, err := e.pki.ClientTLS(); err != nil {
 		var me *etcd.MissingError
 		if errors.As(err, &me) {
-			return nil, fmt.Errorf("%s: missing %s (the etcd client's files); the cluster's PKI lives in %s: restore it from your backup, or run `metalk8s up %s`, which restores it from the nodes",
-				commandName(c), strings.Join(me.Files, ", "), pkiDir, path)
+			return nil, usageError{fmt.Sprintf("%s: missing %s (the etcd client's files); the cluster's PKI lives in %s: restore it from your backup, or run `metalk8s up %s`, which restores it from the nodes",
+				commandName(c), strings.Join(me.Files, ", "), pkiDir, path)}
 		}
 		return nil, fmt.Errorf("%s: %w", commandName(c), err)
 	}

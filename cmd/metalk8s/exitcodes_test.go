@@ -115,15 +115,15 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"etcd", "snapshot", "save", inv}, 2, []string{"etcd snapshot save: want hosts.ini FILE"}},
 		{[]string{"etcd", "snapshot", "save", inv, filepath.Join(missing, "snap.db")}, 2, []string{missing + " is not a directory"}},
 		// the local PKI is missing: a failure, named, not members UNHEALTHY
-		{[]string{"etcd", "status", inv}, 1, []string{"etcd status: missing " + filepath.Join(pki, "etcd", "ca.crt"),
+		{[]string{"etcd", "status", inv}, 2, []string{"etcd status: missing " + filepath.Join(pki, "etcd", "ca.crt"),
 			filepath.Join(pki, "etcd", "healthcheck-client.crt"), "the cluster's PKI lives in " + pki, "`metalk8s up " + inv + "`"}},
-		{[]string{"etcd", "snapshot", "save", inv, filepath.Join(home, "snap.db")}, 1, []string{"etcd snapshot save: missing ", filepath.Join(pki, "etcd", "healthcheck-client.key")}},
+		{[]string{"etcd", "snapshot", "save", inv, filepath.Join(home, "snap.db")}, 2, []string{"etcd snapshot save: missing ", filepath.Join(pki, "etcd", "healthcheck-client.key")}},
 
 		// -v is verbosity, before or after the command: the command runs
 		{[]string{"-v", "plan"}, 2, []string{"plan: no inventory given"}},
 		{[]string{"plan", "-v"}, 2, []string{"plan: no inventory given"}},
 		{[]string{"--verbose", "plan", inv, "--forks", "0"}, 2, []string{"--forks must be at least 1"}},
-		{[]string{"-v", "etcd", "status", inv, "-v"}, 1, []string{"etcd status: missing"}},
+		{[]string{"-v", "etcd", "status", inv, "-v"}, 2, []string{"etcd status: missing"}},
 	} {
 		code, out, errOut := metalk8s(t, c.args...)
 		if code != c.code || out != "" || !regexp.MustCompile(`^metalk8s: [^\n]+\n$`).MatchString(errOut) {

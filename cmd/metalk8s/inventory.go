@@ -1,9 +1,12 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/user"
+	"path/filepath"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -75,6 +78,9 @@ func printCluster(w io.Writer, cl *inventory.Cluster) {
 		return strings.Join(s, ", ")
 	}
 	fmt.Fprintf(w, "%s: valid\n", cl.Inventory.Path)
+	for _, warn := range checkWarnings(cl) {
+		fmt.Fprintf(w, "  warning: %s\n", warn)
+	}
 	fmt.Fprintf(w, "  control plane: %s\n", names(cl.ControlPlane))
 	fmt.Fprintf(w, "  etcd:          %s\n", names(cl.Etcd))
 	fmt.Fprintf(w, "  workers:       %s\n", names(cl.Workers))
@@ -117,4 +123,38 @@ func withLocalUser(c inventory.SSHConfig) inventory.SSHConfig {
 	}
 	c.Jumps = jumps
 	return c
+}
+
+// checkWarnings are what --check finds that Ansible accepts but that
+// would fail a run: a private key file missing on this machine, two hosts
+// on one address.
+func checkWarnings(cl *inventory.Cluster) []string {
+	var out []string
+	seen := map[string]string{}
+	told := map[string]bool{}
+	home, _ := os.UserHomeDir()
+	for _, n := range cl.Nodes {
+		if n.SSH.Local() {
+			continue
+		}
+		for _, k := range append([]string{n.SSH.KeyFile}, n.SSH.MoreKeys...) {
+			p := k
+			if rest, ok := strings.CutPrefix(k, "~/"); ok && home != "" {
+				p = filepath.Join(home, rest)
+			}
+			if k != "" {
+				if _, err := os.Stat(p); err != nil {
+					out = append(out, fmt.Sprintf("host %s: private key %s: %v", n.Name, k, errors.Unwrap(err)))
+				}
+			}
+		}
+		for _, a := range []string{n.Address(), fmt.Sprintf("%s:%d", n.SSH.Host, n.SSH.Port)} {
+			if other, ok := seen[a]; ok && other != n.Name && !told[other+" "+n.Name] {
+				told[other+" "+n.Name] = true
+				out = append(out, fmt.Sprintf("hosts %s and %s share the address %s", other, n.Name, a))
+			}
+			seen[a] = n.Name
+		}
+	}
+	return out
 }

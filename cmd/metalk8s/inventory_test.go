@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -76,5 +77,28 @@ func TestInventoryCheckVolumes(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
 		}
+	}
+}
+
+// --check warns about what Ansible accepts but a run would fail on.
+func TestInventoryCheckWarnings(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "hosts.ini")
+	os.WriteFile(inv, []byte("[kube-master]\nnode1 ansible_host=192.0.2.1 ansible_ssh_private_key_file="+filepath.Join(dir, "nokey")+
+		"\nnode2 ansible_host=192.0.2.1\nnode3 ansible_host=192.0.2.3\n[etcd:children]\nkube-master\n"), 0o600)
+	var out, errOut bytes.Buffer
+	if code := run([]string{"metalk8s", "inventory", "--check", inv}, &out, &errOut); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	for _, want := range []string{
+		"warning: host node1: private key " + filepath.Join(dir, "nokey") + ": no such file or directory\n",
+		"warning: hosts node1 and node2 share the address 192.0.2.1\n",
+	} {
+		if strings.Count(out.String(), want) != 1 {
+			t.Errorf("want once %q in:\n%s", want, out.String())
+		}
+	}
+	if strings.Count(out.String(), "share the address") != 1 {
+		t.Errorf("one warning per pair of hosts:\n%s", out.String())
 	}
 }

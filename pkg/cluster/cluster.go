@@ -54,6 +54,12 @@ type Options struct {
 
 // Graph builds the steps for a cluster; bundleDir may be empty.
 func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
+	return graph(cl, bundleDir, true)
+}
+
+// graph is Graph; checkImages false leaves out the check that the bundle
+// holds the addons' images (a run whose selection has no addons step).
+func graph(cl *inventory.Cluster, bundleDir string, checkImages bool) (*steps.Graph, error) {
 	store := node.NewFactStore()
 	var all []*steps.Step
 	all = append(all, node.Preflight(cl, store)...)
@@ -90,7 +96,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 			return nil, err
 		}
 		all = append(all, et...)
-		k8s, err := kubernetesSteps(cl, all, bundleDir, m, exporters)
+		k8s, err := kubernetesSteps(cl, all, bundleDir, m, exporters, checkImages)
 		if err != nil {
 			return nil, err
 		}
@@ -105,7 +111,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 // kubernetesSteps are kubeadm's steps, the pod network's and the addons'
 // releases (once every node is Ready); a node's
 // kubeadm steps come after every prepare step of its host in before.
-func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest, exporters []addons.Target) ([]*steps.Step, error) {
+func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest, exporters []addons.Target, checkImages bool) ([]*steps.Step, error) {
 	art := ArtifactsDir(cl)
 	kp, err := kubeadm.ParamsFrom(cl, true)
 	if err != nil {
@@ -142,7 +148,7 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir stri
 	for _, im := range m.Images {
 		bundled = append(bundled, im.Name)
 	}
-	if err := addons.CheckImages(ads, bundled, bundleDir); err != nil {
+	if err := addons.CheckImages(ads, bundled, bundleDir); err != nil && checkImages {
 		return nil, err
 	}
 	ready := steps.ID(network.NodesReadyStepID, cl.ControlPlane[0].Name)
@@ -215,7 +221,10 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 				"give --bundle DIR or set metalk8s_bundle: DIR in the inventory (make one: metalk8s bundle build -o DIR -i %s)",
 				cl.Inventory.Path, cl.Inventory.Path)
 		}
-		full, err = Graph(cl, bundleDir)
+		// The addons' images are asked of the bundle only when a run
+		// selects the addons phase (--skip addons leaves them out).
+		addonsRun := !o.Skip["addons"] && (len(o.Only) == 0 || o.Only["addons"])
+		full, err = graph(cl, bundleDir, addonsRun)
 	}
 	g := full
 	if err == nil && o.Keep != nil {

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -166,5 +168,30 @@ func TestResetGraph(t *testing.T) {
 	}
 	if _, err := ResetGraph(cl, ResetOptions{WipeVolumes: []string{"node9"}}); err == nil {
 		t.Error("--wipe-volumes of an unknown host accepted")
+	}
+}
+
+// A bundle without the addons' images: refused unless the run skips the
+// addons phase.
+func TestGraphAddonImagesSelected(t *testing.T) {
+	cl, b := kubeCluster(t)
+	m := filepath.Join(b, "manifest.json")
+	data, err := os.ReadFile(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop Traefik's image: the traefik addon is on by default.
+	lean := strings.Replace(string(data), `{"name":"docker.io/library/traefik:v3.7.13","digest":"sha256:3"},`, "", 1)
+	if lean == string(data) {
+		t.Fatal("the test manifest has no Traefik image to drop")
+	}
+	if err := os.WriteFile(m, []byte(lean), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := graph(cl, b, true); err == nil || !strings.Contains(err.Error(), "traefik") {
+		t.Errorf("addons selected: %v, want Traefik's image named", err)
+	}
+	if _, err := graph(cl, b, false); err != nil {
+		t.Errorf("addons skipped: %v", err)
 	}
 }
