@@ -106,7 +106,7 @@ func bundleCommand() *cli.Command {
 				Name:      "verify",
 				Usage:     "recheck every hash of a bundle and list what the versions need that it lacks",
 				ArgsUsage: "DIR",
-				Flags:     []cli.Flag{inventoryFlag, kube},
+				Flags:     []cli.Flag{bundleInventoryFlag, kube},
 				Action: func(c *cli.Context) error {
 					if c.NArg() != 1 {
 						return usageError{"bundle verify: give the bundle directory: metalk8s bundle verify DIR"}

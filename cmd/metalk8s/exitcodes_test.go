@@ -25,6 +25,12 @@ func TestExitCodes(t *testing.T) {
 	missing := filepath.Join(dir, "missing.ini")
 	notBundle := t.TempDir()
 	pki := filepath.Join(dir, "artifacts", "pki")
+	// A bundle holding node_exporter only, and an inventory with the
+	// addons off (their images are asked first).
+	thin := t.TempDir()
+	os.WriteFile(filepath.Join(thin, "manifest.json"), []byte(`{"versions":{"kube":"v1.36.3"},"files":[{"name":"node_exporter","path":"bin/node_exporter","sha256":"`+strings.Repeat("0", 64)+`","size":1}],"images":[]}`), 0o644)
+	noAddons := filepath.Join(dir, "no-addons.ini")
+	os.WriteFile(noAddons, append(example, "[all:vars]\nmetalk8s_metrics_server_enabled=false\nmetalk8s_traefik_enabled=false\nmetalk8s_headlamp_enabled=false\nmetalk8s_monitoring_enabled=false\nmetalk8s_logging_enabled=false\n"...), 0o600)
 	for _, c := range []struct {
 		args []string
 		code int
@@ -63,6 +69,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"add-node", inv, "node9"}, 2, []string{"node9 not in the inventory"}},
 		{[]string{"add-node", missing, "node1"}, 2, []string{missing}},
 		{[]string{"add-node", inv, "node3", "--bundle", notBundle}, 2, []string{notBundle + " is not a bundle"}},
+		{[]string{"plan", inv, "--bundle", thin}, 2, []string{"the bundle " + thin + " lacks images the addons run"}},
+		{[]string{"plan", noAddons, "--bundle", thin}, 2, []string{"the bundle " + thin + " does not hold what " + noAddons + " needs", "metalk8s bundle verify -i"}},
 		{[]string{"remove-node", inv}, 2, []string{"remove-node: name the hosts to remove"}},
 		{[]string{"remove-node", inv, "node9"}, 2, []string{"node9 not in the inventory", "keep a host in the inventory until it is removed"}},
 		{[]string{"remove-node", inv, "node1", "node2", "node3"}, 2, []string{"refused", "the last control plane"}},

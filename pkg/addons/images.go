@@ -97,9 +97,9 @@ func CheckImages(addons []*Addon, bundled []string, bundleDir string) error {
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("the bundle %s lacks images the addons run, and nodes never pull:\n  %s\n"+
+		return fmt.Errorf("the bundle %s lacks images the addons run, and nodes never pull: %s; "+
 			"build a bundle with them (metalk8s bundle build), or disable the addon (metalk8s_<addon>_enabled: false)",
-			bundleDir, strings.Join(missing, "\n  "))
+			bundleDir, strings.Join(missing, ", "))
 	}
 	return nil
 }

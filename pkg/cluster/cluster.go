@@ -4,6 +4,7 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -149,7 +150,7 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir stri
 		bundled = append(bundled, im.Name)
 	}
 	if err := addons.CheckImages(ads, bundled, bundleDir); err != nil && checkImages {
-		return nil, err
+		return nil, &InputError{err}
 	}
 	ready := steps.ID(network.NodesReadyStepID, cl.ControlPlane[0].Name)
 	return append(out, addons.Steps(cl, art, ads, []string{ready})...), nil
@@ -225,6 +226,13 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		// selects the addons phase (--skip addons leaves them out).
 		addonsRun := !o.Skip["addons"] && (len(o.Only) == 0 || o.Only["addons"])
 		full, err = graph(cl, bundleDir, addonsRun)
+		var md *steps.MissingDepError
+		if bundleDir != "" && errors.As(err, &md) {
+			// A manifest that lacks what the inventory needs leaves steps
+			// without theirs: say so, with the command that lists them.
+			err = inputErrorf("the bundle %s does not hold what %s needs (%v); `metalk8s bundle verify -i %s %s` lists what it lacks",
+				bundleDir, cl.Inventory.Path, err, cl.Inventory.Path, bundleDir)
+		}
 	}
 	g := full
 	if err == nil && o.Keep != nil {

@@ -33,7 +33,7 @@ func NewGraph(steps []*Step) (*Graph, error) {
 		for _, d := range s.Deps {
 			dep, ok := g.byID[d]
 			if !ok {
-				return nil, fmt.Errorf("step %s depends on %s, which does not exist", s.ID, d)
+				return nil, &MissingDepError{Step: s.ID, Dep: d}
 			}
 			if phaseIndex(dep.Phase) > phaseIndex(s.Phase) {
 				return nil, fmt.Errorf("step %s (phase %s) depends on %s of a later phase (%s)", s.ID, s.Phase, d, dep.Phase)
@@ -102,4 +102,13 @@ func (g *Graph) Hosts() []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// MissingDepError is a graph whose step depends on a step it lacks: a
+// bug, or (for a cluster's graph) a bundle without a component the
+// inventory needs.
+type MissingDepError struct{ Step, Dep string }
+
+func (e *MissingDepError) Error() string {
+	return fmt.Sprintf("step %s depends on %s, which does not exist", e.Step, e.Dep)
 }

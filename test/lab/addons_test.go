@@ -189,9 +189,9 @@ func (l *lab) testAddonChanges(t *testing.T, bundleDir string) {
 	lacking := bundleWithout(t, bundleDir, "registry.k8s.io/metrics-server/")
 	out, err = l.metalk8sErr(5*time.Minute, "plan", l.inv, "--known-hosts", l.known, "--bundle", lacking)
 	t.Logf("plan with a bundle lacking metrics-server's image: exit %d\n%s", exitCode(err), lastLines(out, 8))
-	if exitCode(err) != 1 || !strings.Contains(out, "lacks images the addons run") ||
+	if exitCode(err) != 2 || !strings.Contains(out, "lacks images the addons run") ||
 		!strings.Contains(out, "registry.k8s.io/metrics-server/metrics-server:") || !strings.Contains(out, "(addon metrics-server, chart metrics-server ") {
-		t.Errorf("plan with a bundle lacking metrics-server's image: exit %d, want 1 naming the image and chart", exitCode(err))
+		t.Errorf("plan with a bundle lacking metrics-server's image: exit %d, want 2 (bad input) naming the image and chart", exitCode(err))
 	}
 }
 
