@@ -334,7 +334,9 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 		}
 	}
 	for _, f := range res.Report.Failed() {
-		if o.SkipDiag || !o.Apply && f.Status == steps.StatusCanceled {
+		// A host that could not be reached has nothing to collect: asking
+		// it again only waits for the same timeout.
+		if o.SkipDiag || !o.Apply && f.Status == steps.StatusCanceled || f.Step.Name() == "preflight/connect" {
 			continue
 		}
 		p, err := steps.CollectDiag(ctx, hosts[f.Step.Host], f, filepath.Join(art, "diag"), run, log.Mask)
