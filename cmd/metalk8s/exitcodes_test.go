@@ -110,6 +110,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"bundle", "build", "-o", notBundle, "-i", missing}, 2, []string{missing}},
 		{[]string{"bundle", "versions", "extra"}, 2, []string{"bundle versions: unexpected arguments: extra"}},
 		{[]string{"bundle", "versions", "--kube-version", "v1.34.4"}, 2, []string{"v1.34.4", "supports Kubernetes"}},
+		{[]string{"bundle", "versions", "--kube-version", "banana"}, 2, []string{`--kube-version "banana": want v1.MINOR.PATCH`}},
+		{[]string{"bundle", "versions", "--kube-version", "1.36"}, 2, []string{`--kube-version "1.36": want v1.MINOR.PATCH`}},
 		{[]string{"bundle", "verify"}, 2, []string{"bundle verify: give the bundle directory"}},
 		{[]string{"bundle", "verify", notBundle}, 2, []string{"bundle verify: " + notBundle + " is not a bundle: no manifest.json"}},
 		{[]string{"bundle", "verify", missing}, 2, []string{missing + " is not a bundle"}},
