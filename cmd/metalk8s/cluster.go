@@ -221,13 +221,14 @@ func runCluster(c *cli.Context, apply bool, sel selection) error {
 		enc.Encode(cluster.Plan(res.Run, r))
 	} else {
 		steps.Summary(progress, r)
+		// Before the verdict, which stays stdout's last line.
+		for _, sk := range res.Skipped {
+			fmt.Fprintf(out, "skipped on %s\n", sk)
+		}
 		if !apply {
 			fmt.Fprintln(out)
 			cluster.PlanText(out, r)
 		}
-	}
-	for _, sk := range res.Skipped {
-		fmt.Fprintf(out, "skipped on %s\n", sk)
 	}
 	fmt.Fprintf(c.App.ErrWriter, "log: %s\n", res.Log)
 	for _, d := range res.Diag {
