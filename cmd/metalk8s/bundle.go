@@ -276,12 +276,12 @@ func versionsFor(c *cli.Context, cl *inventory.Cluster) (bundle.Versions, error)
 	if kv == "" {
 		kv = bundle.DefaultKubeVersion
 	}
-	v, err := bundle.VersionsFor(kv)
-	if err != nil && c.String("kube-version") != "" {
-		// Name the flag and the value as typed, not the variable.
-		msg := strings.Replace(err.Error(), fmt.Sprintf("kube_version %q", "v"+strings.TrimPrefix(kv, "v")), fmt.Sprintf("--kube-version %q", kv), 1)
-		msg = strings.Replace(msg, "kube_version v"+strings.TrimPrefix(kv, "v"), fmt.Sprintf("--kube-version %q", kv), 1)
-		return v, usageError{msg}
+	var v bundle.Versions
+	var err error
+	if c.String("kube-version") != "" {
+		v, err = bundle.VersionsForFlag("--kube-version", kv)
+	} else {
+		v, err = bundle.VersionsFor(kv)
 	}
 	if err != nil {
 		return v, usageError{err.Error()}

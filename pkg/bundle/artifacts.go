@@ -141,23 +141,39 @@ func minorNumber(m string) int {
 
 // VersionsFor returns the component versions for a Kubernetes version
 // ("v1.36.3" or "1.36.3"). A malformed version, or one outside the
-// supported minors, is an error naming the supported range.
+// supported minors, is an error naming the supported range and the
+// inventory variable kube_version.
 func VersionsFor(kube string) (Versions, error) {
+	v := "v" + strings.TrimPrefix(kube, "v")
+	return versionsFor(kube, "kube_version "+strconv.Quote(v), "kube_version "+v)
+}
+
+// VersionsForFlag is VersionsFor for a version given as the command-line
+// flag flag ("--kube-version"): its errors name the flag and the value as
+// typed.
+func VersionsForFlag(flag, kube string) (Versions, error) {
+	named := flag + " " + strconv.Quote(kube)
+	return versionsFor(kube, named, named)
+}
+
+// versionsFor is VersionsFor, its errors naming the version as malformed
+// (for a malformed one) or unsupported.
+func versionsFor(kube, malformed, unsupported string) (Versions, error) {
 	if !strings.HasPrefix(kube, "v") {
 		kube = "v" + kube
 	}
 	parts := strings.Split(kube, ".")
 	if len(parts) != 3 || parts[0] != "v1" {
-		return Versions{}, fmt.Errorf("kube_version %q: want v1.MINOR.PATCH (supported: %s)", kube, Supported())
+		return Versions{}, fmt.Errorf("%s: want v1.MINOR.PATCH (supported: %s)", malformed, Supported())
 	}
 	for _, p := range parts[1:] {
 		if _, err := strconv.ParseUint(p, 10, 16); err != nil {
-			return Versions{}, fmt.Errorf("kube_version %q: want v1.MINOR.PATCH (supported: %s)", kube, Supported())
+			return Versions{}, fmt.Errorf("%s: want v1.MINOR.PATCH (supported: %s)", malformed, Supported())
 		}
 	}
 	v, ok := known[parts[0]+"."+parts[1]]
 	if !ok {
-		return Versions{}, fmt.Errorf("kube_version %s is not supported: metalk8s supports Kubernetes %s", kube, Supported())
+		return Versions{}, fmt.Errorf("%s is not supported: metalk8s supports Kubernetes %s", unsupported, Supported())
 	}
 	v.Kube = kube
 	return v, nil
