@@ -142,17 +142,12 @@ func workloadProblem(ctx context.Context, c *kube.Client, gvk schema.GroupVersio
 			return fmt.Sprintf("%s: %d of %d pods ready", ref, ready, want), nil
 		}
 	default:
-		conds, _, _ := unstructured.NestedSlice(o.Object, "status", "conditions")
-		for _, cnd := range conds {
-			m, _ := cnd.(map[string]any)
-			if m["type"] == "Available" {
-				if m["status"] == "True" {
-					return "", nil
-				}
-				return fmt.Sprintf("%s: not available: %v", ref, strings.TrimSpace(fmt.Sprint(m["message"]))), nil
-			}
+		switch st, msg, found := kube.Condition(o, "Available"); {
+		case !found:
+			return ref + ": no Available condition yet", nil
+		case st != "True":
+			return fmt.Sprintf("%s: not available: %v", ref, strings.TrimSpace(msg)), nil
 		}
-		return ref + ": no Available condition yet", nil
 	}
 	return "", nil
 }

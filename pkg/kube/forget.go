@@ -1,7 +1,10 @@
 package kube
 
 import (
+	"fmt"
+
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 )
 
@@ -17,4 +20,18 @@ func NodeReady(n *corev1.Node) bool {
 		}
 	}
 	return false
+}
+
+// Condition finds the condition of type typ in an object's
+// status.conditions (any kind: APIService, Prometheus...): its status
+// ("True", "False", "Unknown") and message; found false when absent.
+func Condition(obj *unstructured.Unstructured, typ string) (status, message string, found bool) {
+	conds, _, _ := unstructured.NestedSlice(obj.Object, "status", "conditions")
+	for _, c := range conds {
+		m, _ := c.(map[string]any)
+		if m["type"] == typ {
+			return fmt.Sprint(m["status"]), fmt.Sprint(m["message"]), true
+		}
+	}
+	return "", "", false
 }

@@ -14,7 +14,6 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/metalk8s/metalk8s/pkg/addons"
@@ -213,15 +212,7 @@ func (c Cluster) metricsAPI(ctx context.Context) (string, string, error) {
 	if err != nil {
 		return "", "", fmt.Errorf("APIService v1beta1.metrics.k8s.io: %w", err)
 	}
-	conds, _, _ := unstructured.NestedSlice(svc.Object, "status", "conditions")
-	available := false
-	for _, cnd := range conds {
-		m, _ := cnd.(map[string]any)
-		if m["type"] == "Available" && m["status"] == "True" {
-			available = true
-		}
-	}
-	if !available {
+	if st, _, _ := kube.Condition(svc, "Available"); st != "True" {
 		return Fail, "APIService v1beta1.metrics.k8s.io is not Available", nil
 	}
 	raw, err := c.Client.Typed().CoreV1().RESTClient().Get().AbsPath("/apis/metrics.k8s.io/v1beta1/nodes").DoRaw(ctx)
