@@ -236,7 +236,8 @@ func debSources(c *cli.Context, cl *inventory.Cluster) ([]bundle.DebSource, erro
 }
 
 // bundleInputs reads --inventory once and returns its cluster (nil
-// without one), the versions (bundleVersions) and the images the addons'
+// without one), the versions (bundleVersions, less what the inventory
+// turns off: cluster.BundleVersions) and the images the addons'
 // charts run, rendered with the inventory's values, else with the
 // defaults (cluster.AddonImages).
 func bundleInputs(c *cli.Context) (*inventory.Cluster, bundle.Versions, []string, error) {
@@ -246,6 +247,9 @@ func bundleInputs(c *cli.Context) (*inventory.Cluster, bundle.Versions, []string
 	}
 	v, err := versionsFor(c, cl)
 	if err != nil {
+		return cl, v, nil, err
+	}
+	if v, err = cluster.BundleVersions(cl, v); err != nil {
 		return cl, v, nil, err
 	}
 	images, err := cluster.AddonImages(cl, v)

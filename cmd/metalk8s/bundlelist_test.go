@@ -54,6 +54,21 @@ func TestBundleListFamilies(t *testing.T) {
 	}
 }
 
+// An inventory that turns node-exporter off neither fetches its binary
+// nor has bundle verify -i require it.
+func TestBundleNodeExporterOff(t *testing.T) {
+	isolate(t)
+	hosts := []string{"[kube-master]", "node1", "[etcd:children]", "kube-master", "[kube-node:children]", "kube-master"}
+	on := writeInventory(t, hosts...)
+	off := writeInventory(t, append(hosts, "[all:vars]", "metalk8s_monitoring_enabled=false")...)
+	for inv, want := range map[string]bool{on: true, off: false} {
+		code, out, errOut := metalk8s(t, "bundle", "list", "--no-packages", "-i", inv)
+		if got := strings.Contains(out, "/node_exporter-"); code != 0 || got != want {
+			t.Errorf("bundle list -i %s: exit %d, node_exporter listed %v, want %v: %s", inv, code, got, want, errOut)
+		}
+	}
+}
+
 // The README's worked example is a valid inventory.
 func TestOwnMachinesExample(t *testing.T) {
 	isolate(t)

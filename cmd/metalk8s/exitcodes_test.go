@@ -44,6 +44,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"etcd", "snapshot", "bogus"}, 2, []string{`etcd snapshot: unknown command "bogus"`}},
 		{[]string{"bundle", "bogus"}, 2, []string{`bundle: unknown command "bogus"`}},
 		{[]string{"version", "now"}, 2, []string{"version: unexpected arguments: now"}},
+		{[]string{"--version", "extra"}, 2, []string{"--version takes no command or argument", `"extra"`}},
+		{[]string{"-v", "--version", "plan", inv}, 2, []string{"--version takes no command or argument"}},
 
 		// up, plan, add-node: checked before any host is reached
 		{[]string{"up"}, 2, []string{"up: no inventory given"}},

@@ -60,7 +60,10 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
-	err := app.Run(flagsFirst(app, args))
+	err := versionAlone(args)
+	if err == nil {
+		err = app.Run(flagsFirst(app, args))
+	}
 	if err == nil {
 		return exitOK
 	}
@@ -68,6 +71,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "metalk8s: %s\n", msg)
 	}
 	return exitCode(err)
+}
+
+// versionAlone refuses --version followed by a command or an argument,
+// which the CLI library would ignore after printing the version (exit 0).
+func versionAlone(args []string) error {
+	at := 1
+	version := false
+	for ; at < len(args) && strings.HasPrefix(args[at], "-") && args[at] != "--"; at++ {
+		version = version || args[at] == "--version" || args[at] == "-version"
+	}
+	if version && at < len(args) {
+		return usageError{fmt.Sprintf("--version takes no command or argument (got %q): metalk8s --version or metalk8s version", strings.Join(args[at:], " "))}
+	}
+	return nil
 }
 
 func exitCode(err error) int {

@@ -53,6 +53,25 @@ func nodeExporter(cl *inventory.Cluster) (bool, []addons.Target, error) {
 	return true, out, nil
 }
 
+// BundleVersions is v without the artifacts cl's inventory turns off, for
+// `bundle build`, `list` and `verify -i`: node_exporter's binary when
+// metalk8s_node_exporter_enabled (or metalk8s_monitoring_enabled) is
+// false. A nil cl (no inventory) keeps v whole. Bad variables are
+// addons.Enabled's errors.
+func BundleVersions(cl *inventory.Cluster, v bundle.Versions) (bundle.Versions, error) {
+	if cl == nil {
+		return v, nil
+	}
+	on, _, err := nodeExporter(cl)
+	if err != nil {
+		return v, err
+	}
+	if !on {
+		v.NodeExporter = ""
+	}
+	return v, nil
+}
+
 // AddonImages lists the images the enabled addons run (sorted, once
 // each), their charts rendered for v with cl's variables
 // (metalk8s_<addon>_enabled and _values), or with the defaults when cl is

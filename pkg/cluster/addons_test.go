@@ -65,6 +65,39 @@ func TestAddonImages(t *testing.T) {
 	}
 }
 
+// node_exporter's binary is left out of the bundle's needs only when the
+// inventory turns it off.
+func TestBundleVersions(t *testing.T) {
+	v, err := bundle.VersionsFor(bundle.DefaultKubeVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		what, vars string
+		want       string
+	}{
+		{"no inventory", "-", v.NodeExporter},
+		{"no variable", "", v.NodeExporter},
+		{"monitoring disabled", "metalk8s_monitoring_enabled: false", ""},
+		{"node-exporter disabled", "metalk8s_node_exporter_enabled: no", ""},
+		{"monitoring off, node-exporter on", "metalk8s_monitoring_enabled: false\nmetalk8s_node_exporter_enabled: true", v.NodeExporter},
+	} {
+		var got bundle.Versions
+		if c.vars == "-" {
+			got, err = BundleVersions(nil, v)
+		} else {
+			got, err = BundleVersions(testinv.Cluster(t, addonHosts, map[string]string{"group_vars/all.yml": c.vars + "\n"}), v)
+		}
+		if err != nil || got.NodeExporter != c.want || got.Kube != v.Kube {
+			t.Errorf("%s: node_exporter %q (kube %s), %v; want %q", c.what, got.NodeExporter, got.Kube, err, c.want)
+		}
+	}
+	cl := testinv.Cluster(t, addonHosts, map[string]string{"group_vars/all.yml": "metalk8s_monitoring_enabled: maybe\n"})
+	if _, err := BundleVersions(cl, v); err == nil {
+		t.Error("metalk8s_monitoring_enabled: maybe: no error")
+	}
+}
+
 // The etcd certificates' expiry metrics land where node-exporter reads.
 func TestCertMetricsInTextfileDir(t *testing.T) {
 	if d := path.Dir(etcd.CertMetricsFile); d != node.TextfileDir {

@@ -213,6 +213,8 @@ func runStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) {
 	case err == nil:
 	case ctx.Err() != nil:
 		out.Status, out.Err = StatusCanceled, err
+	case out.Attempts > 1:
+		out.Status, out.Err = StatusFailed, fmt.Errorf("%w (tried %d times)", err, out.Attempts)
 	default:
 		out.Status, out.Err = StatusFailed, err
 	}

@@ -173,14 +173,17 @@ func TestRetryTransient(t *testing.T) {
 	}
 	if o := r.Outcomes["broken@b"]; o.Status != StatusFailed || hard.Load() != 1 {
 		t.Errorf("broken: %s after %d calls, want failed after 1 (not transient)", o.Status, hard.Load())
+	} else if strings.Contains(o.Err.Error(), "tried") {
+		t.Errorf("broken: %v, want no count of tries after one", o.Err)
 	}
 	// Transient for ever: gives up after the attempts.
 	var n atomic.Int32
 	down := &Step{ID: "down@a", Host: "a", Phase: "preflight", Retry: Retry{Attempts: 4},
 		Check: func(context.Context, Host) (Change, error) { n.Add(1); return NoChange, errTransient }}
 	r = Run(context.Background(), mustGraph(t, down), hostsFor("a"), Options{Transient: isTransient, Sleep: noSleep})
-	if o := r.Outcomes["down@a"]; o.Status != StatusFailed || n.Load() != 4 {
-		t.Errorf("down: %s after %d tries, want failed after 4", o.Status, n.Load())
+	if o := r.Outcomes["down@a"]; o.Status != StatusFailed || n.Load() != 4 ||
+		!errors.Is(o.Err, errTransient) || !strings.HasSuffix(o.Err.Error(), " (tried 4 times)") {
+		t.Errorf("down: %s after %d tries (%v), want failed after 4, saying so", o.Status, n.Load(), o.Err)
 	}
 }
 
