@@ -278,11 +278,17 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 // helmFailed is a Helm operation's failure, what it was doing first. The
 // error is printed (%v), not wrapped: a wait that timed out joins
 // context.DeadlineExceeded into it, and apiRetry must not repeat an
-// operation that already waited 10 minutes and rolled back. When ctx
-// itself ended (the run cancelled), that is wrapped instead.
+// operation that already waited 10 minutes and rolled back. Two causes
+// are wrapped: the API server's answer that it was overloaded or timed
+// out (kube.Overloaded: an object's apply refused before any wait, as
+// the lab's busy apiserver did with the Gateway API's CRDs; Helm rolled
+// back, so apiRetry tries again), and ctx's end (the run cancelled).
 func helmFailed(ctx context.Context, what string, err error) error {
-	if ctx.Err() != nil {
+	switch {
+	case ctx.Err() != nil:
 		return fmt.Errorf("%s: %v (%w)", what, err, ctx.Err())
+	case kube.Overloaded(err):
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return fmt.Errorf("%s: %v", what, err)
 }

@@ -20,9 +20,14 @@ func Transient(err error) bool {
 	if err == nil {
 		return false
 	}
-	if apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
-		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err) || apierrors.IsUnexpectedServerError(err) {
-		return true
-	}
-	return errors.Is(err, context.DeadlineExceeded) || ssh.Transient(err)
+	return Overloaded(err) || errors.Is(err, context.DeadlineExceeded) || ssh.Transient(err)
+}
+
+// Overloaded reports whether err holds the API server's own answer that
+// it is overloaded or timed out (HTTP 429, 500, 503, 504 and its request
+// timeouts), anywhere in its chain: Transient without the timeouts and
+// dropped connections of the client's side.
+func Overloaded(err error) bool {
+	return apierrors.IsServerTimeout(err) || apierrors.IsTimeout(err) || apierrors.IsTooManyRequests(err) ||
+		apierrors.IsServiceUnavailable(err) || apierrors.IsInternalError(err) || apierrors.IsUnexpectedServerError(err)
 }
