@@ -139,7 +139,7 @@ func bundleCluster(c *cli.Context) (*inventory.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return inventory.NewCluster(inv)
+	return newCluster(c, inv)
 }
 
 // sourceFlags are bundle build's flags but -o, which bundle list shares.

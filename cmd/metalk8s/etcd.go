@@ -61,7 +61,7 @@ func openEtcd(c *cli.Context, path string) (*etcdHosts, error) {
 	if err != nil {
 		return nil, err
 	}
-	cl, err := inventory.NewCluster(inv)
+	cl, err := newCluster(c, inv)
 	if err != nil {
 		return nil, err
 	}

@@ -125,11 +125,11 @@ func withLocalUser(c inventory.SSHConfig) inventory.SSHConfig {
 	return c
 }
 
-// checkWarnings are what --check finds that Ansible accepts but that
-// would fail a run: a private key file missing on this machine, two hosts
-// on one address.
+// checkWarnings are the inventory's own warnings (Cluster.Warnings) and
+// what --check finds that Ansible accepts but that would fail a run: a
+// private key file missing on this machine, two hosts on one address.
 func checkWarnings(cl *inventory.Cluster) []string {
-	var out []string
+	out := append([]string{}, cl.Warnings...)
 	seen := map[string]string{}
 	told := map[string]bool{}
 	home, _ := os.UserHomeDir()

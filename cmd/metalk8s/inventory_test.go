@@ -102,3 +102,20 @@ func TestInventoryCheckWarnings(t *testing.T) {
 		t.Errorf("one warning per pair of hosts:\n%s", out.String())
 	}
 }
+
+// Two etcd hosts (what remove-node leaves of three) load with a warning:
+// on stdout for inventory --check, on stderr, once, for other commands.
+func TestEvenEtcdWarning(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "hosts.ini")
+	os.WriteFile(inv, []byte("[kube-master]\nnode1 ansible_connection=local\n[etcd]\nnode1\nnode2 ansible_connection=local\n[kube-node]\nnode1\n"), 0o600)
+	const want = "the etcd group has 2 hosts (node1, node2)"
+	code, out, errOut := metalk8s(t, "inventory", "--check", inv)
+	if code != 0 || !strings.Contains(out, "  warning: "+inv+":3: "+want) {
+		t.Errorf("inventory --check: exit %d\n%s%s", code, out, errOut)
+	}
+	code, _, errOut = metalk8s(t, "bundle", "list", "-i", inv)
+	if code != 0 || strings.Count(errOut, "metalk8s: warning: "+inv+":3: "+want) != 1 {
+		t.Errorf("bundle list -i: exit %d\n%s", code, errOut)
+	}
+}

@@ -302,7 +302,20 @@ func loadCluster(c *cli.Context) (*inventory.Cluster, error) {
 	if err != nil {
 		return nil, err
 	}
-	return inventory.NewCluster(inv)
+	return newCluster(c, inv)
+}
+
+// newCluster is inventory.NewCluster, its warnings printed on stderr
+// ("metalk8s: warning: ...", one line each).
+func newCluster(c *cli.Context, inv *inventory.Inventory) (*inventory.Cluster, error) {
+	cl, err := inventory.NewCluster(inv)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cl.Warnings {
+		fmt.Fprintf(c.App.ErrWriter, "metalk8s: warning: %s\n", w)
+	}
+	return cl, nil
 }
 
 func versionCommand() *cli.Command {

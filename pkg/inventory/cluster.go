@@ -21,6 +21,9 @@ type Cluster struct {
 	ControlPlane []*Node
 	Etcd         []*Node
 	Workers      []*Node
+	// Warnings are what the inventory allows but an operator should
+	// hear: an even number of etcd hosts. Commands print them first.
+	Warnings []string
 }
 
 // Node is one host of the cluster.
@@ -60,7 +63,12 @@ func NewCluster(inv *Inventory) (*Cluster, error) {
 		return nil, &Error{File: inv.Path, Msg: "no etcd host: put an odd number of hosts (1, 3, 5) in [etcd]"}
 	}
 	if len(etcd)%2 == 0 {
-		return nil, &Error{File: inv.Path, Line: inv.groupLine(EtcdGroups), Msg: fmt.Sprintf("the etcd group has %d hosts (%s); etcd needs an odd number (1, 3, 5) to keep quorum", len(etcd), hostList(etcd))}
+		// Allowed, as etcd allows it: remove-node leaves 2 of 3 members
+		// until the operator adds one back. kubespray stops on it
+		// (ignore_assert_errors skips that).
+		c.Warnings = append(c.Warnings, (&Error{File: inv.Path, Line: inv.groupLine(EtcdGroups), Msg: fmt.Sprintf(
+			"the etcd group has %d hosts (%s): an even number tolerates no more failed members than %d would (etcd's FAQ); add or remove one",
+			len(etcd), hostList(etcd), len(etcd)-1)}).Error())
 	}
 	// When the inventory names a cluster group, the control plane and the
 	// workers must be in it.

@@ -126,3 +126,23 @@ func TestBadStorage(t *testing.T) {
 		}
 	}
 }
+
+// An even etcd group loads, with a warning naming the file and line: it is
+// what remove-node leaves of three members until one is added back.
+func TestEvenEtcdWarns(t *testing.T) {
+	cl, err := loadCluster(t, "[kube-master]\nm1\n[etcd]\nm1\nm2\n[kube-node]\nm1\n[k8s-cluster:children]\nkube-master\nkube-node\n", nil)
+	if err != nil {
+		t.Fatalf("two etcd hosts refused: %v", err)
+	}
+	if len(cl.Etcd) != 2 || len(cl.Warnings) != 1 {
+		t.Fatalf("etcd %d, warnings %q", len(cl.Etcd), cl.Warnings)
+	}
+	w := cl.Warnings[0]
+	if !strings.Contains(w, "hosts.ini:3") || !strings.Contains(w, "2 hosts (m1, m2)") {
+		t.Errorf("warning %q: want the group's line and its hosts", w)
+	}
+	cl, err = loadCluster(t, base, nil)
+	if err != nil || len(cl.Warnings) != 0 {
+		t.Errorf("one etcd host: %v, warnings %q", err, cl.Warnings)
+	}
+}
