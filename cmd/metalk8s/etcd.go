@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
+	"sort"
 	"strings"
 	"time"
 
@@ -114,6 +117,7 @@ func runEtcdStatus(c *cli.Context) error {
 	defer cancel()
 	out := c.App.Writer
 	bad := 0
+	healthy := map[string]etcd.Dialer{}
 	for _, h := range etcd.Healthy(ctx, e.pki, e.dialers) {
 		switch {
 		case h.Healthy && h.Leader:
@@ -124,9 +128,53 @@ func runEtcdStatus(c *cli.Context) error {
 			bad++
 			fmt.Fprintf(out, "%-16s UNHEALTHY: %v\n", h.Name, h.Err)
 		}
+		if h.Healthy {
+			healthy[h.Name] = e.dialers[h.Name]
+		}
+	}
+	if len(healthy) > 0 {
+		if err := printMembers(ctx, out, e, healthy); err != nil {
+			return err
+		}
 	}
 	if bad > 0 {
 		return fmt.Errorf("%d of %d etcd members unhealthy", bad, len(e.dialers))
+	}
+	return nil
+}
+
+// printMembers prints the cluster's member list as etcd has it ("members:
+// node1, node2"), asked through the healthy members, and a line for each
+// member the inventory's etcd group does not hold and each host of it
+// that is no member: what remove-node or add-node leave to do.
+func printMembers(ctx context.Context, out io.Writer, e *etcdHosts, healthy map[string]etcd.Dialer) error {
+	c, err := etcd.Client(ctx, e.pki, healthy)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	urls, _, err := etcd.Members(ctx, c)
+	if err != nil {
+		return err
+	}
+	var names []string
+	for name := range urls {
+		if name == "" {
+			name = "(added, not started)"
+		}
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(out, "members: %s\n", strings.Join(names, ", "))
+	for _, name := range names {
+		if _, ok := e.dialers[name]; !ok && urls[name] != nil {
+			fmt.Fprintf(out, "%-16s a member, not in the inventory's etcd group: remove-node it (keep it in the inventory until then)\n", name)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(e.dialers)) {
+		if urls[name] == nil {
+			fmt.Fprintf(out, "%-16s in the inventory's etcd group, not a member: add-node it\n", name)
+		}
 	}
 	return nil
 }

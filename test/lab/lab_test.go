@@ -252,7 +252,7 @@ func TestLab(t *testing.T) {
 			t.Errorf("%d healthy members, want %d", n, nodes)
 		}
 		out = l.metalk8s(t, 2*time.Minute, "etcd", "status", l.inv, "--known-hosts", l.known)
-		if strings.Count(out, " healthy") != nodes || !strings.Contains(out, "(leader)") {
+		if strings.Count(out, " healthy") != nodes || !strings.Contains(out, "(leader)") || !strings.Contains(out, "\nmembers: node1, node2, node3\n") {
 			t.Errorf("metalk8s etcd status:\n%s", out)
 		}
 
