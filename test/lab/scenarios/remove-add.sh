@@ -126,6 +126,15 @@ check "node3's PersistentVolumes back" test -n "$($KUBECTL get pv -l metalk8s.io
 check "node3: the marker still there" test "$(on node3 "cat $vol/remove-add.marker")" = "$marker"
 mk8s verify-3 verify "$INV" --known-hosts "$KNOWN"
 check "verify: exit 0" test $? = 0
+step "verify fails, naming the check, with CoreDNS scaled to zero"
+replicas=$($KUBECTL -n kube-system get deploy coredns -o jsonpath='{.spec.replicas}')
+$KUBECTL -n kube-system scale deploy coredns --replicas 0 >/dev/null
+mk8s verify-nodns verify "$INV" --known-hosts "$KNOWN"
+rc=$?
+check "verify without DNS: exit 1, got $rc" test "$rc" = 1
+check "verify names CoreDNS scaled to zero" grep -q "CoreDNS is scaled to zero" "$OUT/verify-nodns.log"
+$KUBECTL -n kube-system scale deploy coredns --replicas "${replicas:-2}" >/dev/null
+$KUBECTL -n kube-system rollout status deploy coredns --timeout 10m >/dev/null
 mk8s plan-after plan "$INV" "${FLAGS[@]}"
 check "plan after add-node: exit 0 (no changes)" test $? = 0
 on node3 "rm -f $vol/remove-add.marker; iptables -D INPUT -j OPERATOR-KEEP; iptables -X OPERATOR-KEEP" || true
