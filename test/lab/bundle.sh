@@ -41,7 +41,10 @@ INV=(-i "$LAB_INVENTORY")
 
 [[ -x $BIN ]] || { echo "bundle.sh: no metalk8s binary at $BIN (make build)" >&2; exit 1; }
 
-"$HERE/artifacts/build.sh" >&2
+# Only what the bundle holds: Prometheus, its operator, promtool and
+# VictoriaLogs are built for the tests (make artifacts), not the lab yet.
+"$HERE/artifacts/build.sh" k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs \
+	netpol flannel metrics-server helm traefik node-exporter haproxy-rootfs images mirror >&2
 
 if ! "$HERE/artifacts/serve.sh" status >/dev/null 2>&1; then
 	"$HERE/artifacts/serve.sh" start >&2
