@@ -14,6 +14,9 @@ import (
 // kind ("etcd/pki"), or a phase's prefix ("addons/": every addon).
 //   - etcd/pki, control-plane/pki: the new members' and control planes'
 //     certificates (on the first control plane);
+//   - etcd/data: read-only, whether each member has data: with it a new
+//     member joins the cluster (MemberAdd) instead of bootstrapping one
+//     of its own, which etcd refuses from a removed member's ID;
 //   - etcd/health: quorum checked after the new members joined;
 //   - workers/apiserver-proxy: the workers' lists of API servers;
 //   - control-plane/ready, workers/nodes-ready: the new nodes Ready;
@@ -23,7 +26,7 @@ import (
 //
 // Every preflight check runs too (read-only; later steps use the facts it
 // gathers) and pki/recover (read-only unless the local PKI is lost).
-var clusterSide = []string{"preflight/", "pki/recover", "etcd/pki", "etcd/health", "control-plane/pki", "control-plane/ready",
+var clusterSide = []string{"preflight/", "pki/recover", "etcd/pki", "etcd/data", "etcd/health", "control-plane/pki", "control-plane/ready",
 	"workers/apiserver-proxy", "workers/nodes-ready", "volumes/", "addons/"}
 
 // AddNodePick is add-node's selection of cl's steps (steps.Options.Pick):

@@ -25,7 +25,11 @@ func TestAddNodePick(t *testing.T) {
 		// a control plane and etcd member: its own etcd member and kubeadm
 		// join, the workers' API proxy lists
 		{[]string{"node3"},
-			[]string{"etcd/member@node3", "control-plane/kubeadm@node3", "workers/apiserver-proxy@node4", "etcd/health@node1"},
+			// the members' etcd/data (read-only): without it node3 would
+			// bootstrap a cluster of its own (seen on the lab after
+			// remove-node node3)
+			[]string{"etcd/member@node3", "control-plane/kubeadm@node3", "workers/apiserver-proxy@node4", "etcd/health@node1",
+				"etcd/data@node1", "etcd/data@node2"},
 			[]string{"etcd/member@node2", "prepare/images@node4", "workers/kubeadm@node4"}},
 	} {
 		pick, err := AddNodePick(cl, c.adding)

@@ -105,6 +105,12 @@ type retrying struct {
 	f  *failover
 }
 
+// WrappedRoundTripper is the transport retrying wraps, so that client-go
+// reaches it to cancel a timed-out request (k8s.io/apimachinery's
+// utilnet.RoundTripperWrapper) instead of logging "unable to cancel
+// request" on the operator's terminal.
+func (r retrying) WrappedRoundTripper() http.RoundTripper { return r.rt }
+
 func (r retrying) RoundTrip(req *http.Request) (*http.Response, error) {
 	for attempt := 0; ; attempt++ {
 		resp, err := r.rt.RoundTrip(req)

@@ -92,7 +92,7 @@ grep -E ' (would change|changed|failed)' "$OUT/remove.log" | sed 's/^/   /'
 
 # The inventory without node3, as the operator edits it.
 cp "$INV" "$OUT/hosts.ini.full"
-grep -v '^node3$' "$OUT/hosts.ini.full" >"$INV"
+grep -vE '^node3( |$)' "$OUT/hosts.ini.full" >"$INV"
 check "2 nodes Ready, node3 gone" until_nodes "node1=True node2=True " 5
 check "etcd members node1 node2" test "$(members "$INV")" = "node1, node2"
 check "no unbound PersistentVolume of node3 left" test -z "$($KUBECTL get pv -l metalk8s.io/node=node3 -o jsonpath='{range .items[?(@.status.phase!="Bound")]}{.metadata.name}{end}')"
