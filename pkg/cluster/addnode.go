@@ -14,9 +14,6 @@ import (
 // kind ("etcd/pki"), or a phase's prefix ("addons/": every addon).
 //   - etcd/pki, control-plane/pki: the new members' and control planes'
 //     certificates (on the first control plane);
-//   - etcd/data: read-only, whether each member has data: with it a new
-//     member joins the cluster (MemberAdd) instead of bootstrapping one
-//     of its own, which etcd refuses from a removed member's ID;
 //   - etcd/health: quorum checked after the new members joined;
 //   - workers/apiserver-proxy: the workers' lists of API servers;
 //   - control-plane/ready, workers/nodes-ready: the new nodes Ready;
@@ -24,9 +21,14 @@ import (
 //   - addons/: what the addons' values take from the inventory (the
 //     node-exporters and etcd members monitoring scrapes).
 //
-// Every preflight check runs too (read-only; later steps use the facts it
-// gathers) and pki/recover (read-only unless the local PKI is lost).
-var clusterSide = []string{"preflight/", "pki/recover", "etcd/pki", "etcd/data", "etcd/health", "control-plane/pki", "control-plane/ready",
+// Every check-only step runs too, on every host (no Apply: preflight's,
+// etcd/data, the node-state ones): later steps decide from the facts they
+// gather, e.g. a new etcd member joins with MemberAdd only when it sees
+// the others' data, and a node joins through a control plane seen joined
+// (without them node3, added back after remove-node on the lab,
+// bootstrapped an etcd cluster of its own). pki/recover runs as well
+// (read-only unless the local PKI is lost).
+var clusterSide = []string{"preflight/", "pki/recover", "etcd/pki", "etcd/health", "control-plane/pki", "control-plane/ready",
 	"workers/apiserver-proxy", "workers/nodes-ready", "volumes/", "addons/"}
 
 // AddNodePick is add-node's selection of cl's steps (steps.Options.Pick):
@@ -60,5 +62,5 @@ func AddNodePick(cl *inventory.Cluster, nodes []string) (func(*steps.Step) bool,
 		return nil, fmt.Errorf("add-node: %s not in the inventory %s (its hosts: %s): add them to it first",
 			strings.Join(unknown, ", "), cl.Inventory.Path, strings.Join(names, ", "))
 	}
-	return func(s *steps.Step) bool { return adding[s.Host] || kindIn(s.ID, clusterSide) }, nil
+	return func(s *steps.Step) bool { return adding[s.Host] || s.Apply == nil || kindIn(s.ID, clusterSide) }, nil
 }

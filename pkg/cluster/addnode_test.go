@@ -20,7 +20,9 @@ func TestAddNodePick(t *testing.T) {
 		// addons; no other host's preparation or kubeadm
 		{[]string{"node4"},
 			[]string{"prepare/containerd@node4", "workers/kubeadm@node4", "preflight/facts@node1", "workers/nodes-ready@node1",
-				"addons/monitoring@node1", "etcd/pki@node1", "volumes/storage-class@node1"},
+				"addons/monitoring@node1", "etcd/pki@node1", "volumes/storage-class@node1",
+				// check-only facts the join decides from
+				"control-plane/node-state@node1", "control-plane/node-state@node2", "etcd/data@node1"},
 			[]string{"prepare/containerd@node1", "etcd/member@node1", "control-plane/kubeadm@node2", "control-plane/certs@node1"}},
 		// a control plane and etcd member: its own etcd member and kubeadm
 		// join, the workers' API proxy lists

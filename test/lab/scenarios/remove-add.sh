@@ -115,10 +115,10 @@ check "plan --add-node: exit 3, got $rc" test "$rc" = 3
 mk8s add add-node "$INV" node3 "${FLAGS[@]}" --yes -v
 check "add-node exit 0" test $? = 0
 # Steps on node1 and node2 must be add-node's cluster-side ones only
-# (pkg/cluster/addnode.go clusterSide).
+# (pkg/cluster/addnode.go clusterSide) and the check-only ones.
 others=$(awk '($2 == "node1" || $2 == "node2") && $4 != "started" {print $3}' "$OUT/add.log" | sort -u)
 echo "   steps on node1 and node2: $(echo $others)"
-bad=$(echo "$others" | grep -vE '^(preflight/|pki/recover|etcd/pki|etcd/health|control-plane/pki|control-plane/ready|workers/apiserver-proxy|workers/nodes-ready|volumes/|addons/)' || true)
+bad=$(echo "$others" | grep -vE '^(preflight/|pki/recover|etcd/pki|etcd/data|control-plane/node-state|workers/node-state|etcd/health|control-plane/pki|control-plane/ready|workers/apiserver-proxy|workers/nodes-ready|volumes/|addons/)' || true)
 check "no other step on node1 or node2${bad:+: $(echo $bad)}" test -z "$bad"
 check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
 check "etcd members node1 node2 node3" test "$(members "$INV")" = "node1, node2, node3"
