@@ -38,9 +38,13 @@ func Steps(cl *inventory.Cluster, artifactsDir string, existing []*steps.Step) [
 			vgID := steps.ID("storage/vg-"+vg.Name, host)
 			// After the node's packages (lvm2) when the graph installs
 			// them; else (a bundle without packages) they must be there.
+			// After its connection check in any case, so an unreachable
+			// host blocks it instead of being dialled (and failed) again.
 			var deps []string
-			if id := steps.ID("prepare/packages", host); have[id] {
-				deps = []string{id}
+			for _, id := range []string{steps.ID("preflight/connect", host), steps.ID("prepare/packages", host)} {
+				if have[id] {
+					deps = append(deps, id)
+				}
 			}
 			out = append(out, vgStep(n, vg, vgID, deps))
 			for _, lv := range vg.LVs {

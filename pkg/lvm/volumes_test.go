@@ -290,7 +290,8 @@ func pvProtection(ctx context.Context, c *kube.Client) {
 }
 
 // A volume group waits for its node's packages only when the graph
-// installs them (a bundle built with --no-packages has no such step).
+// installs them (a bundle built with --no-packages has no such step), and
+// for its node's connection check.
 func TestStepsPackagesDep(t *testing.T) {
 	cl := volumesCluster()
 	n := cl.Workers[0]
@@ -309,5 +310,11 @@ func TestStepsPackagesDep(t *testing.T) {
 	pk := &steps.Step{ID: steps.ID("prepare/packages", n.Name)}
 	if d := vgDeps([]*steps.Step{pk}); len(d) != 1 || d[0] != pk.ID {
 		t.Errorf("with a packages step: deps %v", d)
+	}
+	// Its host's connection check first, packages or not: an unreachable
+	// host blocks it (a newcomer's plan saw it fail a second time).
+	conn := &steps.Step{ID: steps.ID("preflight/connect", n.Name)}
+	if d := vgDeps([]*steps.Step{conn}); len(d) != 1 || d[0] != conn.ID {
+		t.Errorf("with a connect step: deps %v", d)
 	}
 }
