@@ -118,12 +118,22 @@ check "add-node exit 0" test $? = 0
 # (pkg/cluster/addnode.go clusterSide) and the check-only ones.
 others=$(awk '($2 == "node1" || $2 == "node2") && $4 != "started" {print $3}' "$OUT/add.log" | sort -u)
 echo "   steps on node1 and node2: $(echo $others)"
-bad=$(echo "$others" | grep -vE '^(preflight/|pki/recover|etcd/pki|etcd/data|control-plane/node-state|workers/node-state|etcd/health|control-plane/pki|control-plane/ready|workers/apiserver-proxy|workers/nodes-ready|volumes/|addons/)' || true)
+bad=$(echo "$others" | grep -vE '^(preflight/|prepare/time-sync|pki/recover|etcd/pki|etcd/data|control-plane/node-state|workers/node-state|etcd/health|control-plane/pki|control-plane/ready|workers/apiserver-proxy|workers/nodes-ready|volumes/|addons/)' || true)
 check "no other step on node1 or node2${bad:+: $(echo $bad)}" test -z "$bad"
+# and of those, only cluster-side ones changed anything
+changed=$(awk '($2 == "node1" || $2 == "node2") && $4 == "changed" {print $3}' "$OUT/add.log" | sort -u)
+echo "   changed on node1 and node2: $(echo $changed)"
+bad=$(echo "$changed" | grep -E '^(preflight/|prepare/|etcd/data|control-plane/node-state|workers/node-state)' || true)
+check "no check-only step changed anything${bad:+: $(echo $bad)}" test -z "$bad"
 check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
 check "etcd members node1 node2 node3" test "$(members "$INV")" = "node1, node2, node3"
 check "node3's PersistentVolumes back" test -n "$($KUBECTL get pv -l metalk8s.io/node=node3 -o name)"
 check "node3: the marker still there" test "$(on node3 "cat $vol/remove-add.marker")" = "$marker"
+# The DaemonSets' pods on node3 (Traefik's, flannel's) start after it is
+# Ready: verify right away may catch one not ready yet.
+$KUBECTL get ds -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' | while IFS=/ read -r ns ds; do
+	$KUBECTL -n "$ns" rollout status ds "$ds" --timeout 10m >/dev/null
+done
 mk8s verify-3 verify "$INV" --known-hosts "$KNOWN"
 check "verify: exit 0" test $? = 0
 step "verify fails, naming the check, with CoreDNS scaled to zero"
