@@ -139,6 +139,34 @@ func diffDocs(t *testing.T, want, got map[string]any) {
 	}
 }
 
+// Inputs accepted with a warning (an even etcd group): no error, and a
+// warning holding the expect file's lines.
+func TestWarnInventories(t *testing.T) {
+	for _, path := range caseDirs(t, "warn") {
+		dir := filepath.Dir(path)
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			expect, err := os.ReadFile(filepath.Join(dir, "expect"))
+			if err != nil {
+				t.Fatalf("missing expect file: %v", err)
+			}
+			inv, err := Load(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl, err := NewCluster(inv)
+			if err != nil {
+				t.Fatal(err)
+			}
+			warnings := strings.Join(cl.Warnings, "\n")
+			for _, want := range strings.Split(strings.TrimSpace(string(expect)), "\n") {
+				if want = strings.TrimSpace(want); want == "" || !strings.Contains(warnings, want) {
+					t.Errorf("warnings %q do not contain %q", warnings, want)
+				}
+			}
+		})
+	}
+}
+
 // Bad inputs: our error must name the place (the expect file's lines), and
 // where ansible rejects the input too, it must fail there as well.
 func TestBadInventories(t *testing.T) {
