@@ -33,7 +33,7 @@ func removeOptions(c *cli.Context, nodes []string) *cluster.RemoveOptions {
 func removeNodeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "remove-node",
-		Usage:     "take hosts out of the cluster: drain, etcd member removal, node reset; their volumes kept",
+		Usage:     "take hosts out of the cluster: drain, etcd member removal, node reset; their volumes kept unless --wipe-volumes",
 		ArgsUsage: "hosts.ini NODE...",
 		Description: "Keep the hosts in the inventory until this has run, then delete them from it.\n" +
 			"Refuses, changing nothing, when etcd would lose its quorum or no control plane\n" +

@@ -24,7 +24,7 @@ var stdinTerminal = func(c *cli.Context) bool {
 func resetCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "reset",
-		Usage:     "tear the whole cluster down on every host, the scoped way remove-node does; volumes kept",
+		Usage:     "tear the whole cluster down on every host, the scoped way remove-node does; volumes kept unless --wipe-volumes",
 		ArgsUsage: "hosts.ini",
 		Description: "On every host: kubeadm reset, etcd stopped and its data deleted, only\n" +
 			"Kubernetes' and the pod network's chains, ipsets, nftables tables and IPVS\n" +
