@@ -13,7 +13,12 @@ import (
 // take them (--timeout 10, ansible.cfg's timeout, ansible_ssh_timeout:
 // integers, ansible/config/base.yml), or a Go duration with its unit
 // (90s, 2m, 1h30m, time.ParseDuration).
-type seconds struct{ d time.Duration }
+// With positive set, 0 is refused (a connect or drain timeout of zero
+// would give up at once).
+type seconds struct {
+	d        time.Duration
+	positive bool
+}
 
 const secondsForms = "whole seconds (30) or a duration with a unit (90s, 2m, 1h30m)"
 
@@ -23,12 +28,18 @@ func (s *seconds) Set(v string) error {
 		if n < 0 || n > int64(time.Duration(1<<63-1)/time.Second) {
 			return fmt.Errorf("%q is out of range: give %s", v, secondsForms)
 		}
-		s.d = time.Duration(n) * time.Second
-		return nil
+		return s.set(time.Duration(n) * time.Second)
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d < 0 {
 		return fmt.Errorf("%q is not a duration: give %s", v, secondsForms)
+	}
+	return s.set(d)
+}
+
+func (s *seconds) set(d time.Duration) error {
+	if d == 0 && s.positive {
+		return fmt.Errorf("give more than 0 (%s)", secondsForms)
 	}
 	s.d = d
 	return nil
@@ -41,9 +52,14 @@ func (s *seconds) String() string {
 	return s.d.String()
 }
 
-// durationFlag is a flag taking seconds or a Go duration.
+// durationFlag is a flag taking seconds or a Go duration; 0 is refused.
 func durationFlag(name, usage string) *cli.GenericFlag {
-	return &cli.GenericFlag{Name: name, Value: &seconds{}, Usage: usage + "; " + secondsForms}
+	return &cli.GenericFlag{Name: name, Value: &seconds{positive: true}, Usage: usage + "; " + secondsForms}
+}
+
+// limitFlag is a durationFlag where 0 means no limit.
+func limitFlag(name, usage string) *cli.GenericFlag {
+	return &cli.GenericFlag{Name: name, Value: &seconds{}, Usage: usage + "; " + secondsForms + "; 0: no limit"}
 }
 
 // duration reads a durationFlag.

@@ -23,6 +23,12 @@ func TestSecondsFlag(t *testing.T) {
 			t.Errorf("%q: %v, want an error listing the accepted forms", in, err)
 		}
 	}
+	for _, in := range []string{"0", "0s", "0m"} {
+		s := seconds{positive: true}
+		if err := s.Set(in); err == nil || !strings.Contains(err.Error(), "more than 0") {
+			t.Errorf("positive %q: %v, want an error asking for more than 0", in, err)
+		}
+	}
 }
 
 // Every duration flag of every command takes plain seconds, and a bad

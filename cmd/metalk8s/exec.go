@@ -28,7 +28,7 @@ func sshFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "ask-become-pass", Aliases: []string{"K"}, Usage: "ask once for the sudo password of become hosts"},
 		&cli.IntFlag{Name: "forks", Value: 50, Usage: "how many hosts to work on at once"},
 		durationFlag("connect-timeout", "SSH connect `TIMEOUT` (default: the inventory's ansible_ssh_timeout, else 15s)"),
-		durationFlag("timeout", "per-command `TIMEOUT` (default none)"),
+		limitFlag("timeout", "per-command `TIMEOUT` (default none)"),
 	}
 }
 

@@ -44,6 +44,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"etcd", "snapshot", "bogus"}, 2, []string{`etcd snapshot: unknown command "bogus"`}},
 		{[]string{"bundle", "bogus"}, 2, []string{`bundle: unknown command "bogus"`}},
 		{[]string{"version", "now"}, 2, []string{"version: unexpected arguments: now"}},
+		{[]string{"help", "nosuch"}, 2, []string{`unknown command "nosuch"; see metalk8s --help`}},
 		{[]string{"--version", "extra"}, 2, []string{"--version takes no command or argument", `"extra"`}},
 		{[]string{"-v", "--version", "plan", inv}, 2, []string{"--version takes no command or argument"}},
 
@@ -58,6 +59,7 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"up", inv, "--only", "nonsense"}, 2, []string{`--only: unknown phase "nonsense"`}},
 		{[]string{"up", inv, "--timeout", "soon"}, 2, []string{`up: invalid value "soon" for --timeout`, "90s"}},
 		{[]string{"up", inv, "--connect-timeout"}, 2, []string{"up: flag needs an argument: --connect-timeout"}},
+		{[]string{"up", inv, "--connect-timeout", "0"}, 2, []string{`invalid value "0" for --connect-timeout: give more than 0`}},
 		{[]string{"up", inv, "--forks", "0"}, 2, []string{"--forks must be at least 1"}},
 		{[]string{"plan"}, 2, []string{"plan: no inventory given"}},
 		{[]string{"plan", missing}, 2, []string{missing}},
@@ -167,6 +169,10 @@ func TestHelpAndVersion(t *testing.T) {
 		{[]string{"exec", "-h"}, "metalk8s exec [command options] hosts.ini -- COMMAND"},
 		{[]string{"etcd"}, "snapshot"},
 		{[]string{"bundle", "--help"}, "verify"},
+		{[]string{"help"}, "Exit codes: 0 success, 1 failure"},
+		{[]string{"help", "up"}, "metalk8s up [command options] hosts.ini"},
+		{[]string{"help", "etcd", "snapshot"}, "save"},
+		{[]string{"help", "--help"}, "Help: metalk8s help [COMMAND...]"},
 	} {
 		code, out, errOut := metalk8s(t, c.args...)
 		if code != 0 || errOut != "" || !strings.Contains(out, c.want) {

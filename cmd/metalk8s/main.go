@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/urfave/cli/v2"
@@ -62,7 +63,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	app := newApp(stdout, stderr)
 	err := versionAlone(args)
 	if err == nil {
-		err = app.Run(flagsFirst(app, args))
+		err = app.Run(flagsFirst(app, helpArgs(args)))
 	}
 	if err == nil {
 		return exitOK
@@ -110,7 +111,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		Version: version,
 		Description: "metalk8s reads the hosts.ini you use with Ansible and, over SSH, prepares every node,\n" +
 			"builds LVM storage, an etcd cluster, a kubeadm control plane, the workers and the pod network.\n\n" +
-			exitCodesHelp,
+			"Help: metalk8s help [COMMAND...], or metalk8s [COMMAND...] --help.\n\n" + exitCodesHelp,
 		Writer:          stdout,
 		ErrWriter:       stderr,
 		HideHelpCommand: true,
@@ -316,6 +317,22 @@ func newCluster(c *cli.Context, inv *inventory.Inventory) (*inventory.Cluster, e
 		fmt.Fprintf(c.App.ErrWriter, "metalk8s: warning: %s\n", w)
 	}
 	return cl, nil
+}
+
+// helpArgs rewrites "metalk8s [FLAGS] help [COMMAND...]" as
+// "metalk8s [FLAGS] [COMMAND...] --help" (git's habit); other arguments
+// are returned as they are. urfave/cli's own help command stays hidden:
+// a command named help would drop its --help flag, and each group's
+// unknown-command error is ours.
+func helpArgs(args []string) []string {
+	at := 1
+	for at < len(args) && strings.HasPrefix(args[at], "-") && args[at] != "--" {
+		at++
+	}
+	if at >= len(args) || args[at] != "help" {
+		return args
+	}
+	return append(slices.Concat(args[:at], args[at+1:]), "--help")
 }
 
 func versionCommand() *cli.Command {
