@@ -225,6 +225,9 @@ func runCluster(c *cli.Context, apply bool, sel selection) error {
 		for _, sk := range res.Skipped {
 			fmt.Fprintf(out, "skipped on %s\n", sk)
 		}
+		if len(res.Skipped) > 0 {
+			fmt.Fprintln(out, "if such a host comes back, its kubelet and etcd start again: run remove-node on it again, without --unreachable, before it is reused")
+		}
 		if !apply {
 			fmt.Fprintln(out)
 			cluster.PlanText(out, r)

@@ -1,9 +1,18 @@
 #!/usr/bin/env bash
-# remove-add.sh: issue 18's day-2 scenario on a running lab cluster (after
-# `make demo`): a refused removal changes nothing, remove-node node3 (etcd
-# member and worker) leaves a healthy 2-member etcd and node3's volumes and
-# data intact, add-node node3 brings it back touching only the cluster-side
-# steps on node1 and node2, and a final plan has nothing to do.
+# remove-add.sh: issue 18's day-2 scenarios on a running lab cluster (after
+# `make demo`; node1 and node2 control planes, etcd members and workers,
+# node3 an etcd member and worker):
+#  1. a refused removal (etcd quorum) changes nothing;
+#  2. remove-node node2 (control plane, etcd member, worker) leaves a healthy
+#     2-member etcd, node3's API proxy without node2, node2's volumes and
+#     data intact; add-node node2 brings it back in all its roles, touching
+#     only the cluster-side steps on node1 and node3;
+#  3. node3 powered off is removed with --unreachable; powered on again, a
+#     second remove-node cleans it up;
+#  4. node3 comes back as a worker only, is removed and added back as one;
+#  5. verify fails naming CoreDNS scaled to zero; a final plan has nothing
+#     to do. The lab's inventory is left with node3 a worker only (the full
+#     one is in $OUT/hosts.ini.full).
 #
 #   test/lab/scenarios/remove-add.sh     (make lab-remove-add)
 #
@@ -31,10 +40,13 @@ fail() {
 	echo "FAIL $*"
 	failed=1
 }
-check() { # check WHAT CMD...: ok when CMD succeeds
+check() { # check WHAT CMD...: ok when CMD succeeds; returns CMD's success
 	local what=$1
 	shift
-	if "$@"; then ok "$what"; else fail "$what"; fi
+	if "$@"; then ok "$what"; else
+		fail "$what"
+		return 1
+	fi
 }
 on() { test/lab/lab.sh ssh "${1#node}" "$2"; }
 step() { echo "== $(date +%T) $*"; }
@@ -48,8 +60,12 @@ mk8s() {
 	return $rc
 }
 nodes() { $KUBECTL get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{" "}{end}'; }
-# members: etcd's member list as etcd status prints it ("node1, node2")
-members() { "$BIN" etcd status "$1" --known-hosts "$KNOWN" 2>/dev/null | sed -n 's/^members: //p'; }
+# members N: etcd's member list as etcd status prints it ("node1, node2"),
+# its whole output in $OUT/etcd-status-N.log
+members() {
+	"$BIN" etcd status "$INV" --known-hosts "$KNOWN" >"$OUT/etcd-status-$1.log" 2>&1
+	sed -n 's/^members: //p' "$OUT/etcd-status-$1.log"
+}
 until_nodes() { # until_nodes WANT MINUTES
 	local i
 	for ((i = 0; i < $2 * 6; i++)); do
@@ -60,83 +76,180 @@ until_nodes() { # until_nodes WANT MINUTES
 	return 1
 }
 
-step "preconditions"
-check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
-check "etcd members node1 node2 node3" test "$(members "$INV")" = "node1, node2, node3"
-# A volume of node3's, with a file on it, and a firewall chain of the
-# operator's own: both must outlive remove-node.
-vol=$(on node3 "findmnt -rn -o TARGET | grep '^/mnt/vg_metalk8s/' | head -1")
-marker="metalk8s-$(date +%s)-$RANDOM"
-on node3 "echo $marker > $vol/remove-add.marker && iptables -N OPERATOR-KEEP 2>/dev/null; iptables -C INPUT -j OPERATOR-KEEP 2>/dev/null || iptables -A INPUT -j OPERATOR-KEEP"
-check "marker written on node3:$vol" test -n "$vol"
+# inv_without HOST...: the full inventory without HOST, as the operator
+# edits it after remove-node.
+inv_without() {
+	local re
+	re=$(IFS='|' && echo "$*")
+	grep -vE "^($re)( |\$)" "$OUT/hosts.ini.full" >"$INV"
+}
+# inv_worker HOST: the full inventory with HOST in [kube-node] only.
+inv_worker() {
+	awk -v h="$1" '/^\[/ {sec = $0} !(($1 == h) && (sec == "[kube-master]" || sec == "[etcd]"))' "$OUT/hosts.ini.full" >"$INV"
+}
+# only_cluster_side LOG HOST...: add-node's steps on HOST (a node already in
+# the cluster) are only its cluster-side ones (pkg/cluster/addnode.go
+# clusterSide) and the check-only ones, and of those only cluster-side
+# ones changed anything.
+only_cluster_side() {
+	local log=$1 others changed bad
+	shift
+	local hosts=" $* "
+	others=$(awk -v hs="$hosts" 'index(hs, " " $2 " ") && $4 != "started" {print $3}' "$log" | sort -u)
+	echo "   steps on $*: $(echo $others)"
+	bad=$(echo "$others" | grep -vE '^(preflight/|prepare/time-sync|pki/recover|etcd/pki|etcd/data|control-plane/node-state|workers/node-state|etcd/health|control-plane/pki|control-plane/ready|workers/apiserver-proxy|workers/nodes-ready|volumes/|addons/)' || true)
+	check "no other step on $*${bad:+: $(echo $bad)}" test -z "$bad"
+	changed=$(awk -v hs="$hosts" 'index(hs, " " $2 " ") && $4 == "changed" {print $3}' "$log" | sort -u)
+	echo "   changed on $*: $(echo $changed)"
+	bad=$(echo "$changed" | grep -E '^(preflight/|prepare/|etcd/data|control-plane/node-state|workers/node-state)' || true)
+	check "no check-only step changed anything${bad:+: $(echo $bad)}" test -z "$bad"
+}
+# host_reset NODE: what remove-node leaves on a host it reached: the
+# operator's marker, chain and logical volumes, nothing of Kubernetes'.
+host_reset() {
+	local n=$1
+	check "$n: the marker on its volume" test "$(on "$n" "cat ${vol[$n]}/remove-add.marker")" = "${marker[$n]}"
+	check "$n: its logical volumes kept" test -n "$(on "$n" "lvs --noheadings vg_metalk8s")"
+	check "$n: /etc/kubernetes gone" test -z "$(on "$n" "ls -A /etc/kubernetes 2>/dev/null")"
+	check "$n: kubelet and etcd stopped" test "$(on "$n" "systemctl is-active kubelet etcd" | grep -cx active)" = 0
+	check "$n: no Kubernetes or flannel chain left" test "$(on "$n" "iptables-save | grep -cE 'KUBE-|FLANNEL'")" = 0
+	check "$n: the operator's chain kept" on "$n" "iptables -C INPUT -j OPERATOR-KEEP"
+	check "$n: no flannel, cni or ipvs link" test -z "$(on "$n" "ip -o link | grep -E 'flannel|cni0|kube-ipvs'")"
+}
+# mark NODE: a file on one of NODE's volumes and a firewall chain of the
+# operator's own, both to outlive remove-node.
+declare -A vol marker
+mark() {
+	local n=$1
+	vol[$n]=$(on "$n" "findmnt -rn -o TARGET | grep '^/mnt/vg_metalk8s/' | head -1")
+	marker[$n]="metalk8s-$(date +%s)-$RANDOM"
+	on "$n" "echo ${marker[$n]} > ${vol[$n]}/remove-add.marker && iptables -N OPERATOR-KEEP 2>/dev/null; iptables -C INPUT -j OPERATOR-KEEP 2>/dev/null || iptables -A INPUT -j OPERATOR-KEEP"
+	check "marker written on $n:${vol[$n]}" test -n "${vol[$n]}"
+}
+# rollout: wait for every DaemonSet (Traefik's, flannel's) to be ready on
+# a node just joined, so verify does not catch one starting.
+rollout() {
+	$KUBECTL get ds -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' | while IFS=/ read -r ns ds; do
+		$KUBECTL -n "$ns" rollout status ds "$ds" --timeout 10m >/dev/null
+	done
+}
+# verify_ok NAME WHAT: metalk8s verify passes; if not, the pods' places
+# and metrics-server's log go to $OUT/NAME.diag.
+verify_ok() {
+	mk8s "$1" verify "$INV" --known-hosts "$KNOWN"
+	if ! check "$2: exit 0" test $? = 0; then
+		{
+			$KUBECTL get pods -A -o wide
+			$KUBECTL -n kube-system logs deploy/metrics-server --tail 40
+		} >"$OUT/$1.diag" 2>&1
+		echo "   pods and metrics-server's log: $OUT/$1.diag"
+	fi
+}
+# proxies NODE: the API servers NODE's apiserver proxy lists (haproxy.cfg)
+proxies() { on "$1" "grep -oE 'server [a-z0-9.-]+' /etc/kubernetes/apiserver-proxy/haproxy.cfg | cut -d' ' -f2 | sort | xargs"; }
 
-step "a refused removal: node2's etcd stopped, removing node3 would leave 1 of 2 healthy"
-on node2 "systemctl stop etcd"
-mk8s refused remove-node "$INV" node3 "${FLAGS[@]}" --yes
+step "preconditions"
+cp "$INV" "$OUT/hosts.ini.full"
+check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
+check "etcd members node1 node2 node3" test "$(members 0)" = "node1, node2, node3"
+mark node2
+mark node3
+echo "   node3's API proxy: $(proxies node3)"
+
+step "1. a refused removal: node3's etcd stopped, removing node2 would leave 1 of 2 healthy"
+on node3 "systemctl stop etcd"
+mk8s refused remove-node "$INV" node2 "${FLAGS[@]}" --yes
 rc=$?
 check "remove-node refused (exit $rc, not 0)" test "$rc" != 0
 check "the refusal names quorum" grep -q "quorum" "$OUT/refused.log"
-on node2 "systemctl start etcd"
-check "nothing changed: node3 schedulable" test -z "$($KUBECTL get node node3 -o jsonpath='{.spec.unschedulable}')"
+on node3 "systemctl start etcd"
+check "nothing changed: node2 schedulable" test -z "$($KUBECTL get node node2 -o jsonpath='{.spec.unschedulable}')"
 sleep 20
-check "nothing changed: 3 etcd members" test "$(members "$INV")" = "node1, node2, node3"
+check "nothing changed: 3 etcd members" test "$(members 1)" = "node1, node2, node3"
 
-step "plan --remove-node node3"
-mk8s plan-remove plan --remove-node node3 "$INV" "${FLAGS[@]}"
+step "2. remove-node node2 (control plane, etcd member, worker)"
+mk8s plan-remove plan --remove-node node2 "$INV" "${FLAGS[@]}"
 rc=$?
 check "plan --remove-node: exit 3 (changes pending), got $rc" test "$rc" = 3
-step "remove-node node3"
-mk8s remove remove-node "$INV" node3 "${FLAGS[@]}" --yes -v
+mk8s remove remove-node "$INV" node2 "${FLAGS[@]}" --yes -v
 check "remove-node exit 0" test $? = 0
 grep -E ' (would change|changed|failed)' "$OUT/remove.log" | sed 's/^/   /'
-
-# The inventory without node3, as the operator edits it.
-cp "$INV" "$OUT/hosts.ini.full"
-grep -vE '^node3( |$)' "$OUT/hosts.ini.full" >"$INV"
-check "2 nodes Ready, node3 gone" until_nodes "node1=True node2=True " 5
-check "etcd members node1 node2" test "$(members "$INV")" = "node1, node2"
-check "no unbound PersistentVolume of node3 left" test -z "$($KUBECTL get pv -l metalk8s.io/node=node3 -o jsonpath='{range .items[?(@.status.phase!="Bound")]}{.metadata.name}{end}')"
-check "node3: the marker on its volume" test "$(on node3 "cat $vol/remove-add.marker")" = "$marker"
-check "node3: its logical volumes kept" test -n "$(on node3 "lvs --noheadings vg_metalk8s")"
-check "node3: /etc/kubernetes gone" test -z "$(on node3 "ls -A /etc/kubernetes 2>/dev/null")"
-check "node3: kubelet and etcd stopped" test "$(on node3 "systemctl is-active kubelet etcd" | grep -cx active)" = 0
-check "node3: no Kubernetes or flannel chain left" test "$(on node3 "iptables-save | grep -cE 'KUBE-|FLANNEL'")" = 0
-check "node3: the operator's chain kept" on node3 "iptables -C INPUT -j OPERATOR-KEEP"
-check "node3: no flannel, cni or ipvs link" test -z "$(on node3 "ip -o link | grep -E 'flannel|cni0|kube-ipvs'")"
-mk8s verify-2 verify "$INV" --known-hosts "$KNOWN"
-check "verify on two nodes: exit 0" test $? = 0
+inv_without node2
+check "2 nodes Ready, node2 gone" until_nodes "node1=True node3=True " 5
+check "etcd members node1 node3" test "$(members 2)" = "node1, node3"
+check "no unbound PersistentVolume of node2 left" test -z "$($KUBECTL get pv -l metalk8s.io/node=node2 -o jsonpath='{range .items[?(@.status.phase!="Bound")]}{.metadata.name}{end}')"
+check "node3's API proxy without node2 ($(proxies node3))" test "$(proxies node3)" = "node1"
+host_reset node2
+verify_ok verify-2 "verify on two nodes"
 check "the 2-member etcd warned about" grep -q "warning: .*the etcd group has 2 hosts" "$OUT/verify-2.log"
 
-step "add-node node3"
+step "2. add-node node2 in all its roles"
 cp "$OUT/hosts.ini.full" "$INV"
-mk8s plan-add plan --add-node node3 "$INV" "${FLAGS[@]}"
+mk8s plan-add plan --add-node node2 "$INV" "${FLAGS[@]}"
 rc=$?
 check "plan --add-node: exit 3, got $rc" test "$rc" = 3
-mk8s add add-node "$INV" node3 "${FLAGS[@]}" --yes -v
+mk8s add add-node "$INV" node2 "${FLAGS[@]}" --yes -v
 check "add-node exit 0" test $? = 0
-# Steps on node1 and node2 must be add-node's cluster-side ones only
-# (pkg/cluster/addnode.go clusterSide) and the check-only ones.
-others=$(awk '($2 == "node1" || $2 == "node2") && $4 != "started" {print $3}' "$OUT/add.log" | sort -u)
-echo "   steps on node1 and node2: $(echo $others)"
-bad=$(echo "$others" | grep -vE '^(preflight/|prepare/time-sync|pki/recover|etcd/pki|etcd/data|control-plane/node-state|workers/node-state|etcd/health|control-plane/pki|control-plane/ready|workers/apiserver-proxy|workers/nodes-ready|volumes/|addons/)' || true)
-check "no other step on node1 or node2${bad:+: $(echo $bad)}" test -z "$bad"
-# and of those, only cluster-side ones changed anything
-changed=$(awk '($2 == "node1" || $2 == "node2") && $4 == "changed" {print $3}' "$OUT/add.log" | sort -u)
-echo "   changed on node1 and node2: $(echo $changed)"
-bad=$(echo "$changed" | grep -E '^(preflight/|prepare/|etcd/data|control-plane/node-state|workers/node-state)' || true)
-check "no check-only step changed anything${bad:+: $(echo $bad)}" test -z "$bad"
+only_cluster_side "$OUT/add.log" node1 node3
 check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
-check "etcd members node1 node2 node3" test "$(members "$INV")" = "node1, node2, node3"
+check "etcd members node1 node2 node3" test "$(members 3)" = "node1, node2, node3"
+check "node2's PersistentVolumes back" test -n "$($KUBECTL get pv -l metalk8s.io/node=node2 -o name)"
+check "node2: the marker still there" test "$(on node2 "cat ${vol[node2]}/remove-add.marker")" = "${marker[node2]}"
+check "node3's API proxy with node2 again ($(proxies node3))" test "$(proxies node3)" = "node1 node2"
+rollout
+verify_ok verify-3 "verify"
+
+step "3. node3 powered off, removed with --unreachable"
+test/lab/lab.sh poweroff 3
+mk8s remove-unreachable remove-node "$INV" node3 "${FLAGS[@]}" --yes --unreachable -v
+check "remove-node --unreachable exit 0" test $? = 0
+check "the steps on node3 listed as skipped" grep -q "^skipped on node3: .*(unreachable)" "$OUT/remove-unreachable.log"
+check "no step ran on node3" test -z "$(awk '$2 == "node3"' "$OUT/remove-unreachable.log")"
+inv_without node3
+check "2 nodes Ready, node3 gone" until_nodes "node1=True node2=True " 5
+check "etcd members node1 node2" test "$(members 4)" = "node1, node2"
+rollout
+verify_ok verify-4 "verify without node3"
+step "3. node3 powered on: a second remove-node resets it"
+test/lab/lab.sh poweron 3
+cp "$OUT/hosts.ini.full" "$INV"
+mk8s remove-again remove-node "$INV" node3 "${FLAGS[@]}" --yes -v
+check "remove-node on the returned node3: exit 0" test $? = 0
+grep -E ' (changed|failed)' "$OUT/remove-again.log" | sed 's/^/   /'
+inv_without node3
+check "2 nodes Ready, node3 gone" until_nodes "node1=True node2=True " 5
+check "etcd members node1 node2" test "$(members 5)" = "node1, node2"
+host_reset node3
+
+step "4. node3 back as a worker only"
+inv_worker node3
+mk8s add-worker add-node "$INV" node3 "${FLAGS[@]}" --yes -v
+check "add-node (worker) exit 0" test $? = 0
+only_cluster_side "$OUT/add-worker.log" node1 node2
+check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
+check "etcd members still node1 node2" test "$(members 6)" = "node1, node2"
+check "node3: no etcd" test "$(on node3 "systemctl is-active etcd")" != active
+check "node3's API proxy lists node1 node2 ($(proxies node3))" test "$(proxies node3)" = "node1 node2"
+step "4. remove-node node3 (worker only)"
+mk8s remove-worker remove-node "$INV" node3 "${FLAGS[@]}" --yes -v
+check "remove-node (worker) exit 0" test $? = 0
+check "no etcd member step" test -z "$(grep -E 'remove/etcd-(member|quorum)' "$OUT/remove-worker.log")"
+inv_without node3
+check "2 nodes Ready, node3 gone" until_nodes "node1=True node2=True " 5
+check "etcd members node1 node2" test "$(members 7)" = "node1, node2"
+host_reset node3
+step "4. add-node node3 (worker only) again"
+inv_worker node3
+mk8s add-worker2 add-node "$INV" node3 "${FLAGS[@]}" --yes -v
+check "add-node (worker) again: exit 0" test $? = 0
+only_cluster_side "$OUT/add-worker2.log" node1 node2
+check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
 check "node3's PersistentVolumes back" test -n "$($KUBECTL get pv -l metalk8s.io/node=node3 -o name)"
-check "node3: the marker still there" test "$(on node3 "cat $vol/remove-add.marker")" = "$marker"
-# The DaemonSets' pods on node3 (Traefik's, flannel's) start after it is
-# Ready: verify right away may catch one not ready yet.
-$KUBECTL get ds -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' | while IFS=/ read -r ns ds; do
-	$KUBECTL -n "$ns" rollout status ds "$ds" --timeout 10m >/dev/null
-done
-mk8s verify-3 verify "$INV" --known-hosts "$KNOWN"
-check "verify: exit 0" test $? = 0
-step "verify fails, naming the check, with CoreDNS scaled to zero"
+check "node3: the marker still there" test "$(on node3 "cat ${vol[node3]}/remove-add.marker")" = "${marker[node3]}"
+rollout
+verify_ok verify-5 "verify with node3 a worker"
+
+step "5. verify fails, naming the check, with CoreDNS scaled to zero"
 replicas=$($KUBECTL -n kube-system get deploy coredns -o jsonpath='{.spec.replicas}')
 $KUBECTL -n kube-system scale deploy coredns --replicas 0 >/dev/null
 mk8s verify-nodns verify "$INV" --known-hosts "$KNOWN"
@@ -146,8 +259,10 @@ check "verify names CoreDNS scaled to zero" grep -q "CoreDNS is scaled to zero" 
 $KUBECTL -n kube-system scale deploy coredns --replicas "${replicas:-2}" >/dev/null
 $KUBECTL -n kube-system rollout status deploy coredns --timeout 10m >/dev/null
 mk8s plan-after plan "$INV" "${FLAGS[@]}"
-check "plan after add-node: exit 0 (no changes)" test $? = 0
-on node3 "rm -f $vol/remove-add.marker; iptables -D INPUT -j OPERATOR-KEEP; iptables -X OPERATOR-KEEP" || true
+check "plan after the scenarios: exit 0 (no changes)" test $? = 0
+for n in node2 node3; do
+	on "$n" "rm -f ${vol[$n]}/remove-add.marker; iptables -D INPUT -j OPERATOR-KEEP; iptables -X OPERATOR-KEEP" || true
+done
 
 [[ $failed == 0 ]] && echo "remove-add: every check passed" || echo "remove-add: some checks failed"
 exit $failed
