@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/metalk8s
 
-.PHONY: all generate build test unit vet clean deps demo bench artifacts lab-bundle lab-up lab-down lab-ssh lab-status lab-remove-add e2e e2e-kube e2e-kube-light
+.PHONY: all generate build test unit vet clean deps demo bench artifacts lab-bundle lab-up lab-down lab-ssh lab-status lab-remove-add lab-reset e2e e2e-kube e2e-kube-light
 
 # Debian packages the tests use: Ansible (the reference for inventories),
 # OpenSSH (the fleet of real servers), iproute2 (network namespaces).
@@ -74,11 +74,17 @@ LAB_BUNDLE ?= .cache/bundle/v1.36.3
 lab-bundle: build
 	LAB_BUNDLE=$(abspath $(LAB_BUNDLE)) LAB_INVENTORY=$(abspath $(LAB_INV))/hosts.ini test/lab/bundle.sh $(BIN)
 
-# Issue 18's day-2 scenario on the cluster `make demo` left: a refused
-# removal, remove-node node3 then add-node node3, each checked
-# (test/lab/scenarios/remove-add.sh; about 40 minutes).
+# Issue 18's day-2 scenarios on the cluster `make demo` left: a refused
+# removal; remove-node and add-node of a control plane, of a node powered
+# off (--unreachable), of a worker; each checked
+# (test/lab/scenarios/remove-add.sh; about 50 minutes).
 lab-remove-add: build
 	BIN=$(BIN) LAB_BUNDLE=$(LAB_BUNDLE) test/lab/scenarios/remove-add.sh
+
+# metalk8s reset on the lab's cluster, checked on every node
+# (test/lab/scenarios/reset.sh); the lab is no cluster after it.
+lab-reset: build
+	BIN=$(BIN) LAB_BUNDLE=$(LAB_BUNDLE) test/lab/scenarios/reset.sh
 
 # The VM lab (test/lab/README.md): N Debian 12 VMs under QEMU as cluster
 # nodes, reached through 127.0.0.1:222I (SSH) and 127.0.0.1:644I (API).

@@ -1,0 +1,101 @@
+# lib.sh: what the lab's scenarios share; sourced with SCENARIO set (the
+# name of the folder under $LAB_DIR that keeps its commands' output).
+# Env: BIN (bin/metalk8s), LAB_DIR (.lab), LAB_BUNDLE (.cache/bundle/<v>).
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../.." && pwd)
+cd "$REPO"
+BIN=${BIN:-bin/metalk8s}
+LAB_DIR=${LAB_DIR:-.lab}
+INV=$LAB_DIR/inventory/hosts.ini
+KNOWN=$LAB_DIR/inventory/known_hosts
+LAB_BUNDLE=${LAB_BUNDLE:-$(ls -d .cache/bundle/v* | tail -1)}
+KUBECTL="$LAB_BUNDLE/bin/kubectl --kubeconfig $LAB_DIR/inventory/artifacts/admin.conf --request-timeout 60s"
+FLAGS=(--known-hosts "$KNOWN" --bundle "$LAB_BUNDLE")
+OUT=$LAB_DIR/$SCENARIO
+mkdir -p "$OUT"
+export LAB_DIR
+
+failed=0
+ok() { echo "ok   $*"; }
+fail() {
+	echo "FAIL $*"
+	failed=1
+}
+check() { # check WHAT CMD...: ok when CMD succeeds; returns CMD's success
+	local what=$1
+	shift
+	if "$@"; then ok "$what"; else
+		fail "$what"
+		return 1
+	fi
+}
+on() { test/lab/lab.sh ssh "${1#node}" "$2"; }
+step() { echo "== $(date +%T) $*"; }
+# mk8s NAME ARGS...: run metalk8s, output in $OUT/NAME.log, return its code
+mk8s() {
+	local name=$1 t0=$SECONDS rc
+	shift
+	"$BIN" "$@" >"$OUT/$name.log" 2>&1
+	rc=$?
+	echo "   metalk8s $1: exit $rc in $((SECONDS - t0)) s ($OUT/$name.log)"
+	return $rc
+}
+nodes() { $KUBECTL get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{" "}{end}'; }
+# members N: etcd's member list as etcd status prints it ("node1, node2"),
+# its whole output in $OUT/etcd-status-N.log
+members() {
+	"$BIN" etcd status "$INV" --known-hosts "$KNOWN" >"$OUT/etcd-status-$1.log" 2>&1
+	sed -n 's/^members: //p' "$OUT/etcd-status-$1.log"
+}
+until_nodes() { # until_nodes WANT MINUTES
+	local i
+	for ((i = 0; i < $2 * 6; i++)); do
+		[[ "$(nodes)" == "$1" ]] && return 0
+		sleep 10
+	done
+	echo "   nodes: $(nodes)"
+	return 1
+}
+
+# host_reset NODE: what remove-node and reset leave on a host they reached: the
+# operator's marker, chain and logical volumes, nothing of Kubernetes'.
+host_reset() {
+	local n=$1
+	check "$n: the marker on its volume" test "$(on "$n" "cat ${vol[$n]}/scenario.marker")" = "${marker[$n]}"
+	check "$n: its logical volumes kept" test -n "$(on "$n" "lvs --noheadings vg_metalk8s")"
+	check "$n: /etc/kubernetes gone" test -z "$(on "$n" "ls -A /etc/kubernetes 2>/dev/null")"
+	check "$n: kubelet and etcd stopped" test "$(on "$n" "systemctl is-active kubelet etcd" | grep -cx active)" = 0
+	check "$n: no Kubernetes or flannel chain left" test "$(on "$n" "iptables-save | grep -cE 'KUBE-|FLANNEL'")" = 0
+	check "$n: the operator's chain kept" on "$n" "iptables -C INPUT -j OPERATOR-KEEP"
+	check "$n: no flannel, cni or ipvs link" test -z "$(on "$n" "ip -o link | grep -E 'flannel|cni0|kube-ipvs'")"
+}
+# mark NODE: a file on one of NODE's volumes and a firewall chain of the
+# operator's own, both to outlive remove-node.
+declare -A vol marker
+mark() {
+	local n=$1
+	vol[$n]=$(on "$n" "findmnt -rn -o TARGET | grep '^/mnt/vg_metalk8s/' | head -1")
+	marker[$n]="metalk8s-$(date +%s)-$RANDOM"
+	on "$n" "echo ${marker[$n]} > ${vol[$n]}/scenario.marker && iptables -N OPERATOR-KEEP 2>/dev/null; iptables -C INPUT -j OPERATOR-KEEP 2>/dev/null || iptables -A INPUT -j OPERATOR-KEEP"
+	check "marker written on $n:${vol[$n]}" test -n "${vol[$n]}"
+}
+# rollout: wait for every DaemonSet (Traefik's, flannel's) to be ready on
+# a node just joined, so verify does not catch one starting.
+rollout() {
+	$KUBECTL get ds -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' | while IFS=/ read -r ns ds; do
+		$KUBECTL -n "$ns" rollout status ds "$ds" --timeout 10m >/dev/null
+	done
+}
+# verify_ok NAME WHAT: metalk8s verify passes; if not, the pods' places
+# and metrics-server's log go to $OUT/NAME.diag.
+verify_ok() {
+	mk8s "$1" verify "$INV" --known-hosts "$KNOWN"
+	if ! check "$2: exit 0" test $? = 0; then
+		{
+			$KUBECTL get pods -A -o wide
+			$KUBECTL -n kube-system logs deploy/metrics-server --tail 40
+		} >"$OUT/$1.diag" 2>&1
+		echo "   pods and metrics-server's log: $OUT/$1.diag"
+	fi
+}
