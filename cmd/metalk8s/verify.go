@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
 	"sync"
+	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -20,15 +22,18 @@ import (
 func verifyCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "verify",
-		Usage:     "check a running cluster: nodes Ready, system pods, DNS, the metrics API, each addon's health",
+		Usage:     "check a running cluster: nodes Ready, system pods, DNS, the metrics API, each addon's health, and from test pods DNS, a Service across nodes, an ingress route, a NetworkPolicy",
 		ArgsUsage: "hosts.ini",
-		Description: "Read-only: it changes nothing in the cluster and can run at any time. It\n" +
+		Description: "It can run at any time and changes nothing in the cluster but a namespace of\n" +
+			"its own, metalk8s-verify-<random>, deleted at the end, also when interrupted\n" +
+			"(one left by a killed run is deleted by the next after 15 minutes). There two\n" +
+			"pods of Kubernetes' test image agnhost (in every bundle), on two nodes, check\n" +
+			"DNS from a pod, a Service across nodes, a route through the ingress Gateway and\n" +
+			"a NetworkPolicy; writing a volume is skipped (it would use one of yours). It\n" +
 			"reaches the API with <inventory dir>/artifacts/admin.conf through the control\n" +
 			"planes' SSH connections and prints a table of checks (pass, fail, skip; --output\n" +
 			"json for scripts). Exit codes: 0 every check passed or was skipped, 1 a check\n" +
-			"failed, 2 bad usage or input. The checks that need pods of their own (DNS from\n" +
-			"a pod, a Service across nodes, a NetworkPolicy, an Ingress route, a volume\n" +
-			"written and read) are listed as skipped: the bundle holds no test image yet.",
+			"failed, 2 bad usage or input.",
 		Flags: append([]cli.Flag{inventoryFlag,
 			&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Value: "text", Usage: "`text` or json"},
 		}, sshFlags()...),
@@ -80,13 +85,19 @@ func runVerify(c *cli.Context) error {
 		mu.Unlock()
 		return sc, nil
 	}
-	ctx, cancel := context.WithTimeout(c.Context, 5*time.Minute)
+	image, domain, err := cluster.VerifyParams(cl)
+	if err != nil {
+		return err
+	}
+	sig, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, cancel := context.WithTimeout(sig, 10*time.Minute)
 	defer cancel()
 	kc, err := kube.Connect(ctx, conf, cps, dial)
 	if err != nil {
 		return fmt.Errorf("verify: %w", err)
 	}
-	rs := verify.Run(ctx, verify.Cluster{Client: kc, Nodes: nodes})
+	rs := verify.Run(ctx, verify.Cluster{Client: kc, Nodes: nodes, TestImage: image, DNSDomain: domain})
 	if format == "json" {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")

@@ -57,6 +57,9 @@ type Versions struct {
 	// VictoriaLogs is the logging addon's store and its collector
 	// (vlagent), one release (assets/charts/logging).
 	VictoriaLogs string `json:"victoria_logs,omitempty"`
+	// Agnhost is Kubernetes' own e2e test image, which metalk8s verify's
+	// test pods run (netexec: DNS, Services, NetworkPolicy, ingress).
+	Agnhost string `json:"agnhost,omitempty"`
 }
 
 // ShellVars are v as test/lab/artifacts/versions.sh names them, in its
@@ -70,7 +73,7 @@ func (v Versions) ShellVars() [][2]string {
 		{"METRICS_SERVER_VERSION", v.MetricsServer}, {"HELM_VERSION", v.Helm}, {"TRAEFIK_VERSION", v.Traefik},
 		{"NODE_EXPORTER_VERSION", v.NodeExporter}, {"PROMETHEUS_OPERATOR_VERSION", v.PrometheusOperator},
 		{"PROMETHEUS_VERSION", v.Prometheus}, {"ALERTMANAGER_VERSION", v.Alertmanager},
-		{"VICTORIA_LOGS_VERSION", v.VictoriaLogs}}
+		{"VICTORIA_LOGS_VERSION", v.VictoriaLogs}, {"AGNHOST_VERSION", v.Agnhost}}
 }
 
 // known pairs each supported Kubernetes minor with its components; it is
@@ -105,6 +108,9 @@ func (v Versions) ShellVars() [][2]string {
 //     1.37); its image is on registry.k8s.io.
 //   - VictoriaLogs (and vlagent): v1.52.2, the newest the Go module proxy
 //     serves; images on Docker Hub.
+//   - agnhost: 2.63.0, test/images/agnhost/VERSION of Kubernetes v1.36.3
+//     (built from that module), for every minor: verify's pods use only
+//     its netexec server, stable across its releases.
 //   - helm: go.mod's helm.sh/helm/v4, the SDK that installs the addons, so
 //     `helm list` and `helm history` read its releases as it wrote them
 //     (TestHelmMatchesSDK).
@@ -112,15 +118,15 @@ var known = map[string]Versions{
 	"v1.35": {Etcd: "v3.6.16", CoreDNS: "v1.13.1", Pause: "3.10.1", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
 		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3", KubeStateMetrics: "v2.19.0",
-		VictoriaLogs: "v1.52.2"},
+		VictoriaLogs: "v1.52.2", Agnhost: "2.63.0"},
 	"v1.36": {Etcd: "v3.6.16", CoreDNS: "v1.14.2", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.36.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
 		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3", KubeStateMetrics: "v2.20.0",
-		VictoriaLogs: "v1.52.2"},
+		VictoriaLogs: "v1.52.2", Agnhost: "2.63.0"},
 	"v1.37": {Etcd: "v3.6.16", CoreDNS: "v1.14.6", Pause: "3.10.2", Containerd: "2.3.7", Runc: "v1.5.2", Crictl: "v1.37.0", CNI: "v1.9.1",
 		Flannel: "v0.28.10", KubeNetworkPolicies: "v0.8.0", HAProxy: "2.6.12", MetricsServer: "v0.8.0", Headlamp: "v0.45.0", Helm: "v4.2.4",
 		Traefik: "v3.7.13", NodeExporter: "v1.12.1", PrometheusOperator: "v0.85.0", Prometheus: "v3.5.1", Alertmanager: "v0.28.1", Grafana: "13.2.3", KubeStateMetrics: "v2.20.0",
-		VictoriaLogs: "v1.52.2"},
+		VictoriaLogs: "v1.52.2", Agnhost: "2.63.0"},
 }
 
 // Supported names the range of minors known holds, for messages: "v1.35 to v1.37".
@@ -266,16 +272,20 @@ type AddonImageRefs struct {
 	PrometheusOperator, PrometheusConfigReloader, Prometheus, Alertmanager, Grafana string
 	// registry.k8s.io/kube-state-metrics/kube-state-metrics:v2.20.0
 	KubeStateMetrics string
+	// registry.k8s.io/e2e-test-images/agnhost:2.63.0 (/agnhost), metalk8s
+	// verify's test pods; in List, so every bundle holds it.
+	Agnhost string
 	// docker.io/victoriametrics/victoria-logs:v1.52.2 and
 	// docker.io/victoriametrics/vlagent:v1.52.2
 	VictoriaLogs, Vlagent string
 }
 
 // List returns the references metalk8s runs outside charts (flannel,
-// kube-network-policies, HAProxy) in a fixed order, leaving out empty ones.
+// kube-network-policies, HAProxy, agnhost) in a fixed order, leaving out
+// empty ones.
 func (r AddonImageRefs) List() []string {
 	var out []string
-	for _, s := range []string{r.Flannel, r.KubeNetworkPolicies, r.HAProxy} {
+	for _, s := range []string{r.Flannel, r.KubeNetworkPolicies, r.HAProxy, r.Agnhost} {
 		if s != "" {
 			out = append(out, s)
 		}
@@ -307,6 +317,7 @@ func (v Versions) AddonImages() AddonImageRefs {
 		KubeStateMetrics:         ref("registry.k8s.io/kube-state-metrics/kube-state-metrics", v.KubeStateMetrics),
 		VictoriaLogs:             ref("docker.io/victoriametrics/victoria-logs", v.VictoriaLogs),
 		Vlagent:                  ref("docker.io/victoriametrics/vlagent", v.VictoriaLogs),
+		Agnhost:                  ref("registry.k8s.io/e2e-test-images/agnhost", v.Agnhost),
 	}
 }
 

@@ -145,7 +145,7 @@ func TestBuildAndVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != len(Images(l.v))+1 || len(m.Images) != 10 ||
+	if len(m.Files) != len(Artifacts(l.v)) || len(m.Images) != len(Images(l.v))+1 || len(m.Images) != 11 ||
 		m.Images[len(m.Images)-1].Name != extraImage {
 		t.Fatalf("manifest: %d files, %d images %v", len(m.Files), len(m.Images), m.Images)
 	}

@@ -85,6 +85,7 @@ func TestImages(t *testing.T) {
 		"ghcr.io/flannel-io/flannel:v0.28.10",
 		"registry.k8s.io/networking/kube-network-policies:v0.8.0",
 		"docker.io/library/haproxy:2.6.12",
+		"registry.k8s.io/e2e-test-images/agnhost:2.63.0",
 	}
 	if got := strings.Join(Images(v), "\n"); got != strings.Join(want, "\n") {
 		t.Errorf("images:\n%s\nwant:\n%s", got, strings.Join(want, "\n"))
@@ -96,7 +97,7 @@ func TestImages(t *testing.T) {
 		t.Errorf("addon images: %+v", a)
 	}
 	v.HAProxy = ""
-	if l := v.AddonImages().List(); len(l) != 2 {
+	if l := v.AddonImages().List(); len(l) != 3 {
 		t.Errorf("an empty version still gives an image: %v", l)
 	}
 }

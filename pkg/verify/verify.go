@@ -40,16 +40,24 @@ type Result struct {
 type Cluster struct {
 	Client *kube.Client
 	Nodes  []string
+	// TestImage is the pod checks' image, agnhost (in every bundle:
+	// bundle.AddonImageRefs.Agnhost); "" skips them.
+	TestImage string
+	// DNSDomain is the cluster's DNS domain (kubespray's dns_domain);
+	// "" is cluster.local.
+	DNSDomain string
 }
 
-// podChecks need pods of their own, which need an image every site has:
-// the bundle holds none yet for them, so they are reported as skipped.
-var podChecks = []string{"dns-from-pod", "service-across-nodes", "network-policy", "ingress-route", "volume-write-read"}
+// podChecks need pods of their own (pods.go), run in this order: the
+// NetworkPolicy, which shuts the server off, last but the volume's.
+var podChecks = []string{"dns-from-pod", "service-across-nodes", "ingress-route", "network-policy", "volume-write-read"}
 
 // Run runs every check in order (nodes-ready, system-pods, dns,
 // metrics-api, one addon/<namespace>/<release> per Helm release, then
-// podChecks) and returns their results; it changes nothing in the
-// cluster. A check that cannot reach the API fails with the error.
+// podChecks, and "cleanup" if their namespace could not be deleted) and
+// returns their results. It changes nothing in the cluster but that
+// namespace (NamespacePrefix+random), which it deletes even when ctx is
+// cancelled. A check that cannot reach the API fails with the error.
 func Run(ctx context.Context, c Cluster) []Result {
 	var out []Result
 	run := func(name string, f func(context.Context) (status, detail string, err error)) {
@@ -76,10 +84,7 @@ func Run(ctx context.Context, c Cluster) []Result {
 		}
 		out = append(out, r)
 	}
-	for _, p := range podChecks {
-		out = append(out, Result{Check: p, Status: Skip, Detail: "needs a test pod image, which the bundle does not hold yet"})
-	}
-	return out
+	return append(out, c.podChecks(ctx)...)
 }
 
 // Failed counts the failed results.

@@ -129,3 +129,122 @@ func TestRunAPI(t *testing.T) {
 		t.Errorf("an inventory node without its Node: %s %q", r.Status, r.Detail)
 	}
 }
+
+// The pod checks against a real kube-apiserver with no kubelet: the
+// pods are made as verify means them (agnhost netexec, one per node,
+// restricted) but never start, so every check fails naming the pod not
+// ready; the run's namespace and an old one of a killed run are deleted,
+// also when the run is interrupted. Without an image they are skipped.
+func TestPodChecksAPI(t *testing.T) {
+	s := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := kube.Connect(ctx, s.Kubeconfig, []string{"cp1"}, func(string) (kube.Dialer, error) { return s.Dialer(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	api := c.Typed().CoreV1()
+	for _, name := range []string{"node1", "node2"} {
+		n, err := api.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		if _, err := api.Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old, err := api.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: NamespacePrefix + "old",
+		Labels: map[string]string{NamespaceLabel: "true"}}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(r, a time.Duration) { PodsReadyTimeout, LeftoverAge = r, a }(PodsReadyTimeout, LeftoverAge)
+	PodsReadyTimeout, LeftoverAge = 3*time.Second, 0
+
+	const image = "registry.k8s.io/e2e-test-images/agnhost:2.63.0"
+	cl := Cluster{Client: c, Nodes: []string{"node1", "node2", "node9"}, TestImage: image}
+	rs := cl.podChecks(ctx)
+	if len(rs) != len(podChecks) {
+		t.Fatalf("%d results, want %d: %+v", len(rs), len(podChecks), rs)
+	}
+	for _, r := range rs {
+		want, detail := Fail, "not ready after 3s: pod server on node1: Pending; pod client on node2: Pending"
+		if r.Check == volumeCheck {
+			want, detail = Skip, volumeSkipped
+		}
+		if r.Status != want || !strings.Contains(r.Detail, detail) {
+			t.Errorf("%s: %s %q, want %s %q", r.Check, r.Status, r.Detail, want, detail)
+		}
+	}
+	nss, err := api.Namespaces().List(ctx, metav1.ListOptions{LabelSelector: NamespaceLabel + "=true"})
+	if err != nil || len(nss.Items) != 2 {
+		t.Fatalf("verify's namespaces: %v %v, want the old one and the run's", nss, err)
+	}
+	for _, ns := range nss.Items {
+		if ns.DeletionTimestamp == nil {
+			t.Errorf("namespace %s not deleted", ns.Name)
+		}
+		if ns.Name == old.Name {
+			continue
+		}
+		pods, err := api.Pods(ns.Name).List(ctx, metav1.ListOptions{})
+		if err != nil || len(pods.Items) != 2 {
+			t.Fatalf("pods of %s: %v %v", ns.Name, pods, err)
+		}
+		for _, p := range pods.Items {
+			ctr := p.Spec.Containers[0]
+			if ctr.Image != image || strings.Join(ctr.Args, " ") != "netexec --http-port=8080 --udp-port=-1" ||
+				*p.Spec.SecurityContext.RunAsNonRoot != true || *ctr.SecurityContext.AllowPrivilegeEscalation {
+				t.Errorf("pod %s: %+v", p.Name, p.Spec)
+			}
+		}
+		if svc, err := api.Services(ns.Name).Get(ctx, "server", metav1.GetOptions{}); err != nil || svc.Spec.Ports[0].Port != 80 {
+			t.Errorf("service server: %v %v", svc, err)
+		}
+	}
+
+	// Interrupted while waiting for its pods: the namespace still goes.
+	PodsReadyTimeout = time.Minute
+	ictx, icancel := context.WithTimeout(ctx, 2*time.Second)
+	defer icancel()
+	cl.podChecks(ictx)
+	nss, err = api.Namespaces().List(ctx, metav1.ListOptions{LabelSelector: NamespaceLabel + "=true"})
+	if err != nil || len(nss.Items) != 3 {
+		t.Fatalf("verify's namespaces: %v %v, want 3", nss, err)
+	}
+	for _, ns := range nss.Items {
+		if ns.DeletionTimestamp == nil {
+			t.Errorf("interrupted: namespace %s not deleted", ns.Name)
+		}
+	}
+
+	// An image the nodes lack fails at once, naming it.
+	go func() {
+		for ctx.Err() == nil {
+			time.Sleep(200 * time.Millisecond)
+			nss, _ := api.Namespaces().List(ctx, metav1.ListOptions{LabelSelector: NamespaceLabel + "=true"})
+			for _, ns := range nss.Items {
+				p, err := api.Pods(ns.Name).Get(ctx, "server", metav1.GetOptions{})
+				if err != nil || len(p.Status.ContainerStatuses) > 0 {
+					continue
+				}
+				p.Status.ContainerStatuses = []corev1.ContainerStatus{{Name: "netexec",
+					State: corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImagePull"}}}}
+				_, _ = api.Pods(ns.Name).UpdateStatus(ctx, p, metav1.UpdateOptions{})
+			}
+		}
+	}()
+	start := time.Now()
+	rs = cl.podChecks(ctx)
+	if r := rs[0]; r.Status != Fail || !strings.Contains(r.Detail, "the test image "+image+" is not on node1 (ErrImagePull)") || time.Since(start) > 30*time.Second {
+		t.Errorf("image missing: %s %q after %s", r.Status, r.Detail, time.Since(start))
+	}
+
+	cl.TestImage = ""
+	for _, r := range cl.podChecks(ctx) {
+		if r.Status != Skip {
+			t.Errorf("no image: %s %s", r.Check, r.Status)
+		}
+	}
+}

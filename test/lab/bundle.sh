@@ -43,7 +43,7 @@ INV=(-i "$LAB_INVENTORY")
 
 # Only what the bundle holds: Prometheus, its operator, promtool and
 # VictoriaLogs are built for the tests (make artifacts), not the lab yet.
-"$HERE/artifacts/build.sh" k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs \
+"$HERE/artifacts/build.sh" k8s agnhost etcd coredns containerd runc crictl cni pause kube-proxy-rootfs \
 	netpol flannel metrics-server helm traefik node-exporter haproxy-rootfs images mirror >&2
 
 if ! "$HERE/artifacts/serve.sh" status >/dev/null 2>&1; then

@@ -164,6 +164,27 @@ build_k8s() {
 	"$C/bin/kubelet" --version
 }
 
+# --- agnhost ---------------------------------------------------------------------------
+# Kubernetes' e2e test image, built from the same module as the binaries
+# above (test/images/agnhost), in a wrapper module of its own so the k8s
+# step's stamp is untouched; the Go build cache shares their packages.
+build_agnhost() {
+	local d=$C/work/agnhost sv=v0.${KUBE_VERSION#v1.} mod
+	mkdir -p "$d"
+	cd "$d"
+	mod=$(modinfo "k8s.io/kubernetes@$KUBE_VERSION" GoMod)
+	{
+		printf 'module example.invalid/agnhost\n\ngo %s\n\nrequire k8s.io/kubernetes %s\n\nreplace (\n' \
+			"$(awk '$1 == "go" {print $2; exit}' "$mod")" "$KUBE_VERSION"
+		awk '$2 == "=>" && $3 ~ /^\.\/staging\// {printf "\t%s => %s '"$sv"'\n", $1, $1}' "$mod"
+		printf ')\n'
+	} >go.mod
+	printf '//go:build tools\n\npackage tools\n\nimport _ "k8s.io/kubernetes/test/images/agnhost"\n' >tools.go
+	go mod tidy
+	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -ldflags "-s -w" -o "$C/bin/agnhost" k8s.io/kubernetes/test/images/agnhost
+	"$C/bin/agnhost" --version 2>/dev/null || "$C/bin/agnhost" --help | head -3
+}
+
 # --- etcd ---------------------------------------------------------------------------
 # etcd's modules replace each other with ../ paths, so `go install` refuses
 # them; a wrapper module requires server, etcdctl and etcdutl at one version
@@ -611,6 +632,10 @@ images_spec() {
 	echo "user 65532:65532"
 	echo "layer"; echo "tree $base"
 	echo "layer"; echo "file $b/traefik /traefik"
+	echo "image registry.k8s.io/e2e-test-images/agnhost:$AGNHOST_VERSION"
+	echo "entrypoint /agnhost"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "file $b/agnhost /agnhost"
 	echo "image docker.io/library/haproxy:$HAPROXY_VERSION"
 	echo "entrypoint /usr/sbin/haproxy"
 	echo "cmd -f /usr/local/etc/haproxy/haproxy.cfg"
@@ -625,7 +650,8 @@ build_images() {
 		"registry.k8s.io/networking/kube-network-policies:$KUBE_NETWORK_POLICIES_VERSION" \
 		"docker.io/library/haproxy:$HAPROXY_VERSION" \
 		"registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION" \
-		"docker.io/library/traefik:$TRAEFIK_VERSION" | tee "$C/images/addon-images.txt"
+		"docker.io/library/traefik:$TRAEFIK_VERSION" \
+		"registry.k8s.io/e2e-test-images/agnhost:$AGNHOST_VERSION" | tee "$C/images/addon-images.txt"
 	make_base_rootfs
 	mkdir -p "$C/work/image-tars"
 	images_spec >"$C/images/images.spec"
@@ -771,7 +797,7 @@ write_versions() {
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool prometheus victoria-logs haproxy-rootfs images mirror)
+ALL=(k8s agnhost etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool prometheus victoria-logs haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -781,6 +807,9 @@ for s in "${STEPS[@]}"; do
 	k8s)
 		HEAVY=1 step k8s "$KUBE_VERSION $GO_VERSION $K8S_TAGS $(k8s_ldflags | sha256sum | cut -c1-12)" \
 			"${K8S_BINS[@]/#/$C/bin/}" -- build_k8s ;;
+	agnhost)
+		HEAVY=1 step agnhost "$AGNHOST_VERSION $KUBE_VERSION $GO_VERSION $(declare -f build_agnhost | sha256sum | cut -c1-12)" \
+			"$C/bin/agnhost" -- build_agnhost ;;
 	etcd) HEAVY=1 step etcd "$ETCD_VERSION $GO_VERSION" "$C/bin/etcd" "$C/bin/etcdctl" "$C/bin/etcdutl" -- build_etcd ;;
 	coredns) HEAVY=1 step coredns "$COREDNS_VERSION $GO_VERSION" "$C/bin/coredns" -- build_coredns ;;
 	containerd)
@@ -819,7 +848,7 @@ for s in "${STEPS[@]}"; do
 		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID") $(declare -f haproxy_closure build_haproxy_rootfs | sha256sum | cut -c1-12)" \
 			"$C/work/haproxy-rootfs/usr/sbin/haproxy" -- build_haproxy_rootfs ;;
 	images)
-		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol,metrics-server,traefik} \
+		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol,metrics-server,traefik,agnhost} \
 			"$C/stamps/kube-proxy-rootfs" "$C/stamps/haproxy-rootfs") $(srchash "$HERE/mkimage") $(sha256sum "$SELF" | cut -c1-12) $EPOCH" \
 			"$C/images/oci/index.json" "$C/images/k8s-images-$KUBE_VERSION.tar" -- build_images ;;
 	mirror)
