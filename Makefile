@@ -66,7 +66,7 @@ demo: export LAB_CPUS ?= 2
 demo: build lab-up lab-bundle
 	$(BIN) up $(LAB_INV)/hosts.ini --known-hosts $(LAB_INV)/known_hosts --bundle $(LAB_BUNDLE) --yes
 	@printf '\nThe cluster is up. From this machine, with the bundle'"'"'s kubectl:\n  export KUBECONFIG=%s\n  %s get nodes -o wide\n  %s get pods -A\nOn a node: make lab-ssh I=1 CMD='"'"'kubectl --kubeconfig /etc/kubernetes/admin.conf get nodes'"'"'\nStop the lab: make lab-down\n' \
-		$(abspath $(LAB_INV))/artifacts/admin.conf $(LAB_BUNDLE)/bin/kubectl $(LAB_BUNDLE)/bin/kubectl
+		$(abspath $(LAB_INV))/artifacts/admin.conf $(abspath $(LAB_BUNDLE))/bin/kubectl $(abspath $(LAB_BUNDLE))/bin/kubectl
 
 # The lab's bundle: Kubernetes and friends built from source, served on
 # loopback like the release sites, then `metalk8s bundle build` from them.

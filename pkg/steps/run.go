@@ -199,17 +199,23 @@ func runStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) {
 		return
 	}
 	var err error
+	var failed []string // the attempts that failed, retried
 	for attempt := 1; ; attempt++ {
 		out.Attempts = attempt
 		err = tryStep(ctx, s, h, o, out)
 		if err == nil || ctx.Err() != nil || attempt >= s.Retry.attempts() || !s.Retry.retries(err, o) {
 			break
 		}
+		failed = append(failed, fmt.Sprintf("attempt %d: %v", attempt, err))
 		if serr := o.Sleep(ctx, s.Retry.delay(attempt)); serr != nil {
 			break
 		}
 	}
 	switch {
+	case err == nil && len(failed) > 0:
+		// Said, not hidden: a retry that worked is still news.
+		out.Change.Warnings = append(out.Change.Warnings,
+			fmt.Sprintf("done at attempt %d, after a transient failure: %s", out.Attempts, strings.Join(failed, "; ")))
 	case err == nil:
 	case ctx.Err() != nil:
 		out.Status, out.Err = StatusCanceled, err

@@ -171,6 +171,11 @@ func TestRetryTransient(t *testing.T) {
 	if o := r.Outcomes["flaky@a"]; o.Status != StatusOK || o.Attempts != 3 {
 		t.Errorf("flaky: %s after %d attempts, want ok after 3", o.Status, o.Attempts)
 	}
+	// the retries are said, not hidden
+	if w := r.Outcomes["flaky@a"].Change.Warnings; len(w) != 1 || !strings.Contains(w[0], "done at attempt 3") ||
+		!strings.Contains(w[0], "attempt 1: check: "+errTransient.Error()) || !strings.Contains(w[0], "attempt 2: ") {
+		t.Errorf("flaky's warnings: %q", w)
+	}
 	if o := r.Outcomes["broken@b"]; o.Status != StatusFailed || hard.Load() != 1 {
 		t.Errorf("broken: %s after %d calls, want failed after 1 (not transient)", o.Status, hard.Load())
 	} else if strings.Contains(o.Err.Error(), "tried") {

@@ -84,7 +84,7 @@ start() {
 		stop >/dev/null || true
 		return 1
 	fi
-	say "started (pid $(cat "$PIDFILE"), log $LOGFILE)"
+	say "artifact server started (pid $(cat "$PIDFILE"), log $LOGFILE)"
 	urls
 }
 
@@ -102,7 +102,7 @@ stop() {
 	done
 	if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; fi
 	rm -f "$PIDFILE"
-	say "stopped (pid $pid)"
+	say "artifact server stopped (pid $pid)"
 }
 
 status() {
