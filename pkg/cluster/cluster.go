@@ -106,7 +106,38 @@ func graph(cl *inventory.Cluster, bundleDir string, checkImages bool) (*steps.Gr
 	all = append(all, lvm.Steps(cl, ArtifactsDir(cl), all)...)
 	// Last: the volumes phase needs the control plane's ready step (none without a bundle).
 	all = append(all, lvm.VolumeSteps(cl, ArtifactsDir(cl), all)...)
+	afterPreflight(all)
 	return steps.NewGraph(all)
+}
+
+// afterPreflight makes every step that changes a host (Apply set) wait
+// for all of that host's preflight checks and the cluster-wide ones (on
+// no host of their own: unique-hostnames): a port taken or too little
+// memory refuses a host before anything is changed on it. Check-only
+// steps keep their own dependencies, so plan stays as parallel.
+func afterPreflight(all []*steps.Step) {
+	byHost := map[string][]string{}
+	var clusterWide []string
+	for _, s := range all {
+		if s.Phase != "preflight" {
+			continue
+		}
+		if s.Name() == "preflight/unique-hostnames" {
+			clusterWide = append(clusterWide, s.ID)
+			continue
+		}
+		byHost[s.Host] = append(byHost[s.Host], s.ID)
+	}
+	for _, s := range all {
+		if s.Phase == "preflight" || s.Apply == nil {
+			continue
+		}
+		for _, d := range append(byHost[s.Host], clusterWide...) {
+			if !slices.Contains(s.Deps, d) {
+				s.Deps = append(s.Deps, d)
+			}
+		}
+	}
 }
 
 // kubernetesSteps are kubeadm's steps, the pod network's and the addons'

@@ -169,3 +169,46 @@ func reaches(g *steps.Graph, s *steps.Step, dep string) bool {
 	}
 	return walk(s)
 }
+
+// No step changes a host before all of that host's preflight checks and
+// the cluster-wide one have passed (a newcomer saw node1's ports checked
+// after kubeadm init); check-only steps are not held back.
+func TestChangesAfterPreflight(t *testing.T) {
+	g, cl := kubeGraph(t)
+	byID := map[string]*steps.Step{}
+	for _, s := range g.Steps {
+		byID[s.ID] = s
+	}
+	// ancestors: every step s waits for, directly or not
+	var ancestors func(id string, seen map[string]bool)
+	ancestors = func(id string, seen map[string]bool) {
+		for _, d := range byID[id].Deps {
+			if !seen[d] {
+				seen[d] = true
+				ancestors(d, seen)
+			}
+		}
+	}
+	first := cl.ControlPlane[0].Name
+	n := 0
+	for _, s := range g.Steps {
+		if s.Phase == "preflight" || s.Apply == nil {
+			continue
+		}
+		n++
+		seen := map[string]bool{}
+		ancestors(s.ID, seen)
+		for _, want := range []string{"preflight/ports@" + s.Host, "preflight/resources@" + s.Host, "preflight/clock@" + s.Host,
+			"preflight/hostname@" + s.Host, "preflight/unique-hostnames@" + first} {
+			if !seen[want] {
+				t.Errorf("%s changes %s without waiting for %s", s.ID, s.Host, want)
+			}
+		}
+	}
+	if n < 20 {
+		t.Errorf("only %d steps that change a host", n)
+	}
+	if d := byID["etcd/data@node1"]; d != nil && d.Apply == nil && len(d.Deps) > 3 {
+		t.Errorf("a check-only step held back: %v", d.Deps)
+	}
+}
