@@ -49,8 +49,12 @@ var (
 type podEnv struct {
 	c              Cluster
 	ns             string
+	nodes          []string // Ready and schedulable
 	server, client *corev1.Pod
 	serviceIP      string
+	// The volume check's PersistentVolume while claimed, its node, and
+	// its file there while not removed (volume.go).
+	pv, pvNode, pvFile string
 }
 
 // podChecks runs the checks that need pods of their own, in podChecks'
@@ -72,11 +76,7 @@ func (c Cluster) podChecks(ctx context.Context) []Result {
 	e, err := c.newPodEnv(ctx)
 	if err != nil {
 		for _, p := range podChecks {
-			r := Result{Check: p, Status: Fail, Detail: err.Error(), Seconds: time.Since(start).Seconds()}
-			if p == volumeCheck {
-				r.Status, r.Detail = Skip, volumeSkipped
-			}
-			out = append(out, r)
+			out = append(out, Result{Check: p, Status: Fail, Detail: err.Error(), Seconds: time.Since(start).Seconds()})
 		}
 	} else {
 		for _, p := range podChecks {
@@ -106,20 +106,16 @@ func (e *podEnv) run(ctx context.Context, check string) (string, string, error) 
 		return e.ingressRoute(ctx)
 	case "network-policy":
 		return e.networkPolicy(ctx)
+	case volumeCheck:
+		return e.volumeWriteRead(ctx)
 	}
-	return Skip, volumeSkipped, nil
+	return "", "", fmt.Errorf("no check %s", check)
 }
-
-// The volume check is not run: it would write on one of the operator's
-// volumes, whose PersistentVolumes are Retain (never reused once bound).
-const (
-	volumeCheck   = "volume-write-read"
-	volumeSkipped = "not run: it would write on one of the inventory's volumes, and their PersistentVolumes are kept (Retain) once bound"
-)
 
 // sweep deletes the namespaces of verify runs older than LeftoverAge
 // (killed before their cleanup); younger ones may be another run's.
 func (c Cluster) sweep(ctx context.Context) {
+	c.sweepVolumes(ctx)
 	nss, err := c.Client.Typed().CoreV1().Namespaces().List(ctx, metav1.ListOptions{LabelSelector: NamespaceLabel + "=true"})
 	if err != nil {
 		return
@@ -131,16 +127,20 @@ func (c Cluster) sweep(ctx context.Context) {
 	}
 }
 
-// cleanup deletes the run's namespace (and so everything in it), with a
-// context of its own: ctx may be done (an interrupted verify).
+// cleanup gives back the volume check's volume if an interrupted check
+// still holds it, and deletes the run's namespace (and so everything in
+// it), with a context of its own: ctx may be done (an interrupted verify).
 func (e *podEnv) cleanup(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Minute)
 	defer cancel()
+	verr := e.releaseVolume(ctx)
 	err := e.c.Client.Typed().CoreV1().Namespaces().Delete(ctx, e.ns, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("namespace %s left behind (delete it): %w", e.ns, err)
+		err = fmt.Errorf("namespace %s left behind (delete it): %w", e.ns, err)
+	} else {
+		err = nil
 	}
-	return nil
+	return errors.Join(verr, err)
 }
 
 // newPodEnv makes the namespace, the two pods and the Service, and waits
@@ -162,7 +162,7 @@ func (c Cluster) newPodEnv(ctx context.Context) (*podEnv, error) {
 	if err != nil {
 		return nil, fmt.Errorf("namespace for the test pods: %w", err)
 	}
-	e := &podEnv{c: c, ns: ns.Name}
+	e := &podEnv{c: c, ns: ns.Name, nodes: nodes}
 	// A ServiceAccount of its own: the namespace's default one comes
 	// from the controller manager a moment later.
 	if _, err := api.ServiceAccounts(e.ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "verify"},
@@ -215,9 +215,24 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// testPod is agnhost netexec on node (bound there, tolerating every
-// taint), as Pod Security's restricted level allows.
+// testPod is agnhost netexec on node, as Pod Security's restricted
+// level allows.
 func (c Cluster) testPod(name, node string) *corev1.Pod {
+	return c.pod(name, node, &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65534)}, corev1.Container{
+		Name:  "netexec",
+		Args:  []string{"netexec", "--http-port=" + strconv.Itoa(serverPort), "--udp-port=-1"},
+		Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: serverPort}},
+		SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
+			Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
+	})
+}
+
+// pod is a pod of the test image running ctr once on node (bound there,
+// tolerating every taint), with the run's ServiceAccount and no token;
+// sc gets the RuntimeDefault seccomp profile.
+func (c Cluster) pod(name, node string, sc *corev1.PodSecurityContext, ctr corev1.Container) *corev1.Pod {
+	ctr.Image, ctr.ImagePullPolicy = c.TestImage, corev1.PullIfNotPresent
+	sc.SeccompProfile = &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": name}},
 		Spec: corev1.PodSpec{
@@ -227,15 +242,8 @@ func (c Cluster) testPod(name, node string) *corev1.Pod {
 			AutomountServiceAccountToken:  ptr.To(false),
 			TerminationGracePeriodSeconds: ptr.To[int64](1),
 			RestartPolicy:                 corev1.RestartPolicyNever,
-			SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65534),
-				SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
-			Containers: []corev1.Container{{
-				Name: "netexec", Image: c.TestImage, ImagePullPolicy: corev1.PullIfNotPresent,
-				Args:  []string{"netexec", "--http-port=" + strconv.Itoa(serverPort), "--udp-port=-1"},
-				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: serverPort}},
-				SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr.To(false),
-					Capabilities: &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}}},
-			}},
+			SecurityContext:               sc,
+			Containers:                    []corev1.Container{ctr},
 		},
 	}
 }

@@ -1,5 +1,7 @@
 // Package verify is `metalk8s verify`: a smoke test of a running cluster
-// that anyone can run at any time, read-only.
+// that anyone can run at any time: it changes nothing but objects of its
+// own, in a namespace of its own, and one file on a volume no one has
+// claimed, all removed at the end.
 package verify
 
 import (
@@ -46,6 +48,10 @@ type Cluster struct {
 	// DNSDomain is the cluster's DNS domain (kubespray's dns_domain);
 	// "" is cluster.local.
 	DNSDomain string
+	// Host runs a shell command as root on the inventory's node and
+	// returns its standard output; a non-zero exit is an error. The
+	// volume check removes its file with it; nil skips that check.
+	Host func(ctx context.Context, node, cmd string) ([]byte, error)
 }
 
 // podChecks need pods of their own (pods.go), run in this order: the
@@ -56,8 +62,9 @@ var podChecks = []string{"dns-from-pod", "service-across-nodes", "ingress-route"
 // metrics-api, one addon/<namespace>/<release> per Helm release, then
 // podChecks, and "cleanup" if their namespace could not be deleted) and
 // returns their results. It changes nothing in the cluster but that
-// namespace (NamespacePrefix+random), which it deletes even when ctx is
-// cancelled. A check that cannot reach the API fails with the error.
+// namespace (NamespacePrefix+random) and, for the volume check, one
+// unclaimed PersistentVolume (volume.go), both given back even when ctx
+// is cancelled. A check that cannot reach the API fails with the error.
 func Run(ctx context.Context, c Cluster) []Result {
 	var out []Result
 	run := func(name string, f func(context.Context) (status, detail string, err error)) {

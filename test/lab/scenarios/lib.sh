@@ -87,11 +87,15 @@ rollout() {
 		$KUBECTL -n "$ns" rollout status ds "$ds" --timeout 10m >/dev/null
 	done
 }
-# verify_ok NAME WHAT: metalk8s verify passes; if not, the pods' places
-# and metrics-server's log go to $OUT/NAME.diag.
+# verify_ok NAME WHAT: metalk8s verify passes, its volume check among
+# them, and leaves no volume claimed; if not, the pods' places and
+# metrics-server's log go to $OUT/NAME.diag.
 verify_ok() {
 	mk8s "$1" verify "$INV" --known-hosts "$KNOWN"
-	if ! check "$2: exit 0" test $? = 0; then
+	local rc=$?
+	check "$2: the volume written and read" grep -qE '^volume-write-read +pass' "$OUT/$1.log"
+	check "$2: no volume left claimed by verify" test -z "$($KUBECTL get pv -o jsonpath='{range .items[*]}{.spec.claimRef.namespace}{"\n"}{end}' | grep metalk8s-verify)"
+	if ! check "$2: exit 0" test $rc = 0; then
 		{
 			$KUBECTL get pods -A -o wide
 			$KUBECTL -n kube-system logs deploy/metrics-server --tail 40
