@@ -204,14 +204,14 @@ func TestReleaseAPI(t *testing.T) {
 	}
 
 	// Disabled: uninstalled, and nothing left to do.
-	a.Enabled = false
+	a.Enabled, a.EnabledVar = false, "metrics_server_enabled"
 	c = check("disabled")
 	if !c.Needed || !strings.HasPrefix(c.Diff[0], "- uninstall release kube-system/metrics-server") {
 		t.Errorf("plan with the addon disabled: %q", c.Diff)
 	}
 	apply("uninstall")
-	if c := check("after the uninstall"); c.Needed {
-		t.Errorf("the check after the uninstall wants %q", c.Diff)
+	if c := check("after the uninstall"); c.Needed || c.Note != "disabled: "+a.EnabledVar+" is false, no release" {
+		t.Errorf("the check after the uninstall wants %q, says %q", c.Diff, c.Note)
 	}
 	if _, err := kc.Typed().AppsV1().Deployments("kube-system").Get(ctx, "metrics-server", metav1.GetOptions{}); err == nil {
 		t.Error("the Deployment is still there after the uninstall")

@@ -162,7 +162,7 @@ func (r *releaseStep) checkRelease(ctx context.Context, h steps.Host) (steps.Cha
 	rel := a.Namespace + "/" + a.Name
 	switch {
 	case !a.Enabled && s.last == nil:
-		return steps.NoChange, nil
+		return steps.Change{Note: fmt.Sprintf("disabled: %s is false, no release", a.EnabledVar)}, nil
 	case !a.Enabled:
 		return steps.Changes(fmt.Sprintf("- uninstall release %s (revision %d, %s; %s is false)",
 			rel, s.last.Version, s.last.Info.Status, a.EnabledVar)), nil

@@ -39,6 +39,9 @@ func (l *Lines) Finished(o *Outcome) {
 	if o.Took > 0 {
 		fmt.Fprintf(l.W, " (%s)", o.Took.Round(10*time.Millisecond))
 	}
+	if o.Change.Note != "" {
+		fmt.Fprintf(l.W, " (%s)", o.Change.Note)
+	}
 	if o.Err != nil && (o.Status != StatusBlocked || l.Verbose) {
 		fmt.Fprintf(l.W, ": %v", o.Err)
 	}

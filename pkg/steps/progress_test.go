@@ -38,3 +38,14 @@ func TestLinesVerbose(t *testing.T) {
 		}
 	}
 }
+
+// A step with nothing to do says why on its line when its Note is set
+// (a disabled addon), not a bare "ok".
+func TestLinesNote(t *testing.T) {
+	var b strings.Builder
+	s := &Step{ID: ID("addons/logging", "node1"), Host: "node1"}
+	(&Lines{W: &b}).Finished(&Outcome{Step: s, Status: StatusOK, Change: Change{Note: "disabled: metalk8s_logging_enabled is false, no release"}})
+	if want := "node1        addons/logging               ok (disabled: metalk8s_logging_enabled is false, no release)\n"; b.String()[9:] != want {
+		t.Errorf("got %q, want %q", b.String()[9:], want)
+	}
+}

@@ -45,6 +45,10 @@ type Change struct {
 	Needed   bool
 	Diff     []string // "+ create /var/lib/metalk8s/node1", "~ sysctl net.ipv4.ip_forward 0 -> 1"
 	Warnings []string // what the operator should know, changed or not
+	// Note, when set, is said on the step's line, in parentheses: why
+	// there is nothing to do ("disabled: metalk8s_monitoring_enabled is
+	// false"), where "ok" alone would mislead.
+	Note string
 	// Destructive, when set, says what the change destroys ("wipe
 	// /dev/vdc", "replace apiserver.crt", "remove etcd member node3"):
 	// up asks before it, and without a terminal only applies it with --yes.
