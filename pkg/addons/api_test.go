@@ -264,6 +264,14 @@ func TestChartsServerDryRun(t *testing.T) {
 	if len(crds) == 0 {
 		t.Fatal("no chart renders a CRD (the gateway-api chart's)")
 	}
+	// A CRD not there yet is planned without a dry run (too costly on a
+	// loaded control plane): even a broken one is "+ create"; the real
+	// create below judges them.
+	broken := crds[0].DeepCopy()
+	_ = unstructured.SetNestedField(broken.Object, "", "spec", "group")
+	if line, live, err := c.DryRun(ctx, broken, HelmFieldManager, ""); err != nil || live != nil || line != "+ create CustomResourceDefinition "+broken.GetName() {
+		t.Errorf("DryRun of an absent CRD: %q, %v, %v", line, live, err)
+	}
 	if _, err := c.Apply(ctx, crds, false); err != nil {
 		t.Fatal(err)
 	}
