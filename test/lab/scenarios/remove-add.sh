@@ -49,6 +49,13 @@ only_cluster_side() {
 	bad=$(echo "$changed" | grep -E '^(preflight/|prepare/|etcd/data|control-plane/node-state|workers/node-state)' || true)
 	check "no check-only step changed anything${bad:+: $(echo $bad)}" test -z "$bad"
 }
+# stop: the rest depends on the command that just failed: the full
+# inventory back in place, and an end.
+stop() {
+	cp "$OUT/hosts.ini.full" "$INV"
+	echo "remove-add: stopped (the rest depends on that command; the lab's inventory is the full one again)"
+	exit 1
+}
 # proxies NODE: the API servers NODE's apiserver proxy lists (haproxy.cfg)
 proxies() { on "$1" "awk '\$1 == \"server\" {print \$2}' /etc/kubernetes/apiserver-proxy/haproxy.cfg | sort | xargs"; }
 
@@ -76,7 +83,7 @@ mk8s plan-remove plan --remove-node node2 "$INV" "${FLAGS[@]}"
 rc=$?
 check "plan --remove-node: exit 3 (changes pending), got $rc" test "$rc" = 3
 mk8s remove remove-node "$INV" node2 "${FLAGS[@]}" --yes -v
-check "remove-node exit 0" test $? = 0
+check "remove-node exit 0" test $? = 0 || stop
 grep -E ' (would change|changed|failed)' "$OUT/remove.log" | sed 's/^/   /'
 inv_without node2
 check "2 nodes Ready, node2 gone" until_nodes "node1=True node3=True " 5
@@ -93,7 +100,7 @@ mk8s plan-add plan --add-node node2 "$INV" "${FLAGS[@]}"
 rc=$?
 check "plan --add-node: exit 3, got $rc" test "$rc" = 3
 mk8s add add-node "$INV" node2 "${FLAGS[@]}" --yes -v
-check "add-node exit 0" test $? = 0
+check "add-node exit 0" test $? = 0 || stop
 only_cluster_side "$OUT/add.log" node1 node3
 check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
 check "etcd members node1 node2 node3" test "$(members 3)" = "node1, node2, node3"
@@ -106,7 +113,7 @@ verify_ok verify-3 "verify"
 step "3. node3 powered off, removed with --unreachable"
 test/lab/lab.sh poweroff 3
 mk8s remove-unreachable remove-node "$INV" node3 "${FLAGS[@]}" --yes --unreachable -v
-check "remove-node --unreachable exit 0" test $? = 0
+check "remove-node --unreachable exit 0" test $? = 0 || stop
 check "the steps on node3 listed as skipped" grep -q "^skipped on node3: .*(unreachable)" "$OUT/remove-unreachable.log"
 check "no step ran on node3" test -z "$(awk '$2 == "node3"' "$OUT/remove-unreachable.log")"
 inv_without node3
@@ -118,7 +125,7 @@ step "3. node3 powered on: a second remove-node resets it"
 test/lab/lab.sh poweron 3
 cp "$OUT/hosts.ini.full" "$INV"
 mk8s remove-again remove-node "$INV" node3 "${FLAGS[@]}" --yes -v
-check "remove-node on the returned node3: exit 0" test $? = 0
+check "remove-node on the returned node3: exit 0" test $? = 0 || stop
 grep -E ' (changed|failed)' "$OUT/remove-again.log" | sed 's/^/   /'
 inv_without node3
 check "2 nodes Ready, node3 gone" until_nodes "node1=True node2=True " 5
@@ -128,7 +135,7 @@ host_reset node3
 step "4. node3 back as a worker only"
 inv_worker node3
 mk8s add-worker add-node "$INV" node3 "${FLAGS[@]}" --yes -v
-check "add-node (worker) exit 0" test $? = 0
+check "add-node (worker) exit 0" test $? = 0 || stop
 only_cluster_side "$OUT/add-worker.log" node1 node2
 check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
 check "etcd members still node1 node2" test "$(members 6)" = "node1, node2"
@@ -136,7 +143,7 @@ check "node3: no etcd" test "$(on node3 "systemctl is-active etcd")" != active
 check "node3's API proxy lists node1 node2 ($(proxies node3))" test "$(proxies node3)" = "node1 node2"
 step "4. remove-node node3 (worker only)"
 mk8s remove-worker remove-node "$INV" node3 "${FLAGS[@]}" --yes -v
-check "remove-node (worker) exit 0" test $? = 0
+check "remove-node (worker) exit 0" test $? = 0 || stop
 check "no etcd member step" test -z "$(grep -E 'remove/etcd-(member|quorum)' "$OUT/remove-worker.log")"
 inv_without node3
 check "2 nodes Ready, node3 gone" until_nodes "node1=True node2=True " 5
@@ -145,7 +152,7 @@ host_reset node3
 step "4. add-node node3 (worker only) again"
 inv_worker node3
 mk8s add-worker2 add-node "$INV" node3 "${FLAGS[@]}" --yes -v
-check "add-node (worker) again: exit 0" test $? = 0
+check "add-node (worker) again: exit 0" test $? = 0 || stop
 only_cluster_side "$OUT/add-worker2.log" node1 node2
 check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
 check "node3's PersistentVolumes back" test -n "$($KUBECTL get pv -l metalk8s.io/node=node3 -o name)"
