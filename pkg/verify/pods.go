@@ -266,8 +266,7 @@ func (e *podEnv) waitReady(ctx context.Context) error {
 			if got.Status.Phase != corev1.PodRunning || !podReady(got) {
 				st := podState(got)
 				if imageMissing[st] {
-					return fmt.Errorf("the test image %s is not on %s (%s): metalk8s up with a bundle of this version imports it",
-						e.c.TestImage, got.Spec.NodeName, st)
+					return e.c.imageMissingError(got.Spec.NodeName, st)
 				}
 				bad = append(bad, fmt.Sprintf("pod %s on %s: %s", got.Name, got.Spec.NodeName, st))
 			}
@@ -286,6 +285,11 @@ func (e *podEnv) waitReady(ctx context.Context) error {
 // imageMissing are the kubelet's reasons for an image it could not get
 // (k8s.io/kubernetes/pkg/kubelet/images): air-gapped nodes pull nothing.
 var imageMissing = map[string]bool{"ErrImagePull": true, "ImagePullBackOff": true, "ErrImageNeverPull": true, "InvalidImageName": true}
+
+// imageMissingError: the test image is not on node (the kubelet's reason).
+func (c Cluster) imageMissingError(node, reason string) error {
+	return fmt.Errorf("the test image %s is not on %s (%s): metalk8s up with a bundle of this version imports it", c.TestImage, node, reason)
+}
 
 // dial asks the client pod's netexec, through the API server's pod
 // proxy, to GET http://host:port/request once (netexec's /dial): the

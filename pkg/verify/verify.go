@@ -56,7 +56,7 @@ type Cluster struct {
 
 // podChecks need pods of their own (pods.go), run in this order: the
 // NetworkPolicy, which shuts the server off, last but the volume's.
-var podChecks = []string{"dns-from-pod", "service-across-nodes", "ingress-route", "network-policy", "volume-write-read"}
+var podChecks = []string{"dns-from-pod", "service-across-nodes", "ingress-route", "network-policy", volumeCheck}
 
 // Run runs every check in order (nodes-ready, system-pods, dns,
 // metrics-api, one addon/<namespace>/<release> per Helm release, then

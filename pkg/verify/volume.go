@@ -160,7 +160,7 @@ func (e *podEnv) runToEnd(ctx context.Context, pod *corev1.Pod) (string, error) 
 				}
 				return string(raw), nil
 			case imageMissing[st]:
-				return "", fmt.Errorf("the test image %s is not on %s (%s): metalk8s up with a bundle of this version imports it", e.c.TestImage, got.Spec.NodeName, st)
+				return "", e.c.imageMissingError(got.Spec.NodeName, st)
 			default:
 				err = fmt.Errorf("pod %s: %s", pod.Name, st)
 			}
