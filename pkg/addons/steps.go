@@ -237,6 +237,9 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 		}
 		s.last = nil
 	}
+	if _, err := createCRDs(ctx, c.Dynamic().Resource(crdResource), c.Host(), a, h); err != nil {
+		return err
+	}
 	if s.last == nil {
 		i := action.NewInstall(s.cfg)
 		i.ReleaseName, i.Namespace = a.Name, a.Namespace
