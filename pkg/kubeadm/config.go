@@ -77,7 +77,8 @@ var leaderElection = []v1beta4.Arg{
 // 127.0.0.1).
 const LocalEtcdServer = "https://127.0.0.1:2379"
 
-// apiServerArgs: when every control plane is also an etcd member (the
+// apiServerArgs: --request-timeout when the inventory sets one; and when
+// every control plane is also an etcd member (the
 // seed's topology), each apiserver talks to its own member only, as in
 // kubeadm's stacked etcd, instead of to all of them. etcd's client
 // balances each of the apiserver's clients (about one per resource kind)
@@ -89,12 +90,16 @@ const LocalEtcdServer = "https://127.0.0.1:2379"
 // etcd group, every apiserver gets every member (kubespray's
 // etcd_access_addresses).
 func (p *Params) apiServerArgs() []v1beta4.Arg {
+	var args []v1beta4.Arg
+	if d := p.APIServerRequestTimeout; d > 0 {
+		args = append(args, v1beta4.Arg{Name: "request-timeout", Value: d.String()})
+	}
 	for _, n := range p.controlPlane {
 		if !n.Etcd {
-			return nil
+			return args
 		}
 	}
-	return []v1beta4.Arg{{Name: "etcd-servers", Value: LocalEtcdServer}}
+	return append(args, v1beta4.Arg{Name: "etcd-servers", Value: LocalEtcdServer})
 }
 
 // InitConfig is the `kubeadm init --config` file of control-plane node n:

@@ -67,6 +67,12 @@ type Params struct {
 	// writes 30s and 0s).
 	ProxySyncPeriod, ProxyMinSyncPeriod time.Duration
 	NetworkPlugin                       string // kube_network_plugin: one of NetworkPlugins
+	// APIServerRequestTimeout is kubespray's kube_apiserver_request_timeout,
+	// kube-apiserver's --request-timeout: how long it lets a request run
+	// before answering 504 (a CRD's create compiles its validation rules
+	// within it). Whole seconds; zero leaves the apiserver's default (1 m,
+	// kubespray's too).
+	APIServerRequestTimeout time.Duration
 	// FlannelIPTablesResync is flannel_iptables_resync, flanneld's
 	// --iptables-resync: how often it checks that its iptables rules are
 	// still there (each check runs iptables a dozen times). Whole seconds;
@@ -126,6 +132,10 @@ func ParamsFrom(cl *inventory.Cluster, bundled bool) (*Params, error) {
 		r.fail("kube_proxy_min_sync_period", "%v is longer than kube_proxy_sync_period (%v)", p.ProxyMinSyncPeriod, p.ProxySyncPeriod)
 	}
 	p.NetworkPlugin = r.oneOf("kube_network_plugin", DefaultNetworkPlugin, NetworkPlugins)
+	p.APIServerRequestTimeout = r.duration("kube_apiserver_request_timeout")
+	if d := p.APIServerRequestTimeout; r.err == nil && d%time.Second != 0 {
+		r.fail("kube_apiserver_request_timeout", "%v is not a whole number of seconds", d)
+	}
 	p.FlannelIPTablesResync = r.duration("flannel_iptables_resync")
 	if d := p.FlannelIPTablesResync; r.err == nil && d%time.Second != 0 {
 		r.fail("flannel_iptables_resync", "%v is not a whole number of seconds", d)

@@ -3,10 +3,12 @@ package kubeadm
 import (
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"k8s.io/kubernetes/cmd/kubeadm/app/apis/kubeadm/v1beta4"
 	kubeadmconstants "k8s.io/kubernetes/cmd/kubeadm/app/constants"
 
 	"github.com/metalk8s/metalk8s/internal/testinv"
@@ -74,6 +76,13 @@ func TestParamsFrom(t *testing.T) {
 		{"cluster_name: prod\ndns_domain: prod.local", func(p *Params) bool { return p.ClusterName == "prod" && p.DNSDomain == "prod.local" }},
 		{"kube_proxy_mode: nftables", func(p *Params) bool { return p.ProxyMode == "nftables" }},
 		{"flannel_iptables_resync: 5m", func(p *Params) bool { return p.FlannelIPTablesResync == 5*time.Minute }},
+		{"kube_apiserver_request_timeout: 2m", func(p *Params) bool {
+			return p.APIServerRequestTimeout == 2*time.Minute &&
+				slices.Contains(p.apiServerArgs(), v1beta4.Arg{Name: "request-timeout", Value: "2m0s"})
+		}},
+		{"kube_proxy_mode: iptables", func(p *Params) bool {
+			return p.APIServerRequestTimeout == 0 && !slices.ContainsFunc(p.apiServerArgs(), func(a v1beta4.Arg) bool { return a.Name == "request-timeout" })
+		}},
 		{"kube_proxy_mode: iptables", func(p *Params) bool { return p.ProxyMode == "iptables" }},
 		{"kube_proxy_sync_period: 5m\nkube_proxy_min_sync_period: 0s", func(p *Params) bool {
 			return p.ProxySyncPeriod == 5*time.Minute && p.ProxyMinSyncPeriod == 0
@@ -131,6 +140,8 @@ func TestParamsFromErrors(t *testing.T) {
 		{"kube_proxy_mode: userspace", []string{"variable kube_proxy_mode", `"userspace"`, "ipvs, nftables, iptables"}},
 		{"kube_proxy_sync_period: often", []string{"variable kube_proxy_sync_period", `"often"`, "duration"}},
 		{"flannel_iptables_resync: 1500ms", []string{"variable flannel_iptables_resync", "whole number of seconds"}},
+		{"kube_apiserver_request_timeout: 90500ms", []string{"variable kube_apiserver_request_timeout", "whole number of seconds"}},
+		{"kube_apiserver_request_timeout: soon", []string{"variable kube_apiserver_request_timeout", "not a duration"}},
 		{"kube_proxy_sync_period: -30s", []string{"variable kube_proxy_sync_period", "negative"}},
 		{"kube_proxy_sync_period: 10s\nkube_proxy_min_sync_period: 1m", []string{"variable kube_proxy_min_sync_period", "1m0s is longer than kube_proxy_sync_period (10s)"}},
 		{"kube_asymmetric_encryption_algorithm: ECDSA-P521", []string{"variable kube_asymmetric_encryption_algorithm", `"ECDSA-P521"`, "ECDSA-P256, ECDSA-P384, RSA-2048"}},
