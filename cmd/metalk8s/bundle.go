@@ -2,10 +2,7 @@ package main
 
 import (
 	"fmt"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 
@@ -44,7 +41,7 @@ func bundleCommand() *cli.Command {
 					if err != nil {
 						return err
 					}
-					ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+					ctx, stop := interruptible(c.Context, c.App.ErrWriter, "")
 					defer stop()
 					o.Out, o.Log = c.String("output"), c.App.Writer
 					m, err := bundle.Build(ctx, o)

@@ -8,9 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -197,7 +195,7 @@ func runCluster(c *cli.Context, apply bool, sel selection) error {
 	if jsonOut {
 		progress = c.App.ErrWriter
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible(c.Context, c.App.ErrWriter, " (the cluster's lock then stays: the next run needs --force-unlock)")
 	defer stop()
 	o := cluster.Options{Apply: apply, SSH: pool, Forks: c.Int("forks"),
 		Only: only, Skip: skip, Bundle: c.String("bundle"), ForceUnlock: apply && c.Bool("force-unlock"), Out: progress,

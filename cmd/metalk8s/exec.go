@@ -5,11 +5,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 
 	"github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -154,7 +152,7 @@ func runExec(c *cli.Context) error {
 		}
 		clients = append(clients, cl)
 	}
-	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	ctx, stop := interruptible(c.Context, c.App.ErrWriter, "")
 	defer stop()
 	results := runAll(ctx, clients, c.Int("forks"), command)
 	failed := printResults(c.App.Writer, results)

@@ -5,9 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"text/tabwriter"
 	"time"
 
@@ -114,7 +112,7 @@ func runVerify(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	sig, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	sig, stop := interruptible(c.Context, c.App.ErrWriter, " (its namespace is then deleted by the next verify, after 15 minutes)")
 	defer stop()
 	ctx, cancel := context.WithTimeout(sig, 10*time.Minute)
 	defer cancel()
