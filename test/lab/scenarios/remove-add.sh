@@ -21,6 +21,11 @@
 SCENARIO=remove-add
 . "$(dirname "$0")/lib.sh"
 
+# A drain on the emulated nodes: the kubelet's StopContainer calls hit
+# containerd's deadline on a loaded node, and a first run's drain of node2
+# outlasted the default 5 minutes (a re-run resumed and took 4m22s).
+DRAIN=(--drain-timeout 15m)
+
 # inv_without HOST...: the full inventory without HOST, as the operator
 # edits it after remove-node.
 inv_without() {
@@ -69,7 +74,7 @@ echo "   node3's API proxy: $(proxies node3)"
 
 step "1. a refused removal: node3's etcd stopped, removing node2 would leave 1 of 2 healthy"
 on node3 "systemctl stop etcd"
-mk8s refused remove-node "$INV" node2 "${FLAGS[@]}" --yes
+mk8s refused remove-node "$INV" node2 "${FLAGS[@]}" "${DRAIN[@]}" --yes
 rc=$?
 check "remove-node refused (exit $rc, not 0)" test "$rc" != 0
 check "the refusal names quorum" grep -q "quorum" "$OUT/refused.log"
@@ -82,7 +87,7 @@ step "2. remove-node node2 (control plane, etcd member, worker)"
 mk8s plan-remove plan --remove-node node2 "$INV" "${FLAGS[@]}"
 rc=$?
 check "plan --remove-node: exit 3 (changes pending), got $rc" test "$rc" = 3
-mk8s remove remove-node "$INV" node2 "${FLAGS[@]}" --yes -v
+mk8s remove remove-node "$INV" node2 "${FLAGS[@]}" "${DRAIN[@]}" --yes -v
 check "remove-node exit 0" test $? = 0 || stop
 grep -E ' (would change|changed|failed)' "$OUT/remove.log" | sed 's/^/   /'
 inv_without node2
@@ -112,7 +117,7 @@ verify_ok verify-3 "verify"
 
 step "3. node3 powered off, removed with --unreachable"
 test/lab/lab.sh poweroff 3
-mk8s remove-unreachable remove-node "$INV" node3 "${FLAGS[@]}" --yes --unreachable -v
+mk8s remove-unreachable remove-node "$INV" node3 "${FLAGS[@]}" "${DRAIN[@]}" --yes --unreachable -v
 check "remove-node --unreachable exit 0" test $? = 0 || stop
 check "the steps on node3 listed as skipped" grep -q "^skipped on node3: .*(unreachable)" "$OUT/remove-unreachable.log"
 check "no step ran on node3" test -z "$(awk '$2 == "node3"' "$OUT/remove-unreachable.log")"
@@ -124,7 +129,7 @@ verify_ok verify-4 "verify without node3"
 step "3. node3 powered on: a second remove-node resets it"
 test/lab/lab.sh poweron 3
 cp "$OUT/hosts.ini.full" "$INV"
-mk8s remove-again remove-node "$INV" node3 "${FLAGS[@]}" --yes -v
+mk8s remove-again remove-node "$INV" node3 "${FLAGS[@]}" "${DRAIN[@]}" --yes -v
 check "remove-node on the returned node3: exit 0" test $? = 0 || stop
 grep -E ' (changed|failed)' "$OUT/remove-again.log" | sed 's/^/   /'
 inv_without node3
@@ -142,7 +147,7 @@ check "etcd members still node1 node2" test "$(members 6)" = "node1, node2"
 check "node3: no etcd" test "$(on node3 "systemctl is-active etcd")" != active
 check "node3's API proxy lists node1 node2 ($(proxies node3))" test "$(proxies node3)" = "node1 node2"
 step "4. remove-node node3 (worker only)"
-mk8s remove-worker remove-node "$INV" node3 "${FLAGS[@]}" --yes -v
+mk8s remove-worker remove-node "$INV" node3 "${FLAGS[@]}" "${DRAIN[@]}" --yes -v
 check "remove-node (worker) exit 0" test $? = 0 || stop
 check "no etcd member step" test -z "$(grep -E 'remove/etcd-(member|quorum)' "$OUT/remove-worker.log")"
 inv_without node3
