@@ -32,6 +32,7 @@ type crdWatch struct {
 	inflight int
 	max      int
 	applies  map[string]int
+	timeouts map[string]bool // the ?timeout= each asked the server for
 }
 
 func (w *crdWatch) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -43,6 +44,7 @@ func (w *crdWatch) RoundTrip(req *http.Request) (*http.Response, error) {
 	w.inflight++
 	w.max = max(w.max, w.inflight)
 	w.applies[name]++
+	w.timeouts[req.URL.Query().Get("timeout")] = true
 	send, timeout := w.fail(name, w.applies[name])
 	w.mu.Unlock()
 	defer func() {
@@ -95,8 +97,8 @@ func TestCRDsOneAtATime(t *testing.T) {
 	if len(want) < 4 {
 		t.Fatalf("the gateway-api chart renders %d CRDs, want at least 4: %q", len(want), want)
 	}
-	w := &crdWatch{applies: map[string]int{}}
-	cfg := c.RESTConfig()
+	w := &crdWatch{applies: map[string]int{}, timeouts: map[string]bool{}}
+	cfg := slowConfig(c.RESTConfig())
 	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { w.rt = rt; return w })
 	dyn, err := dynamic.NewForConfig(cfg)
 	if err != nil {
@@ -134,6 +136,11 @@ func TestCRDsOneAtATime(t *testing.T) {
 	t.Logf("%d CRDs created one at a time in %s", len(want), time.Since(start).Round(time.Millisecond))
 	if w.max != 1 || w.applies[want[3]] != 1 {
 		t.Errorf("%d CRD applies at once, %d of %s; want 1 and 1", w.max, w.applies[want[3]], want[3])
+	}
+	// The server bounds each create with its own --request-timeout: the
+	// client asks for slowRequestTimeout, which the server caps.
+	if len(w.timeouts) != 1 || !w.timeouts[slowRequestTimeout.String()] {
+		t.Errorf("the creates asked for timeouts %v, want only %s", w.timeouts, slowRequestTimeout)
 	}
 	if made, err = createCRDs(ctx, res, "cp1", a, nil); err != nil || len(made) != 0 {
 		t.Errorf("third run, all there: made %q, %v", made, err)

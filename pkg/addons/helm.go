@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"helm.sh/helm/v4/pkg/action"
 	helmkube "helm.sh/helm/v4/pkg/kube"
@@ -74,10 +75,29 @@ func (g *getter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 	return clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{})
 }
 
+// slowRequestTimeout bounds each API request of Helm's and of
+// createCRDs on the client's side, in place of kube.Client's minute: the
+// apiserver's own --request-timeout (1 m by default, the inventory's
+// kube_apiserver_request_timeout) is the bound that counts, and a client
+// that gives up at a minute, asking the server to do the same (client-go
+// sends it as ?timeout=), cut the lab's CRD creates short of the 3 m its
+// apiserver allows. This one only catches a dead connection.
+const slowRequestTimeout = 10 * time.Minute
+
+// slowConfig is config for Helm's and createCRDs's requests: a copy,
+// timing out after slowRequestTimeout.
+func slowConfig(config *rest.Config) *rest.Config {
+	cfg := rest.CopyConfig(config)
+	cfg.Timeout = slowRequestTimeout
+	return cfg
+}
+
 // helmConfig is the Helm SDK's action configuration for releases in
-// namespace, reaching the API with config. Helm's log lines go to log
+// namespace, reaching the API with config (each request bounded by
+// slowRequestTimeout instead of config's own). Helm's log lines go to log
 // (nil: discarded).
 func helmConfig(config *rest.Config, namespace string, log slog.Handler) (*action.Configuration, error) {
+	config = slowConfig(config)
 	var opts []action.ConfigurationOption
 	if log != nil {
 		opts = append(opts, action.ConfigurationSetLogger(log))

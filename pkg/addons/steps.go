@@ -17,6 +17,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/kube"
@@ -237,7 +238,11 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 		}
 		s.last = nil
 	}
-	if _, err := createCRDs(ctx, c.Dynamic().Resource(crdResource), c.Host(), a, h); err != nil {
+	dyn, err := dynamic.NewForConfig(slowConfig(c.RESTConfig()))
+	if err != nil {
+		return fmt.Errorf("addon %s: %w", a.Name, err)
+	}
+	if _, err := createCRDs(ctx, dyn.Resource(crdResource), c.Host(), a, h); err != nil {
 		return err
 	}
 	if s.last == nil {
