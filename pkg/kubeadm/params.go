@@ -68,10 +68,11 @@ type Params struct {
 	ProxySyncPeriod, ProxyMinSyncPeriod time.Duration
 	NetworkPlugin                       string // kube_network_plugin: one of NetworkPlugins
 	// APIServerRequestTimeout is kubespray's kube_apiserver_request_timeout,
-	// kube-apiserver's --request-timeout: how long it lets a request run
-	// before answering 504 (a CRD's create compiles its validation rules
-	// within it). Whole seconds; zero leaves the apiserver's default (1 m,
-	// kubespray's too).
+	// kube-apiserver's --request-timeout: how long it lets a read or list
+	// run before answering 504 (it caps each create, update, patch and
+	// delete at 34 s whatever this says: k8s.io/apiserver's
+	// requestTimeoutUpperBound). Whole seconds; zero leaves the
+	// apiserver's default (1 m, kubespray's too).
 	APIServerRequestTimeout time.Duration
 	// FlannelIPTablesResync is flannel_iptables_resync, flanneld's
 	// --iptables-resync: how often it checks that its iptables rules are

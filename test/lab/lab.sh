@@ -402,11 +402,6 @@ write_inventory() {
 		kube_proxy_sync_period: 5m
 		kube_proxy_min_sync_period: 2s
 
-		# The apiserver compiles a CRD's validation rules on create: on node1,
-		# loaded as the addons start, the Gateway API's gateways CRD took
-		# over the default 1 m, every time, for 9 minutes.
-		kube_apiserver_request_timeout: 3m
-
 		# metrics-server's probes answer in seconds on a busy emulated node:
 		# with the chart's 1 s timeout its liveness probe restarted it. The
 		# kubelets' /metrics/resource took over metrics-server's 10 s
