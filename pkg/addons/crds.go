@@ -1,95 +1,109 @@
 package addons
 
 import (
+	"bytes"
 	"context"
 	"fmt"
-	"time"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
+	"sigs.k8s.io/yaml"
 
 	"github.com/metalk8s/metalk8s/pkg/kube"
-	"github.com/metalk8s/metalk8s/pkg/steps"
 )
+
+// An addon's CustomResourceDefinitions are applied by metalk8s, one at a
+// time, before its Helm release, and are not part of the release. Why:
+// the apiserver compiles a CRD's validation rules on every create and
+// update, and caps each write at 34 s (k8s.io/apiserver's
+// requestTimeoutUpperBound). Helm creates all objects of a kind at once
+// and, on every install or upgrade, applies every CRD of the release
+// again: on the lab's loaded control plane the Gateway API's CRDs timed
+// out there, run after run. kube.Client.Apply sends one at a time, and
+// none at all for a CRD that is as it last applied it (its hash
+// annotation), so a re-run costs one List.
+//
+// They are kept when the addon is disabled or its chart drops one (as
+// Helm does with a chart's crds/ directory): deleting a CRD deletes every
+// object of its kind. Each carries helm.sh/resource-policy: keep, so that
+// Helm, upgrading a release whose earlier revision held it (metalk8s
+// before this change, or a rollback), leaves it in place.
 
 // crdResource is the API's CustomResourceDefinitions.
 var crdResource = schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
 
-// crdSettle is how long createCRDs looks for a CRD whose create the API
-// answered with a timeout: the apiserver may have stored it after all.
-var crdSettle = 30 * time.Second
+// isCRD says whether o is a CustomResourceDefinition.
+func isCRD(o *unstructured.Unstructured) bool {
+	return o.GroupVersionKind().GroupKind() == schema.GroupKind{Group: crdResource.Group, Kind: "CustomResourceDefinition"}
+}
 
-// createCRDs creates, one at a time and in the chart's order, the
-// CustomResourceDefinitions among a's rendered objects that the cluster
-// does not have yet, as Helm would apply them (server-side apply as
-// HelmFieldManager, with Helm's ownership label and annotations:
-// helmOwned). Helm's install or upgrade then adopts them
-// (helm.sh/helm/v4 pkg/action, existingResourceConflict), and once it
-// adopts anything it applies the release's objects one by one.
-//
-// Why: a fresh install has Helm create every object of a kind at once
-// (pkg/kube batchPerform), and the apiserver compiles each CRD's
-// validation rules on create. The Gateway API's eleven CRDs together
-// outlasted the apiserver's 60 s request timeout, over and over, on the
-// lab's loaded control plane; one at a time each gets the CPU.
-//
-// A create the API answers as timed out or overloaded is looked for
-// again for crdSettle; if it is still absent the error is returned as is
-// (kube.Transient: the step's retry tries again, keeping the CRDs made
-// so far). res is the API's CRDs (through names the apiserver for
-// errors). It returns the names created; each is logged on h's run log
-// with how long it took.
-func createCRDs(ctx context.Context, res dynamic.ResourceInterface, through string, a *Addon, h steps.Host) ([]string, error) {
-	var made []string
-	for _, o := range a.Objects {
-		if o.GroupVersionKind().GroupKind() != (schema.GroupKind{Group: crdResource.Group, Kind: "CustomResourceDefinition"}) {
+// splitCRDs returns objs' CustomResourceDefinitions, as metalk8s applies
+// them (annotated helm.sh/resource-policy: keep), and the other objects,
+// each in objs' order. objs are not modified.
+func splitCRDs(objs []*unstructured.Unstructured) (crds, rest []*unstructured.Unstructured) {
+	for _, o := range objs {
+		if !isCRD(o) {
+			rest = append(rest, o)
 			continue
 		}
-		name := o.GetName()
-		_, err := res.Get(ctx, name, metav1.GetOptions{})
-		switch {
-		case err == nil:
-			continue
-		case !apierrors.IsNotFound(err):
-			return made, fmt.Errorf("addon %s: CustomResourceDefinition %s: %w", a.Name, name, err)
+		k := o.DeepCopy()
+		ann := k.GetAnnotations()
+		if ann == nil {
+			ann = map[string]string{}
 		}
-		start := time.Now()
-		_, err = res.Apply(ctx, name, helmOwned(o, a), metav1.ApplyOptions{FieldManager: HelmFieldManager, Force: true})
-		if err != nil && kube.Transient(err) && ctx.Err() == nil && settled(ctx, res, name) {
-			err = nil
-		}
+		ann["helm.sh/resource-policy"] = "keep"
+		k.SetAnnotations(ann)
+		crds = append(crds, k)
+	}
+	return crds, rest
+}
+
+// planCRDs is what applying crds would change, one line each: a CRD not
+// there yet is "+ create" without asking the API (a dry run compiles its
+// validation rules as a create does); one that is, as kube.Client.Apply
+// dry-runs it (nothing when it is as last applied).
+func planCRDs(ctx context.Context, c *kube.Client, crds []*unstructured.Unstructured) ([]string, error) {
+	var lines []string
+	for _, o := range crds {
+		live, err := c.Get(ctx, crdResource, "", o.GetName())
 		if err != nil {
-			return made, fmt.Errorf("addon %s: create CustomResourceDefinition %s (before Helm, one at a time) through %s: %w", a.Name, name, through, err)
+			return nil, err
 		}
-		made = append(made, name)
-		runLogf(h, "addon %s: created CustomResourceDefinition %s in %s", a.Name, name, time.Since(start).Round(time.Millisecond))
+		if live == nil {
+			lines = append(lines, "+ create "+ref(o))
+			continue
+		}
+		l, err := c.Apply(ctx, []*unstructured.Unstructured{o}, true)
+		if err != nil {
+			return nil, err
+		}
+		lines = append(lines, l...)
 	}
-	return made, nil
+	return lines, nil
 }
 
-// settled says whether CRD name appears within crdSettle.
-func settled(ctx context.Context, res dynamic.ResourceInterface, name string) bool {
-	end := time.Now().Add(crdSettle)
-	for {
-		if _, err := res.Get(ctx, name, metav1.GetOptions{}); err == nil {
-			return true
-		}
-		if time.Now().After(end) {
-			return false
-		}
-		select {
-		case <-ctx.Done():
-			return false
-		case <-time.After(2 * time.Second):
-		}
-	}
-}
+// withoutCRDs is a Helm post-renderer that drops CustomResourceDefinitions
+// from a release's objects: metalk8s applies them itself (above). The
+// other objects go on unchanged, Helm's file-name annotations included.
+type withoutCRDs struct{}
 
-// runLogf writes a line on h's run log, if it has one.
-func runLogf(h steps.Host, format string, args ...any) {
-	if sh, ok := h.(*steps.SSHHost); ok && sh.Log != nil {
-		sh.Log.Printf("%s "+format, append([]any{h.Name()}, args...)...)
+// Run implements helm.sh/helm/v4/pkg/postrenderer.PostRenderer.
+func (withoutCRDs) Run(in *bytes.Buffer) (*bytes.Buffer, error) {
+	objs, err := Objects(in.String())
+	if err != nil {
+		return nil, fmt.Errorf("post-render: %w", err)
 	}
+	out := new(bytes.Buffer)
+	for _, o := range objs {
+		if isCRD(o) {
+			continue
+		}
+		b, err := yaml.Marshal(o.Object)
+		if err != nil {
+			return nil, fmt.Errorf("post-render: %s: %w", ref(o), err)
+		}
+		out.WriteString("---\n")
+		out.Write(b)
+	}
+	return out, nil
 }

@@ -1,80 +1,32 @@
 package addons
 
 import (
+	"bytes"
 	"context"
-	"io"
-	"net/http"
-	"path"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
+	"helm.sh/helm/v4/pkg/action"
 	helmkube "helm.sh/helm/v4/pkg/kube"
-	"helm.sh/helm/v4/pkg/release/common"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/metalk8s/metalk8s/pkg/kube"
 	"github.com/metalk8s/metalk8s/pkg/kube/kubetest"
 )
 
-// crdWatch sits between a client and the API: it counts the CRD applies
-// in flight at once and, where fail says so, answers one with the
-// apiserver's 504 timeout, after sending it on (stored, the client timed
-// out) or without (never stored).
-type crdWatch struct {
-	rt   http.RoundTripper
-	fail func(name string, n int) (send, timeout bool)
-
-	mu       sync.Mutex
-	inflight int
-	max      int
-	applies  map[string]int
-	timeouts map[string]bool // the ?timeout= each asked the server for
-}
-
-func (w *crdWatch) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodPatch || !strings.Contains(req.URL.Path, "/customresourcedefinitions/") {
-		return w.rt.RoundTrip(req)
-	}
-	name := path.Base(req.URL.Path)
-	w.mu.Lock()
-	w.inflight++
-	w.max = max(w.max, w.inflight)
-	w.applies[name]++
-	w.timeouts[req.URL.Query().Get("timeout")] = true
-	send, timeout := w.fail(name, w.applies[name])
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		w.inflight--
-		w.mu.Unlock()
-	}()
-	if send {
-		resp, err := w.rt.RoundTrip(req)
-		if err != nil || !timeout {
-			return resp, err
-		}
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-	}
-	const status = `{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Timeout","code":504,` +
-		`"message":"Timeout: request did not complete within requested timeout - context deadline exceeded"}`
-	return &http.Response{StatusCode: http.StatusGatewayTimeout, Header: http.Header{"Content-Type": {"application/json"}},
-		Body: io.NopCloser(strings.NewReader(status)), Request: req}, nil
-}
-
-// TestCRDsOneAtATime installs the Gateway API addon's CRDs on a real
-// kube-apiserver as the release step does before Helm: one at a time,
-// through timeouts (a transport that answers 504 stands in for the lab's
-// saturated apiserver), then Helm's install adopts them.
-func TestCRDsOneAtATime(t *testing.T) {
+// TestCRDsOutsideHelm installs the Gateway API addon on a real
+// kube-apiserver: its CRDs are applied by metalk8s and not in the
+// release, a re-run sends none, a changed one is planned and applied
+// alone, and a release installed with its CRDs inside (metalk8s before
+// this) is upgraded without deleting them.
+func TestCRDsOutsideHelm(t *testing.T) {
 	s := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	c, err := connector(s)(ctx)
+	connect := connector(s)
+	c, err := connect(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,86 +40,123 @@ func TestCRDsOneAtATime(t *testing.T) {
 			a = x
 		}
 	}
-	var want []string
-	for _, o := range a.Objects {
-		if o.GetKind() == "CustomResourceDefinition" {
-			want = append(want, o.GetName())
-		}
+	crds, rest := splitCRDs(a.Objects)
+	if len(crds) < 5 || len(rest) == 0 {
+		t.Fatalf("gateway-api: %d CRDs, %d other objects", len(crds), len(rest))
 	}
-	if len(want) < 4 {
-		t.Fatalf("the gateway-api chart renders %d CRDs, want at least 4: %q", len(want), want)
-	}
-	w := &crdWatch{applies: map[string]int{}, timeouts: map[string]bool{}}
-	cfg := slowConfig(c.RESTConfig())
-	cfg.Wrap(func(rt http.RoundTripper) http.RoundTripper { w.rt = rt; return w })
-	dyn, err := dynamic.NewForConfig(cfg)
+
+	// The way metalk8s installed it before: Helm, CRDs in the release.
+	cfg, err := helmConfig(c.RESTConfig(), a.Namespace, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	res := dyn.Resource(crdResource)
-	defer func(d time.Duration) { crdSettle = d }(crdSettle)
-	crdSettle = 2 * time.Second
-
-	// The third CRD's create times out unstored: an error the step's
-	// retry takes as transient, the two before it kept. The fourth's
-	// first create is stored but answered with a timeout.
-	w.fail = func(name string, n int) (bool, bool) {
-		switch {
-		case name == want[2] && n == 1:
-			return false, true
-		case name == want[3] && n == 1:
-			return true, true
-		}
-		return true, false
-	}
-	start := time.Now()
-	made, err := createCRDs(ctx, res, "cp1", a, nil)
-	if err == nil || !kube.Transient(err) || !strings.Contains(err.Error(), "create CustomResourceDefinition "+want[2]) {
-		t.Errorf("a create timed out: %v; want a transient error naming %s", err, want[2])
-	}
-	if !slices.Equal(made, want[:2]) {
-		t.Errorf("made %q before the timeout, want %q", made, want[:2])
-	}
-	// Again (the retry): the rest, the fourth found after its timeout.
-	made, err = createCRDs(ctx, res, "cp1", a, nil)
-	if err != nil || !slices.Equal(made, want[2:]) {
-		t.Errorf("second run: made %q, %v; want %q", made, err, want[2:])
-	}
-	t.Logf("%d CRDs created one at a time in %s", len(want), time.Since(start).Round(time.Millisecond))
-	if w.max != 1 || w.applies[want[3]] != 1 {
-		t.Errorf("%d CRD applies at once, %d of %s; want 1 and 1", w.max, w.applies[want[3]], want[3])
-	}
-	// The server bounds each create with its own --request-timeout: the
-	// client asks for slowRequestTimeout, which the server caps.
-	if len(w.timeouts) != 1 || !w.timeouts[slowRequestTimeout.String()] {
-		t.Errorf("the creates asked for timeouts %v, want only %s", w.timeouts, slowRequestTimeout)
-	}
-	if made, err = createCRDs(ctx, res, "cp1", a, nil); err != nil || len(made) != 0 {
-		t.Errorf("third run, all there: made %q, %v", made, err)
-	}
-	for _, n := range want {
-		o, err := res.Get(ctx, n, metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if o.GetLabels()["app.kubernetes.io/managed-by"] != "Helm" || o.GetAnnotations()["meta.helm.sh/release-name"] != a.Name ||
-			o.GetAnnotations()["meta.helm.sh/release-namespace"] != a.Namespace || !managedBy(o.GetManagedFields(), HelmFieldManager) {
-			t.Errorf("CRD %s: labels %v, annotations %v: not as Helm applies it", n, o.GetLabels(), o.GetAnnotations())
-		}
+	i := action.NewInstall(cfg)
+	i.ReleaseName, i.Namespace, i.CreateNamespace, i.ServerSideApply = a.Name, a.Namespace, true, true
+	i.WaitStrategy = helmkube.HookOnlyStrategy
+	if _, err := i.RunWithContext(ctx, a.Chart, a.Values); err != nil {
+		t.Fatal(err)
 	}
 
-	// Helm's install adopts them, and the release is deployed.
-	r := &releaseStep{addon: a, wait: helmkube.HookOnlyStrategy, client: connector(s)}
-	start = time.Now()
+	r := &releaseStep{addon: a, wait: helmkube.HookOnlyStrategy, client: connect}
+	ch, err := r.check(ctx, nil)
+	if err != nil || !ch.Needed || !strings.HasPrefix(ch.Diff[0], "~ upgrade release kube-ingress/gateway-api") ||
+		!contains(ch.Diff, "  ~ update CustomResourceDefinition "+crds[0].GetName()+": metadata.annotations.helm.sh/resource-policy (none) -> keep") {
+		t.Errorf("plan over the old release: %q, %v", ch.Diff, err)
+	}
+	for _, l := range ch.Diff {
+		if strings.Contains(l, "- delete") {
+			t.Errorf("plan over the old release deletes: %q", l)
+		}
+	}
 	if err := r.apply(ctx, nil); err != nil {
-		t.Fatalf("install: %v", err)
+		t.Fatalf("upgrade: %v", err)
 	}
-	t.Logf("helm install adopting them: %s", time.Since(start).Round(time.Millisecond))
-	kc, st, err := r.read(ctx, nil)
-	if err != nil || kc == nil || st.deployed == nil || st.deployed.Info.Status != common.StatusDeployed {
-		t.Fatalf("after the install: %+v, %v", st, err)
+	_, st, err := r.read(ctx, nil)
+	if err != nil || st.last == nil || st.last.Version != 2 {
+		t.Fatalf("after the upgrade: %+v, %v", st, err)
+	}
+	if strings.Contains(st.last.Manifest, "CustomResourceDefinition") {
+		t.Error("the release's manifest still holds CRDs")
+	}
+	if !sameObjects(st.last.Manifest, rest) {
+		t.Error("the release's manifest is not the chart's other objects")
+	}
+	for _, o := range crds {
+		live, err := c.Dynamic().Resource(crdResource).Get(ctx, o.GetName(), metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("CRD %s after the upgrade: %v", o.GetName(), err)
+		}
+		if !managedBy(live.GetManagedFields(), kube.FieldManager) || live.GetAnnotations()["helm.sh/resource-policy"] != "keep" {
+			t.Errorf("CRD %s: not applied by metalk8s, or not kept: %v", o.GetName(), live.GetAnnotations())
+		}
 	}
 	if ch, err := r.check(ctx, nil); err != nil || ch.Needed {
-		t.Errorf("check after the install: %q, %v", ch.Diff, err)
+		t.Errorf("check after the upgrade: %q, %v", ch.Diff, err)
+	}
+
+	// A CRD changed behind metalk8s's back: only it is planned and
+	// applied, and Helm is not called (the revision stays).
+	live, err := c.Dynamic().Resource(crdResource).Get(ctx, crds[1].GetName(), metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	labels := live.GetLabels()
+	labels["app.kubernetes.io/part-of"] = "edited"
+	live.SetLabels(labels)
+	if _, err := c.Dynamic().Resource(crdResource).Update(ctx, live, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r2 := &releaseStep{addon: a, wait: helmkube.HookOnlyStrategy, client: connect} // a new run: a new client
+	ch, err = r2.check(ctx, nil)
+	want := []string{"~ apply the CustomResourceDefinitions of gateway-api (release kube-ingress/gateway-api is as wanted)",
+		"  ~ update CustomResourceDefinition " + crds[1].GetName() + ": metadata.labels.app.kubernetes.io/part-of edited -> metalk8s"}
+	if err != nil || !slices.Equal(ch.Diff, want) {
+		t.Errorf("plan with one CRD edited: %q, %v; want %q", ch.Diff, err, want)
+	}
+	if err := r2.apply(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, st, err := r2.read(ctx, nil); err != nil || st.last.Version != 2 {
+		t.Errorf("after applying the CRD: revision %d, %v; want 2 (no Helm upgrade)", st.last.Version, err)
+	}
+	if ch, err := (&releaseStep{addon: a, wait: helmkube.HookOnlyStrategy, client: connect}).check(ctx, nil); err != nil || ch.Needed {
+		t.Errorf("check after applying the CRD: %q, %v", ch.Diff, err)
+	}
+
+	// Disabled: the release goes, the CRDs stay.
+	a.Enabled, a.EnabledVar = false, "metalk8s_gateway_api_enabled"
+	if err := r2.apply(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range crds {
+		if _, err := c.Dynamic().Resource(crdResource).Get(ctx, o.GetName(), metav1.GetOptions{}); err != nil {
+			t.Errorf("CRD %s after the uninstall: %v", o.GetName(), err)
+		}
 	}
 }
+
+// The post-renderer drops CRDs and nothing else.
+func TestWithoutCRDs(t *testing.T) {
+	a, err := renderAddon(t, "gateway-api", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in strings.Builder
+	for _, o := range a {
+		b, _ := o.MarshalJSON()
+		in.WriteString("---\n")
+		in.Write(b)
+		in.WriteString("\n")
+	}
+	out, err := withoutCRDs{}.Run(bytesBuffer(in.String()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Objects(out.String())
+	_, rest := splitCRDs(a)
+	if err != nil || len(got) != len(rest) || !sameObjects(out.String(), rest) {
+		t.Errorf("post-rendered: %d objects, %v; want the %d that are not CRDs", len(got), err, len(rest))
+	}
+}
+
+func bytesBuffer(s string) *bytes.Buffer { return bytes.NewBufferString(s) }

@@ -155,8 +155,8 @@ func TestTraefikFollowsGatewayAPI(t *testing.T) {
 	}
 }
 
-// The Gateway API chart holds the module's standard-channel files, each
-// object kept on uninstall, the CRDs of the chart's appVersion.
+// The Gateway API chart holds the module's standard-channel files, the
+// CRDs of the chart's appVersion, and takes no values.
 func TestGatewayAPIChart(t *testing.T) {
 	objs, err := renderAddon(t, "gateway-api", nil)
 	if err != nil {
@@ -173,8 +173,8 @@ func TestGatewayAPIChart(t *testing.T) {
 	names := map[string]bool{}
 	for _, o := range objs {
 		names[o.GetName()] = true
-		if kept := o.GetAnnotations()["helm.sh/resource-policy"] == "keep"; kept != (o.GetKind() == "CustomResourceDefinition") {
-			t.Errorf("%s: kept on uninstall %v, want only the CRDs kept", ref(o), kept)
+		if _, ok := o.GetAnnotations()["helm.sh/resource-policy"]; ok {
+			t.Errorf("%s: a resource policy in the chart (metalk8s keeps CRDs itself: crds.go)", ref(o))
 		}
 		if o.GetKind() == "CustomResourceDefinition" && o.GetAnnotations()["gateway.networking.k8s.io/bundle-version"] != ch.Metadata.AppVersion {
 			t.Errorf("%s: bundle-version %q, chart appVersion %s", o.GetName(), o.GetAnnotations()["gateway.networking.k8s.io/bundle-version"], ch.Metadata.AppVersion)
@@ -212,16 +212,6 @@ func TestGatewayAPIChart(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("the module's %s is not in the chart as is (make generate)", filepath.Base(f))
-		}
-	}
-
-	objs, err = renderAddon(t, "gateway-api", map[string]any{"keep": false})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range objs {
-		if _, ok := o.GetAnnotations()["helm.sh/resource-policy"]; ok {
-			t.Errorf("keep false: %s still kept", ref(o))
 		}
 	}
 }

@@ -17,7 +17,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/client-go/dynamic"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
 	"github.com/metalk8s/metalk8s/pkg/kube"
@@ -98,7 +97,14 @@ type state struct {
 	cfg      *action.Configuration
 	last     *rspb.Release // the newest revision, nil when none
 	deployed *rspb.Release // the newest deployed revision, nil when none
-	want     []*unstructured.Unstructured
+	want     []*unstructured.Unstructured // the release's objects, enabled (not its CRDs)
+	crds     []*unstructured.Unstructured // the CRDs metalk8s applies first (splitCRDs)
+}
+
+// upToDate says whether the release is deployed as a wants it.
+func (s *state) upToDate(a *Addon) bool {
+	return s.last != nil && s.last.Info.Status == common.StatusDeployed && s.last.Chart != nil &&
+		s.last.Chart.Metadata.Version == a.Chart.Metadata.Version && sameObjects(s.last.Manifest, s.want)
 }
 
 func (r *releaseStep) read(ctx context.Context, h steps.Host) (*kube.Client, *state, error) {
@@ -123,7 +129,7 @@ func (r *releaseStep) read(ctx context.Context, h steps.Host) (*kube.Client, *st
 		}
 	}
 	if a.Enabled {
-		s.want = a.Objects
+		s.crds, s.want = splitCRDs(a.Objects)
 	}
 	return c, s, nil
 }
@@ -168,24 +174,36 @@ func (r *releaseStep) checkRelease(ctx context.Context, h steps.Host) (steps.Cha
 		return steps.Changes(fmt.Sprintf("- uninstall release %s (revision %d, %s; %s is false)",
 			rel, s.last.Version, s.last.Info.Status, a.EnabledVar)), nil
 	}
+	crdLines, err := planCRDs(ctx, c, s.crds)
+	if err != nil {
+		return steps.NoChange, fmt.Errorf("addon %s: %w", a.Name, err)
+	}
 	chartDesc := fmt.Sprintf("chart %s %s", a.Chart.Name(), a.Chart.Metadata.Version)
 	// Helm upgrades from the deployed revision: diff against it.
 	base := s.deployed
 	var head string
 	switch {
+	case s.upToDate(a) && len(crdLines) == 0:
+		return steps.NoChange, nil
+	case s.upToDate(a):
+		diff := []string{fmt.Sprintf("~ apply the CustomResourceDefinitions of %s (release %s is as wanted)", a.Name, rel)}
+		for _, l := range crdLines {
+			diff = append(diff, "  "+l)
+		}
+		return steps.Changes(diff...), nil
 	case s.last == nil:
 		head = fmt.Sprintf("+ install release %s (%s)", rel, chartDesc)
 	case s.deployed == nil:
 		head = fmt.Sprintf("± reinstall release %s: no revision deployed, the newest (%d) is %s (%s)", rel, s.last.Version, s.last.Info.Status, chartDesc)
-	case s.last.Info.Status == common.StatusDeployed && s.last.Chart != nil &&
-		s.last.Chart.Metadata.Version == a.Chart.Metadata.Version && sameObjects(s.last.Manifest, s.want):
-		return steps.NoChange, nil
 	case s.last != s.deployed:
 		head = fmt.Sprintf("~ upgrade release %s from revision %d (revision %d is %s) (%s)", rel, s.deployed.Version, s.last.Version, s.last.Info.Status, chartDesc)
 	default:
 		head = fmt.Sprintf("~ upgrade release %s from revision %d (%s)", rel, s.last.Version, chartDesc)
 	}
 	diff := []string{head}
+	for _, l := range crdLines {
+		diff = append(diff, "  "+l)
+	}
 	wanted := map[string]bool{}
 	for _, o := range s.want {
 		wanted[key(o)] = true
@@ -210,7 +228,7 @@ func (r *releaseStep) checkRelease(ctx context.Context, h steps.Host) (steps.Cha
 			return steps.NoChange, fmt.Errorf("addon %s: revision %d's manifest: %w", a.Name, base.Version, err)
 		}
 		for _, o := range old {
-			if !wanted[key(o)] {
+			if !wanted[key(o)] && !isCRD(o) { // a CRD is kept (crds.go)
 				diff = append(diff, "  - delete "+ref(o))
 			}
 		}
@@ -238,12 +256,13 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 		}
 		s.last = nil
 	}
-	dyn, err := dynamic.NewForConfig(slowConfig(c.RESTConfig()))
-	if err != nil {
+	// The CRDs first, one at a time, by metalk8s (crds.go); an error
+	// the API gave as overloaded or timed out is retried (apiRetry).
+	if _, err := c.Apply(ctx, s.crds, false); err != nil {
 		return fmt.Errorf("addon %s: %w", a.Name, err)
 	}
-	if _, err := createCRDs(ctx, dyn.Resource(crdResource), c.Host(), a, h); err != nil {
-		return err
+	if s.upToDate(a) {
+		return nil // only CRDs changed
 	}
 	if s.last == nil {
 		i := action.NewInstall(s.cfg)
@@ -255,7 +274,7 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 		}
 		i.ServerSideApply, i.ForceConflicts = true, true
 		i.WaitStrategy, i.Timeout, i.RollbackOnFailure = r.wait, WaitTimeout, r.rollback()
-		i.Description = "metalk8s up"
+		i.Description, i.PostRenderer = "metalk8s up", withoutCRDs{}
 		if _, err := i.RunWithContext(ctx, a.Chart, a.Values); err != nil {
 			return helmFailed(ctx, fmt.Sprintf("addon %s: helm install %s/%s", a.Name, a.Namespace, a.Name), err)
 		}
@@ -276,7 +295,7 @@ func (r *releaseStep) apply(ctx context.Context, h steps.Host) error {
 	u.Namespace = a.Namespace
 	u.ServerSideApply, u.ForceConflicts = "true", true
 	u.WaitStrategy, u.Timeout, u.RollbackOnFailure = r.wait, WaitTimeout, r.rollback()
-	u.MaxHistory, u.Description = MaxHistory, "metalk8s up"
+	u.MaxHistory, u.Description, u.PostRenderer = MaxHistory, "metalk8s up", withoutCRDs{}
 	if _, err := u.RunWithContext(ctx, a.Name, a.Chart, a.Values); err != nil {
 		return helmFailed(ctx, fmt.Sprintf("addon %s: helm upgrade %s/%s", a.Name, a.Namespace, a.Name), err)
 	}
