@@ -47,12 +47,7 @@ func splitCRDs(objs []*unstructured.Unstructured) (crds, rest []*unstructured.Un
 			continue
 		}
 		k := o.DeepCopy()
-		ann := k.GetAnnotations()
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		ann["helm.sh/resource-policy"] = "keep"
-		k.SetAnnotations(ann)
+		annotate(k, "helm.sh/resource-policy", "keep")
 		crds = append(crds, k)
 	}
 	return crds, rest

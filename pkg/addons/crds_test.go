@@ -148,7 +148,7 @@ func TestWithoutCRDs(t *testing.T) {
 		in.Write(b)
 		in.WriteString("\n")
 	}
-	out, err := withoutCRDs{}.Run(bytesBuffer(in.String()))
+	out, err := withoutCRDs{}.Run(bytes.NewBufferString(in.String()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,5 +158,3 @@ func TestWithoutCRDs(t *testing.T) {
 		t.Errorf("post-rendered: %d objects, %v; want the %d that are not CRDs", len(got), err, len(rest))
 	}
 }
-
-func bytesBuffer(s string) *bytes.Buffer { return bytes.NewBufferString(s) }

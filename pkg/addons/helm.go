@@ -75,15 +75,15 @@ func (g *getter) ToRawKubeConfigLoader() clientcmd.ClientConfig {
 	return clientcmd.NewDefaultClientConfig(*cfg, &clientcmd.ConfigOverrides{})
 }
 
-// slowRequestTimeout bounds each API request of Helm's and of
-// createCRDs on the client's side, in place of kube.Client's minute
+// slowRequestTimeout bounds each API request of Helm's on the client's
+// side, in place of kube.Client's minute
 // (which client-go also sends as ?timeout=): the apiserver's own bounds
 // are the ones that count (--request-timeout for reads, the inventory's
 // kube_apiserver_request_timeout; 34 s for every write, whatever the
 // client asks), and this one only catches a dead connection.
 const slowRequestTimeout = 10 * time.Minute
 
-// slowConfig is config for Helm's and createCRDs's requests: a copy,
+// slowConfig is config for Helm's requests: a copy,
 // timing out after slowRequestTimeout.
 func slowConfig(config *rest.Config) *rest.Config {
 	cfg := rest.CopyConfig(config)

@@ -95,8 +95,8 @@ func (r *releaseStep) inputs() any {
 // state is what the check found.
 type state struct {
 	cfg      *action.Configuration
-	last     *rspb.Release // the newest revision, nil when none
-	deployed *rspb.Release // the newest deployed revision, nil when none
+	last     *rspb.Release                // the newest revision, nil when none
+	deployed *rspb.Release                // the newest deployed revision, nil when none
 	want     []*unstructured.Unstructured // the release's objects, enabled (not its CRDs)
 	crds     []*unstructured.Unstructured // the CRDs metalk8s applies first (splitCRDs)
 }
@@ -182,15 +182,12 @@ func (r *releaseStep) checkRelease(ctx context.Context, h steps.Host) (steps.Cha
 	// Helm upgrades from the deployed revision: diff against it.
 	base := s.deployed
 	var head string
+	upToDate := s.upToDate(a)
 	switch {
-	case s.upToDate(a) && len(crdLines) == 0:
+	case upToDate && len(crdLines) == 0:
 		return steps.NoChange, nil
-	case s.upToDate(a):
-		diff := []string{fmt.Sprintf("~ apply the CustomResourceDefinitions of %s (release %s is as wanted)", a.Name, rel)}
-		for _, l := range crdLines {
-			diff = append(diff, "  "+l)
-		}
-		return steps.Changes(diff...), nil
+	case upToDate:
+		head = fmt.Sprintf("~ apply the CustomResourceDefinitions of %s (release %s is as wanted)", a.Name, rel)
 	case s.last == nil:
 		head = fmt.Sprintf("+ install release %s (%s)", rel, chartDesc)
 	case s.deployed == nil:
@@ -203,6 +200,9 @@ func (r *releaseStep) checkRelease(ctx context.Context, h steps.Host) (steps.Cha
 	diff := []string{head}
 	for _, l := range crdLines {
 		diff = append(diff, "  "+l)
+	}
+	if upToDate {
+		return steps.Changes(diff...), nil
 	}
 	wanted := map[string]bool{}
 	for _, o := range s.want {
@@ -361,13 +361,19 @@ func helmOwned(obj *unstructured.Unstructured, a *Addon) *unstructured.Unstructu
 	}
 	labels["app.kubernetes.io/managed-by"] = "Helm"
 	o.SetLabels(labels)
+	annotate(o, "meta.helm.sh/release-name", a.Name)
+	annotate(o, "meta.helm.sh/release-namespace", a.Namespace)
+	return o
+}
+
+// annotate sets one annotation of o.
+func annotate(o *unstructured.Unstructured, key, value string) {
 	ann := o.GetAnnotations()
 	if ann == nil {
 		ann = map[string]string{}
 	}
-	ann["meta.helm.sh/release-name"], ann["meta.helm.sh/release-namespace"] = a.Name, a.Namespace
+	ann[key] = value
 	o.SetAnnotations(ann)
-	return o
 }
 
 // sameObjects says whether a release's manifest holds the same objects
