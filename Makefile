@@ -6,7 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin/metalk8s
 
-.PHONY: all generate build test unit vet clean deps demo bench artifacts lab-bundle lab-up lab-down lab-ssh lab-status lab-remove-add lab-reset e2e e2e-kube e2e-kube-light
+.PHONY: all generate build test unit vet clean deps demo bench artifacts lab-bundle lab-up lab-down lab-ssh lab-status lab-remove-add lab-monitoring lab-reset e2e e2e-kube e2e-kube-light
 
 # Debian packages the tests use: Ansible (the reference for inventories),
 # OpenSSH (the fleet of real servers), iproute2 (network namespaces).
@@ -18,6 +18,8 @@ DEBS += iptables ipset nftables
 # ... and the VM lab (test/lab): QEMU, and mmdebstrap to build its image;
 # busybox-static is the lab test's pod image (shell, wget, nslookup, httpd).
 DEBS += qemu-system-x86 qemu-utils mmdebstrap e2fsprogs util-linux busybox-static
+# ... and the lab's scenarios: curl and jq ask the addons' HTTP APIs.
+DEBS += curl jq
 
 all: build
 
@@ -80,6 +82,13 @@ lab-bundle: build
 # (test/lab/scenarios/remove-add.sh; about 50 minutes).
 lab-remove-add: build
 	BIN=$(BIN) LAB_BUNDLE=$(LAB_BUNDLE) test/lab/scenarios/remove-add.sh
+
+# Issue 17's monitoring and logging addons on the cluster `make demo` left:
+# turned on (with a bundle holding their images), checked through kubectl
+# proxy (targets, Watchdog, every dashboard query, a pod's line in the
+# logs), then off again (test/lab/scenarios/monitoring.sh).
+lab-monitoring: build
+	BIN=$(BIN) LAB_BUNDLE=$(LAB_BUNDLE) test/lab/scenarios/monitoring.sh
 
 # metalk8s reset on the lab's cluster, checked on every node
 # (test/lab/scenarios/reset.sh); the lab is no cluster after it.

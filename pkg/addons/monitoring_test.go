@@ -428,7 +428,6 @@ func TestDashboards(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("dashboards: %v, %v", files, err)
 	}
-	vars := regexp.MustCompile(`\$[a-z_]+`)
 	labelValues := regexp.MustCompile(`^label_values\((.+), *[a-z_]+\)$`)
 	specs := map[string]int{} // uid -> panels
 	for _, f := range files {
@@ -463,7 +462,7 @@ func TestDashboards(t *testing.T) {
 				t.Errorf("%s: panel %q has no unit or no query", f, p.Title)
 			}
 			for _, q := range p.Targets {
-				if _, err := parser.ParseExpr(vars.ReplaceAllString(q.Expr, ".+")); err != nil {
+				if _, err := parser.ParseExpr(dashboardVar.ReplaceAllString(q.Expr, ".+")); err != nil {
 					t.Errorf("%s: panel %q: %v\n%s", f, p.Title, err, q.Expr)
 				}
 			}

@@ -1,15 +1,11 @@
 package addons
 
 import (
-	"encoding/json"
 	"fmt"
-	"io/fs"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strings"
 	"testing"
@@ -20,7 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/yaml"
 
-	"github.com/metalk8s/metalk8s/assets"
+	"github.com/metalk8s/metalk8s/internal/promapi"
 	"github.com/metalk8s/metalk8s/pkg/kube/kubetest"
 )
 
@@ -105,24 +101,7 @@ func TestQueriesReturnData(t *testing.T) {
 	startLogged(t, "prometheus", exec.Command(promBin, "--config.file="+filepath.Join(dir, "prometheus.yaml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+promAddr))
 
-	query := func(q string) (int, error) {
-		resp, err := http.PostForm("http://"+promAddr+"/api/v1/query", url.Values{"query": {q}})
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		var r struct {
-			Status, Error string
-			Data          struct{ Result []any }
-		}
-		if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-			return 0, err
-		}
-		if r.Status != "success" {
-			return 0, fmt.Errorf("%s: %s", q, r.Error)
-		}
-		return len(r.Data.Result), nil
-	}
+	query := promapi.Client{Base: "http://" + promAddr}.Query
 	// every job up, a few scrapes in (rate() needs two samples)
 	waitFor(t, "every job up", func() error {
 		n, err := query(`count(up == 1) >= 4 and count(count_over_time(up{job="node-exporter"}[1m]) >= 4)`)
@@ -172,57 +151,26 @@ func TestQueriesReturnData(t *testing.T) {
 		}
 	}
 
-	vars := regexp.MustCompile(`\$[a-z_]+`)
-	files, _ := fs.Glob(assets.Charts, "charts/monitoring/dashboards/*.yaml")
-	panels := 0
-	for _, f := range files {
-		data, _ := fs.ReadFile(assets.Charts, f)
-		var d struct {
-			UID    string
-			Panels []struct {
-				Title   string
-				Targets []struct{ Expr string }
-			}
-		}
-		if err := yaml.Unmarshal(data, &d); err != nil {
-			t.Fatal(err)
-		}
-		for _, p := range d.Panels {
-			for _, q := range p.Targets {
-				panels++
-				checkExpr(fmt.Sprintf("dashboard %s, panel %q", d.UID, p.Title), vars.ReplaceAllString(q.Expr, ".+"), true)
-			}
-		}
-	}
-
-	// the rules: evaluated without error; their selectors find series
-	resp, err := http.Get("http://" + promAddr + "/api/v1/rules")
+	queries, err := DashboardQueries()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	var rules struct {
-		Data struct {
-			Groups []struct {
-				Rules []struct{ Name, Query, Health, LastError, State string }
-			}
-		}
+	for _, q := range queries {
+		checkExpr(fmt.Sprintf("dashboard %s, panel %q", q.Dashboard, q.Panel), q.Expr, true)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&rules); err != nil {
+	panels := len(queries)
+
+	// the rules: evaluated without error; their selectors find series
+	rules, err := promapi.Client{Base: "http://" + promAddr}.Rules()
+	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
-	for _, g := range rules.Data.Groups {
-		for _, r := range g.Rules {
-			n++
-			if r.Health != "ok" {
-				t.Errorf("rule %s: health %q: %s", r.Name, r.Health, r.LastError)
-			}
-			if r.Name == "Watchdog" && r.State != "firing" {
-				t.Errorf("Watchdog is %q, want firing", r.State)
-			}
-			checkExpr("rule "+r.Name, r.Query, false)
+	n := len(rules)
+	for _, r := range rules {
+		if p := r.Problem(); p != "" {
+			t.Errorf("rule %s: %s", r.Name, p)
 		}
+		checkExpr("rule "+r.Name, r.Query, false)
 	}
 	if n == 0 {
 		t.Fatal("Prometheus loaded no rule")

@@ -29,8 +29,8 @@ trap stop EXIT
 if [[ ! -f $LAB_INVENTORY ]]; then
 	# No lab yet (make lab-up writes its inventory): a one-host stand-in
 	# with the lab's addon choices, so that the bundle holds what the lab
-	# runs (Headlamp's image, which the lab's registry cannot have, is not, nor
-	# the monitoring and logging addons', which it does not build yet).
+	# runs (Headlamp's image, which the lab's registry cannot have, is not;
+	# the monitoring and logging addons are off, as in lab.sh).
 	stub=$(mktemp -d) # removed by stop()
 	printf '[kube-master]\nlab\n[etcd]\nlab\n[kube-node]\nlab\n[k8s-cluster:children]\nkube-master\nkube-node\n' >"$stub/hosts.ini"
 	mkdir "$stub/group_vars"
@@ -41,10 +41,11 @@ INV=(-i "$LAB_INVENTORY")
 
 [[ -x $BIN ]] || { echo "bundle.sh: no metalk8s binary at $BIN (make build)" >&2; exit 1; }
 
-# Only what the bundle holds: Prometheus, its operator, promtool and
-# VictoriaLogs are built for the tests (make artifacts), not the lab yet.
+# What the bundle may hold (the registry has every image; the bundle takes
+# those the inventory's addons run).
 "$HERE/artifacts/build.sh" k8s agnhost etcd coredns containerd runc crictl cni pause kube-proxy-rootfs \
-	netpol flannel metrics-server helm traefik node-exporter haproxy-rootfs images mirror >&2
+	netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool prometheus \
+	alertmanager victoria-logs haproxy-rootfs images mirror >&2
 
 if ! "$HERE/artifacts/serve.sh" status >/dev/null 2>&1; then
 	"$HERE/artifacts/serve.sh" start >&2

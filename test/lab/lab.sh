@@ -421,16 +421,14 @@ write_inventory() {
 		# chart's objects with a server-side dry run instead.
 		metalk8s_headlamp_enabled: false
 
-		# The monitoring addon's images (prometheus-operator, Prometheus,
-		# Alertmanager) are not built by the lab's artifacts yet: its charts
-		# are checked by the unit tests against a real kube-apiserver. The
-		# node-exporter services, which follow it by default, are kept on
-		# every node: the lab test checks them.
+		# The monitoring and logging addons are off in the demo, whose
+		# emulated CPUs they would load for minutes more: make
+		# lab-monitoring turns them on and checks them (Grafana and
+		# kube-state-metrics off, their images cannot be built here). The
+		# node-exporter services, which follow monitoring by default, are
+		# kept on every node: the lab test checks them.
 		metalk8s_monitoring_enabled: false
 		metalk8s_node_exporter_enabled: true
-
-		# The logging addon's images (VictoriaLogs, vlagent) likewise: the
-		# unit tests run its real binaries against a real kube-apiserver.
 		metalk8s_logging_enabled: false
 
 		# flanneld checks its iptables rules every 5 s by default: a dozen

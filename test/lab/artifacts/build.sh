@@ -7,8 +7,9 @@
 #
 # Usage: test/lab/artifacts/build.sh [STEP...]
 #   with no STEP, runs all of them in order; STEPs:
-#   k8s etcd coredns containerd runc crictl cni pause kube-proxy-rootfs
-#   netpol flannel metrics-server helm traefik haproxy-rootfs images mirror
+#   k8s agnhost etcd coredns containerd runc crictl cni pause kube-proxy-rootfs
+#   netpol flannel metrics-server helm traefik node-exporter prometheus-operator
+#   promtool prometheus alertmanager victoria-logs haproxy-rootfs images mirror
 #
 # Environment (see versions.sh for the versions):
 #   ARTIFACTS_CACHE       output folder (default <repo>/.cache/artifacts/<KUBE_VERSION>)
@@ -423,6 +424,18 @@ build_prometheus_cmd() {
 		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/$cmd" "$m/cmd/$cmd"
 	"$C/bin/$cmd" --version
 }
+# Alertmanager (assets/charts/monitoring), built as promu does (CGO off,
+# the version into prometheus/common/version; its web UI is inside the
+# module), through a wrapper module.
+build_alertmanager() {
+	local m=github.com/prometheus/alertmanager v=github.com/prometheus/common/version commit date
+	wrapper_module "$C/work/alertmanager" "$m" "$ALERTMANAGER_VERSION" 1.24 "$m/cmd/alertmanager"
+	commit=$(modcommit "$m@$ALERTMANAGER_VERSION")
+	date=$(date -u -d "$(modtime "$m@$ALERTMANAGER_VERSION")" +%Y%m%d-%H:%M:%S)
+	CGO_ENABLED=0 "${NICE[@]}" go build -trimpath -tags netgo -ldflags "-s -w -X $v.Version=${ALERTMANAGER_VERSION#v} -X $v.Revision=$commit \
+		-X $v.Branch=HEAD -X $v.BuildUser=metalk8s-lab -X $v.BuildDate=$date" -o "$C/bin/alertmanager" "$m/cmd/alertmanager"
+	"$C/bin/alertmanager" --version
+}
 # VictoriaLogs and vlagent (assets/charts/logging), built as its Makefile
 # does (CGO off, the version into VictoriaMetrics' lib/buildinfo; the web
 # UI is inside the module), through a wrapper module.
@@ -636,6 +649,46 @@ images_spec() {
 	echo "entrypoint /agnhost"
 	echo "layer"; echo "tree $base"
 	echo "layer"; echo "file $b/agnhost /agnhost"
+	# the monitoring and logging addons' (assets/charts/monitoring, logging),
+	# laid out as their upstream images: the operator and its pods pass
+	# only args, so the entrypoints must be upstream's
+	echo "image quay.io/prometheus-operator/prometheus-operator:$PROMETHEUS_OPERATOR_VERSION"
+	echo "entrypoint /bin/operator"
+	echo "user 65534"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "file $b/operator /bin/operator"
+	echo "image quay.io/prometheus-operator/prometheus-config-reloader:$PROMETHEUS_OPERATOR_VERSION"
+	echo "entrypoint /bin/prometheus-config-reloader"
+	echo "user 65534"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "file $b/prometheus-config-reloader /bin/prometheus-config-reloader"
+	echo "image quay.io/prometheus/prometheus:$PROMETHEUS_VERSION"
+	echo "entrypoint /bin/prometheus"
+	echo "cmd --config.file=/etc/prometheus/prometheus.yml --storage.tsdb.path=/prometheus"
+	echo "user 65534"
+	echo "layer"; echo "tree $base"
+	echo "layer"
+	echo "file $b/prometheus /bin/prometheus"
+	echo "file $b/promtool /bin/promtool"
+	echo "dir /etc/prometheus"
+	echo "dir /prometheus 0777"
+	echo "image quay.io/prometheus/alertmanager:$ALERTMANAGER_VERSION"
+	echo "entrypoint /bin/alertmanager"
+	echo "cmd --config.file=/etc/alertmanager/alertmanager.yml --storage.path=/alertmanager"
+	echo "user 65534"
+	echo "layer"; echo "tree $base"
+	echo "layer"
+	echo "file $b/alertmanager /bin/alertmanager"
+	echo "dir /etc/alertmanager"
+	echo "dir /alertmanager 0777"
+	echo "image docker.io/victoriametrics/victoria-logs:$VICTORIA_LOGS_VERSION"
+	echo "entrypoint /victoria-logs-prod"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "file $b/victoria-logs /victoria-logs-prod"
+	echo "image docker.io/victoriametrics/vlagent:$VICTORIA_LOGS_VERSION"
+	echo "entrypoint /vlagent-prod"
+	echo "layer"; echo "tree $base"
+	echo "layer"; echo "file $b/vlagent /vlagent-prod"
 	echo "image docker.io/library/haproxy:$HAPROXY_VERSION"
 	echo "entrypoint /usr/sbin/haproxy"
 	echo "cmd -f /usr/local/etc/haproxy/haproxy.cfg"
@@ -651,7 +704,13 @@ build_images() {
 		"docker.io/library/haproxy:$HAPROXY_VERSION" \
 		"registry.k8s.io/metrics-server/metrics-server:$METRICS_SERVER_VERSION" \
 		"docker.io/library/traefik:$TRAEFIK_VERSION" \
-		"registry.k8s.io/e2e-test-images/agnhost:$AGNHOST_VERSION" | tee "$C/images/addon-images.txt"
+		"registry.k8s.io/e2e-test-images/agnhost:$AGNHOST_VERSION" \
+		"quay.io/prometheus-operator/prometheus-operator:$PROMETHEUS_OPERATOR_VERSION" \
+		"quay.io/prometheus-operator/prometheus-config-reloader:$PROMETHEUS_OPERATOR_VERSION" \
+		"quay.io/prometheus/prometheus:$PROMETHEUS_VERSION" \
+		"quay.io/prometheus/alertmanager:$ALERTMANAGER_VERSION" \
+		"docker.io/victoriametrics/victoria-logs:$VICTORIA_LOGS_VERSION" \
+		"docker.io/victoriametrics/vlagent:$VICTORIA_LOGS_VERSION" | tee "$C/images/addon-images.txt"
 	make_base_rootfs
 	mkdir -p "$C/work/image-tars"
 	images_spec >"$C/images/images.spec"
@@ -797,7 +856,7 @@ write_versions() {
 }
 
 # --- main ------------------------------------------------------------------------------------
-ALL=(k8s agnhost etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool prometheus victoria-logs haproxy-rootfs images mirror)
+ALL=(k8s agnhost etcd coredns containerd runc crictl cni pause kube-proxy-rootfs netpol flannel metrics-server helm traefik node-exporter prometheus-operator promtool prometheus alertmanager victoria-logs haproxy-rootfs images mirror)
 STEPS=("$@")
 ((${#STEPS[@]})) || STEPS=("${ALL[@]}")
 T0=$SECONDS
@@ -840,6 +899,9 @@ for s in "${STEPS[@]}"; do
 	prometheus)
 		HEAVY=1 step prometheus "$PROMETHEUS_VERSION $GO_VERSION $(declare -f build_prometheus_cmd prometheus_module_version | sha256sum | cut -c1-12)" \
 			"$C/bin/prometheus" -- build_prometheus_cmd prometheus ;;
+	alertmanager)
+		HEAVY=1 step alertmanager "$ALERTMANAGER_VERSION $GO_VERSION $(declare -f build_alertmanager | sha256sum | cut -c1-12)" \
+			"$C/bin/alertmanager" -- build_alertmanager ;;
 	victoria-logs)
 		HEAVY=1 step victoria-logs "$VICTORIA_LOGS_VERSION $GO_VERSION $(declare -f build_victoria_logs | sha256sum | cut -c1-12)" \
 			"$C/bin/victoria-logs" "$C/bin/vlagent" -- build_victoria_logs ;;
@@ -848,7 +910,7 @@ for s in "${STEPS[@]}"; do
 		step haproxy-rootfs "$HAPROXY_VERSION $(. /etc/os-release && echo "$VERSION_ID") $(declare -f haproxy_closure build_haproxy_rootfs | sha256sum | cut -c1-12)" \
 			"$C/work/haproxy-rootfs/usr/sbin/haproxy" -- build_haproxy_rootfs ;;
 	images)
-		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol,metrics-server,traefik,agnhost} \
+		step images "$(fingerprint "${K8S_BINS[@]/#/$C/bin/}" "$C/bin"/{etcd,etcdctl,etcdutl,coredns,pause,flanneld,netpol,metrics-server,traefik,agnhost,operator,prometheus-config-reloader,prometheus,promtool,alertmanager,victoria-logs,vlagent} \
 			"$C/stamps/kube-proxy-rootfs" "$C/stamps/haproxy-rootfs") $(srchash "$HERE/mkimage") $(sha256sum "$SELF" | cut -c1-12) $EPOCH" \
 			"$C/images/oci/index.json" "$C/images/k8s-images-$KUBE_VERSION.tar" -- build_images ;;
 	mirror)
