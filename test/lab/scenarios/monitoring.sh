@@ -65,6 +65,7 @@ up_count() {
 	curl -sf --max-time 60 "$PROM/api/v1/query" --data-urlencode "query=count(count by (${2:-instance}) (up{job=\"$1\"} == 1))" |
 		jq -r '.data.result[0].value[1] // 0'
 }
+targets_up() { test "$(up_count "$1" "$3")" = "$2"; } # targets_up JOB N [BY]
 # rss: each lab VM's resident memory on this machine (QEMU's RSS), and used
 # memory inside it
 rss() {
@@ -112,7 +113,7 @@ step "3. targets, Watchdog, an operator's PrometheusRule"
 cps=$(awk '/^\[kube-master\]/ {a = 1; next} /^\[/ {a = 0} a && NF' "$INV" | wc -l)
 for want in node-exporter:3 kubelet:3:node etcd:3 "apiserver:$cps"; do
 	IFS=: read -r job n by <<<"$want"
-	check "$n $job targets up" until_ok 10 test "$(up_count "$job" "$by")" = "$n"
+	check "$n $job targets up" until_ok 10 targets_up "$job" "$n" "$by"
 done
 curl -s "$PROM/api/v1/targets?state=active" | jq -r '.data.activeTargets[] | "   \(.labels.job) \(.labels.instance) \(.health) \(.lastError)"' | sort
 watchdog() { test "$(curl -sf "$AM/api/v2/alerts" | jq '[.[] | select(.labels.alertname == "Watchdog" and .status.state == "active")] | length')" -ge 1; }
