@@ -43,9 +43,18 @@ mk8s() {
 }
 nodes() { $KUBECTL get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{" "}{end}'; }
 # members N: etcd's member list as etcd status prints it ("node1, node2"),
-# its whole output in $OUT/etcd-status-N.log
+# its whole output in $OUT/etcd-status-N.log. Asked up to 5 times, a
+# minute apart, while a member is unhealthy: on the loaded lab, members
+# just restarted or joined missed status's 10 s per member (all three
+# once, 20 s after one restarted).
 members() {
-	"$BIN" etcd status "$INV" --known-hosts "$KNOWN" >"$OUT/etcd-status-$1.log" 2>&1
+	local i
+	for ((i = 1; i <= 5; i++)); do
+		"$BIN" etcd status "$INV" --known-hosts "$KNOWN" >"$OUT/etcd-status-$1.log" 2>&1 && break
+		echo "   etcd status, try $i: $(grep -c UNHEALTHY "$OUT/etcd-status-$1.log") unhealthy ($OUT/etcd-status-$1.log)" >&2
+		cp "$OUT/etcd-status-$1.log" "$OUT/etcd-status-$1.try$i.log"
+		((i < 5)) && sleep 60
+	done
 	sed -n 's/^members: //p' "$OUT/etcd-status-$1.log"
 }
 until_nodes() { # until_nodes WANT MINUTES
