@@ -16,6 +16,8 @@ func removeFlags() []cli.Flag {
 		&cli.StringFlag{Name: "wipe-volumes", Usage: "delete the LVM volumes, and their data, of these removed `NODES` (comma-separated); kept otherwise"},
 		&cli.BoolFlag{Name: "disable-eviction", Usage: "drain by deleting pods instead of evicting them: PodDisruptionBudgets are not asked"},
 		durationFlag("drain-timeout", "give up draining a node after this long (default 5m)"),
+		durationFlag("skip-wait-for-delete-timeout", "stop waiting for a pod whose deletion began more than this long ago, "+
+			"e.g. stuck terminating on a node that cannot stop it (kubectl drain's flag; default: wait for every pod)"),
 	}
 }
 
@@ -23,7 +25,7 @@ func removeFlags() []cli.Flag {
 func removeOptions(c *cli.Context, nodes []string) *cluster.RemoveOptions {
 	o := &cluster.RemoveOptions{Nodes: nodes, Unreachable: c.Bool("unreachable"),
 		Drain: kubeadm.DrainOptions{Timeout: duration(c, "drain-timeout"), DisableEviction: c.Bool("disable-eviction"),
-			Unreachable: c.Bool("unreachable")}}
+			SkipWaitForDeleteTimeout: duration(c, "skip-wait-for-delete-timeout"), Unreachable: c.Bool("unreachable")}}
 	if w := c.String("wipe-volumes"); w != "" {
 		o.WipeVolumes = strings.Split(w, ",")
 	}

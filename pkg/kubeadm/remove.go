@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"time"
 
@@ -34,6 +35,13 @@ type DrainOptions struct {
 	// DisableEviction deletes pods instead of evicting them, so
 	// PodDisruptionBudgets are not asked (kubectl drain --disable-eviction).
 	DisableEviction bool
+	// SkipWaitForDeleteTimeout: pods whose deletion began more than this
+	// long ago (their deletionTimestamp, which includes their grace
+	// period) no longer hold the drain, neither listed nor waited for
+	// (kubectl drain --skip-wait-for-delete-timeout); for a node whose
+	// kubelet or runtime cannot stop them. 0 waits for every pod. Whole
+	// seconds; a fraction counts as a second more.
+	SkipWaitForDeleteTimeout time.Duration
 	// Unreachable: the node's kubelet cannot stop its pods, so the node
 	// is only cordoned; deleting its Node object then lets the pod
 	// garbage collector delete them and their controllers start them
@@ -72,7 +80,8 @@ func RemovalSteps(host string, connect Connect, node string, o DrainOptions, dep
 	helper := func(ctx context.Context, c *kube.Client) *drain.Helper {
 		return &drain.Helper{Ctx: ctx, Client: c.Typed(), Force: true, IgnoreAllDaemonSets: true,
 			DeleteEmptyDirData: true, GracePeriodSeconds: -1, Timeout: o.Timeout,
-			DisableEviction: o.DisableEviction, Out: io.Discard, ErrOut: io.Discard}
+			SkipWaitForDeleteTimeoutSeconds: int(math.Ceil(o.SkipWaitForDeleteTimeout.Seconds())),
+			DisableEviction:                 o.DisableEviction, Out: io.Discard, ErrOut: io.Discard}
 	}
 	drainStep = &steps.Step{ID: steps.ID(DrainStepName+"/"+node, host), Host: host, Phase: "remove", Deps: deps,
 		Inputs: o,
@@ -120,7 +129,8 @@ func RemovalSteps(host string, connect Connect, node string, o DrainOptions, dep
 				return nil
 			}
 			if err := drain.RunNodeDrain(d, node); err != nil {
-				return fmt.Errorf("drain %s (timeout %s; PodDisruptionBudgets are honoured, --disable-eviction bypasses them): %w", node, o.Timeout, err)
+				return fmt.Errorf("drain %s (timeout %s; PodDisruptionBudgets are honoured, --disable-eviction bypasses them; "+
+					"pods stuck terminating are waited for, --skip-wait-for-delete-timeout stops that): %w", node, o.Timeout, err)
 			}
 			return nil
 		}}

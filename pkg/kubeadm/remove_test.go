@@ -153,3 +153,56 @@ func TestRemovalStepsAPI(t *testing.T) {
 		t.Errorf("deleting again: %v", err)
 	}
 }
+
+// A pod stuck terminating (bound to a node whose kubelet never confirms
+// its end: none runs here) holds the drain until its timeout; with
+// SkipWaitForDeleteTimeout, once its deletion is older than that, it no
+// longer does, neither listed by the check nor waited for (kubectl drain
+// --skip-wait-for-delete-timeout), and it is still there.
+func TestDrainSkipsStuckPods(t *testing.T) {
+	s := kubetest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := kube.Connect(ctx, s.Kubeconfig, []string{"cp1"}, func(string) (kube.Dialer, error) { return s.Dialer(), nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	connect := func(context.Context) (*kube.Client, error) { return c, nil }
+	api := c.Typed().CoreV1()
+	if _, err := api.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node4"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	grace := int64(1)
+	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "stuck", Namespace: "default"},
+		Spec: corev1.PodSpec{NodeName: "node4", TerminationGracePeriodSeconds: &grace, Containers: []corev1.Container{{Name: "c", Image: "busybox"}}}}
+	if _, err := api.Pods("default").Create(ctx, p, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	drain, _ := RemovalSteps("node1", connect, "node4", DrainOptions{Timeout: 5 * time.Second}, nil, nil)
+	err = drain.Apply(ctx, nil)
+	if err == nil || !strings.Contains(err.Error(), "--skip-wait-for-delete-timeout") {
+		t.Fatalf("drain of a pod that never ends: %v, want a timeout naming --skip-wait-for-delete-timeout", err)
+	}
+	if p, err := api.Pods("default").Get(ctx, "stuck", metav1.GetOptions{}); err != nil || p.DeletionTimestamp == nil {
+		t.Fatalf("the pod is not terminating: %v", err)
+	}
+	if ch, err := drain.Check(ctx, nil); err != nil || strings.Join(ch.Diff, "\n") != "- evict pod default/stuck" {
+		t.Errorf("check without the skip: %v %v, want the terminating pod listed", ch.Diff, err)
+	}
+
+	drain, _ = RemovalSteps("node1", connect, "node4", DrainOptions{Timeout: 20 * time.Second, SkipWaitForDeleteTimeout: time.Second}, nil, nil)
+	time.Sleep(3 * time.Second) // the deletion (its grace period included) over a second old
+	if ch, err := drain.Check(ctx, nil); err != nil || ch.Needed {
+		t.Errorf("check with the skip: %v %v, want nothing to do", ch.Diff, err)
+	}
+	if err := drain.Apply(ctx, nil); err != nil {
+		t.Errorf("drain with the skip: %v", err)
+	}
+	if _, err := api.Pods("default").Get(ctx, "stuck", metav1.GetOptions{}); err != nil {
+		t.Errorf("the stuck pod: %v, want it still there (only the kubelet ends it)", err)
+	}
+}
