@@ -24,8 +24,11 @@ SCENARIO=remove-add
 # A drain on the emulated nodes: the kubelet's StopContainer calls hit
 # containerd's deadline on a loaded node, and a first run's drain of node2
 # outlasted the default 5 minutes (a re-run resumed and took 4m22s), a
-# later one 15 (remove() below runs it again then).
-DRAIN=(--drain-timeout 15m)
+# later one 15 (remove() below runs it again then): CoreDNS's containers
+# had exited, but containerd did not report them stopped. Pods whose
+# deletion is 3 minutes old no longer hold the drain (kubectl drain's
+# --skip-wait-for-delete-timeout): node2's reset stops them.
+DRAIN=(--drain-timeout 15m --skip-wait-for-delete-timeout 3m)
 
 # remove NAME ARGS...: mk8s NAME remove-node ARGS...; when that stopped at
 # its drain (pods still terminating on a loaded emulated node), once more,
