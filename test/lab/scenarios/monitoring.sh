@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# monitoring.sh: issue 17's monitoring and logging addons on a running lab
-# cluster (after `make demo`): turned on in the lab's inventory (Grafana
+# monitoring.sh: issue 17's monitoring and logging addons on the lab's
+# cluster (after `make demo`; on a fresh lab, step 1's up makes the
+# cluster with them): turned on in the lab's inventory (Grafana
 # and kube-state-metrics off: their images cannot be built here; the unit
 # tests check their manifests with a server-side dry run), with a bundle
 # holding their images, then:
@@ -78,7 +79,11 @@ rss() {
 }
 
 step "preconditions"
-check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
+if [[ -n $(nodes 2>/dev/null) ]]; then
+	check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
+else
+	echo "   no cluster yet (a fresh lab): step 1's up makes it, with monitoring and logging from the start"
+fi
 cp "$VARS" "$OUT/all.yml.orig"
 echo "   before:"
 rss
