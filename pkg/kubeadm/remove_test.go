@@ -40,19 +40,27 @@ func fakeKubelet(ctx context.Context, c kubernetes.Interface, node string) {
 // stay, a PodDisruptionBudget that allows no disruption stops the drain
 // (the Node stays), --disable-eviction goes past it, and a re-run changes
 // nothing. The kubelet is fakeKubelet: its part is the lab's.
-func TestRemovalStepsAPI(t *testing.T) {
+// drainAPI starts a real kube-apiserver (kubetest) holding a Node named
+// node and returns a context bounding the test (2 minutes), a client of
+// it and the Connect RemovalSteps takes.
+func drainAPI(t *testing.T, node string) (context.Context, *kube.Client, Connect) {
+	t.Helper()
 	s := kubetest.Start(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	t.Cleanup(cancel)
 	c, err := kube.Connect(ctx, s.Kubeconfig, []string{"cp1"}, func(string) (kube.Dialer, error) { return s.Dialer(), nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	connect := func(context.Context) (*kube.Client, error) { return c, nil }
-	api := c.Typed().CoreV1()
-	if _, err := api.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node3"}}, metav1.CreateOptions{}); err != nil {
+	if _, err := c.Typed().CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	return ctx, c, func(context.Context) (*kube.Client, error) { return c, nil }
+}
+
+func TestRemovalStepsAPI(t *testing.T) {
+	ctx, c, connect := drainAPI(t, "node3")
+	api := c.Typed().CoreV1()
 	if _, err := api.Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "app"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -160,18 +168,8 @@ func TestRemovalStepsAPI(t *testing.T) {
 // longer does, neither listed by the check nor waited for (kubectl drain
 // --skip-wait-for-delete-timeout), and it is still there.
 func TestDrainSkipsStuckPods(t *testing.T) {
-	s := kubetest.Start(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	c, err := kube.Connect(ctx, s.Kubeconfig, []string{"cp1"}, func(string) (kube.Dialer, error) { return s.Dialer(), nil })
-	if err != nil {
-		t.Fatal(err)
-	}
-	connect := func(context.Context) (*kube.Client, error) { return c, nil }
+	ctx, c, connect := drainAPI(t, "node4")
 	api := c.Typed().CoreV1()
-	if _, err := api.Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node4"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 	if _, err := api.ServiceAccounts("default").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
 		t.Fatal(err)
 	}
@@ -183,7 +181,7 @@ func TestDrainSkipsStuckPods(t *testing.T) {
 	}
 
 	drain, _ := RemovalSteps("node1", connect, "node4", DrainOptions{Timeout: 5 * time.Second}, nil, nil)
-	err = drain.Apply(ctx, nil)
+	err := drain.Apply(ctx, nil)
 	if err == nil || !strings.Contains(err.Error(), "--skip-wait-for-delete-timeout") {
 		t.Fatalf("drain of a pod that never ends: %v, want a timeout naming --skip-wait-for-delete-timeout", err)
 	}
