@@ -57,12 +57,19 @@ members() {
 	done
 	sed -n 's/^members: //p' "$OUT/etcd-status-$1.log"
 }
-until_nodes() { # until_nodes WANT MINUTES
-	local i
-	for ((i = 0; i < $2 * 6; i++)); do
-		[[ "$(nodes)" == "$1" ]] && return 0
+# until_ok MINUTES CMD...: CMD succeeds within MINUTES (tried every 10 s)
+until_ok() {
+	local i n=$(($1 * 6))
+	shift
+	for ((i = 0; i < n; i++)); do
+		"$@" 2>/dev/null && return 0
 		sleep 10
 	done
+	return 1
+}
+nodes_are() { [[ "$(nodes)" == "$1" ]]; }
+until_nodes() { # until_nodes WANT MINUTES
+	until_ok "$2" nodes_are "$1" && return 0
 	echo "   nodes: $(nodes)"
 	return 1
 }

@@ -50,16 +50,6 @@ stop() {
 vars() {
 	if grep -q "^$1:" "$VARS"; then sed -i "s|^$1:.*|$1: $2|" "$VARS"; else echo "$1: $2" >>"$VARS"; fi
 }
-# until_ok MINUTES CMD...: CMD succeeds within MINUTES
-until_ok() {
-	local i n=$(($1 * 6))
-	shift
-	for ((i = 0; i < n; i++)); do
-		"$@" 2>/dev/null && return 0
-		sleep 10
-	done
-	return 1
-}
 http200() { test "$(curl -s -o /dev/null -w '%{http_code}' --max-time 60 "$1")" = 200; }
 # up_count JOB [BY]: how many distinct BY (default instance) of JOB are up
 up_count() {
