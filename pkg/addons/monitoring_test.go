@@ -146,6 +146,12 @@ func TestMonitoringChart(t *testing.T) {
 	if !contains(args, "--prometheus-config-reloader="+testMonitoringImages[1]) || !contains(args, "--kubelet-service=kube-system/kubelet") {
 		t.Errorf("operator args %q", args)
 	}
+	// the reloaders get no CPU limit ("0"), not the operator's 10m
+	for _, a := range []string{"--config-reloader-cpu-request=10m", "--config-reloader-cpu-limit=0", "--config-reloader-memory-limit=50Mi"} {
+		if !contains(args, a) {
+			t.Errorf("operator args %q, want %s", args, a)
+		}
+	}
 	sc = find(t, objs, "ScrapeConfig", "etcd")
 	if got := fmt.Sprint(sc.Object["spec"]); !strings.Contains(got, "10.0.0.1:2381") || !strings.Contains(got, "node:node1") || strings.Contains(got, "10.0.0.2") {
 		t.Errorf("etcd's scrape config %s, want the one member's metrics port", got)
