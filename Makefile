@@ -79,7 +79,8 @@ lab-bundle: build
 # Issue 18's day-2 scenarios on the cluster `make demo` left: a refused
 # removal; remove-node and add-node of a control plane, of a node powered
 # off (--unreachable), of a worker; each checked
-# (test/lab/scenarios/remove-add.sh; about 50 minutes).
+# (test/lab/scenarios/remove-add.sh; about 50 minutes). On the light lab
+# (one control plane and etcd member) only the worker's and --unreachable's.
 lab-remove-add: build
 	BIN=$(BIN) LAB_BUNDLE=$(LAB_BUNDLE) test/lab/scenarios/remove-add.sh
 
