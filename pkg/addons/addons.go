@@ -62,6 +62,41 @@ func (a *Addon) Render(kubeVersion string) error {
 	return nil
 }
 
+// ClaimsVolumes reports whether a's rendered objects name a StorageClass
+// anywhere (a PersistentVolumeClaim, a StatefulSet's claim template, a
+// Prometheus's or Alertmanager's storage spec): such an addon's pods
+// bind local-lvm volumes, so its step waits for the volumes phase.
+func (a *Addon) ClaimsVolumes() bool {
+	for _, o := range a.Objects {
+		if namesStorageClass(o.Object) {
+			return true
+		}
+	}
+	return false
+}
+
+// namesStorageClass: v holds a non-empty "storageClassName" at any depth.
+func namesStorageClass(v any) bool {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if sc, ok := e.(string); ok && k == "storageClassName" && sc != "" {
+				return true
+			}
+			if namesStorageClass(e) {
+				return true
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if namesStorageClass(e) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // Params are what metalk8s's own values come from.
 type Params struct {
 	KubeVersion string // "v1.36.3": what charts render for

@@ -63,6 +63,7 @@ func Graph(cl *inventory.Cluster, bundleDir string) (*steps.Graph, error) {
 func graph(cl *inventory.Cluster, bundleDir string, checkImages bool) (*steps.Graph, error) {
 	store := node.NewFactStore()
 	var all []*steps.Step
+	var claiming map[string]bool // addon steps whose pods claim volumes
 	all = append(all, node.Preflight(cl, store)...)
 	all = append(all, node.StateDir(cl)...)
 	all = append(all, node.System(cl)...)
@@ -97,15 +98,18 @@ func graph(cl *inventory.Cluster, bundleDir string, checkImages bool) (*steps.Gr
 			return nil, err
 		}
 		all = append(all, et...)
-		k8s, err := kubernetesSteps(cl, all, bundleDir, m, exporters, checkImages)
+		k8s, claim, err := kubernetesSteps(cl, all, bundleDir, m, exporters, checkImages)
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, k8s...)
+		claiming = claim
 	}
 	all = append(all, lvm.Steps(cl, ArtifactsDir(cl), all)...)
 	// Last: the volumes phase needs the control plane's ready step (none without a bundle).
-	all = append(all, lvm.VolumeSteps(cl, ArtifactsDir(cl), all)...)
+	vols := lvm.VolumeSteps(cl, ArtifactsDir(cl), all)
+	all = append(all, vols...)
+	waitForVolumes(all, claiming, vols)
 	afterPreflight(all)
 	return steps.NewGraph(all)
 }
@@ -140,14 +144,33 @@ func afterPreflight(all []*steps.Step) {
 	}
 }
 
+// waitForVolumes makes each step of all named in claiming (an addon
+// whose pods claim local-lvm volumes) wait for the volumes phase's
+// StorageClass and PersistentVolumes, not for its prune: otherwise the
+// addon's claims stay Pending (no StorageClass; the lab's monitoring
+// release once ran before it) and its wait times out.
+func waitForVolumes(all []*steps.Step, claiming map[string]bool, vols []*steps.Step) {
+	for _, s := range all {
+		if !claiming[s.ID] {
+			continue
+		}
+		for _, v := range vols {
+			if !strings.HasPrefix(v.ID, lvm.PruneStep+"@") && !slices.Contains(s.Deps, v.ID) {
+				s.Deps = append(s.Deps, v.ID)
+			}
+		}
+	}
+}
+
 // kubernetesSteps are kubeadm's steps, the pod network's and the addons'
-// releases (once every node is Ready); a node's
-// kubeadm steps come after every prepare step of its host in before.
-func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest, exporters []addons.Target, checkImages bool) ([]*steps.Step, error) {
+// releases (once every node Ready); a node's kubeadm steps come after
+// every prepare step of its host in before. claiming holds the IDs of
+// the addons' steps whose objects claim volumes (Addon.ClaimsVolumes).
+func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest, exporters []addons.Target, checkImages bool) (out []*steps.Step, claiming map[string]bool, err error) {
 	art := ArtifactsDir(cl)
 	kp, err := kubeadm.ParamsFrom(cl, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	prepared := map[string][]string{}
 	for _, s := range before {
@@ -155,7 +178,7 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir stri
 			prepared[s.Host] = append(prepared[s.Host], s.ID)
 		}
 	}
-	out := kubeadm.Steps(cl, art, kp, prepared)
+	out = kubeadm.Steps(cl, art, kp, prepared)
 	joined := map[string]string{}
 	for _, n := range cl.Nodes {
 		if n.ControlPlane || n.Worker {
@@ -169,22 +192,29 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir stri
 		FlannelImage:   images.Flannel, NetpolImage: images.KubeNetworkPolicies,
 	}, joined)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	out = append(out, net...)
 	ads, err := addons.FromInventory(cl, addonParams(cl, kp.Versions(), kp.Bundled, exporters))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var bundled []string
 	for _, im := range m.Images {
 		bundled = append(bundled, im.Name)
 	}
 	if err := addons.CheckImages(ads, bundled, bundleDir); err != nil && checkImages {
-		return nil, &InputError{err}
+		return nil, nil, &InputError{err}
 	}
-	ready := steps.ID(network.NodesReadyStepID, cl.ControlPlane[0].Name)
-	return append(out, addons.Steps(cl, art, ads, []string{ready})...), nil
+	first := cl.ControlPlane[0].Name
+	claiming = map[string]bool{}
+	for _, a := range ads {
+		if a.Enabled && a.ClaimsVolumes() {
+			claiming[addons.StepID(a.Name, first)] = true
+		}
+	}
+	ready := steps.ID(network.NodesReadyStepID, first)
+	return append(out, addons.Steps(cl, art, ads, []string{ready})...), claiming, nil
 }
 
 // recoverPairs are the PKI files pki/recover compares with the nodes'.

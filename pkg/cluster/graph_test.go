@@ -212,3 +212,42 @@ func TestChangesAfterPreflight(t *testing.T) {
 		t.Errorf("a check-only step held back: %v", d.Deps)
 	}
 }
+
+// The addons whose pods claim local-lvm volumes (monitoring's Prometheus
+// and Alertmanager, logging's VictoriaLogs) wait for the StorageClass and
+// every node's PersistentVolumes, not for the prune; the others wait for
+// neither.
+func TestAddonsWaitForVolumes(t *testing.T) {
+	cl, b := kubeCluster(t)
+	data, err := os.ReadFile(cl.Inventory.Path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hosts := strings.Replace(string(data), "ip=10.10.0.14", `ip=10.10.0.14 metalk8s_lvm_drives_vg_metalk8s='["/dev/vdb"]'`, 1)
+	if err := os.WriteFile(cl.Inventory.Path, []byte(hosts), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	g, err := Graph(testinv.Load(t, cl.Inventory.Path), b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vols := []string{"volumes/storage-class@node1", "volumes/pvs/node4@node1"}
+	for _, a := range []string{"monitoring", "logging", "headlamp", "metrics-server", "traefik"} {
+		s := g.Step("addons/" + a + "@node1")
+		if s == nil {
+			t.Fatalf("no step addons/%s@node1", a)
+		}
+		claims := a == "monitoring" || a == "logging"
+		for _, v := range vols {
+			if g.Step(v) == nil {
+				t.Fatalf("no step %s", v)
+			}
+			if reaches(g, s, v) != claims {
+				t.Errorf("%s comes after %s: %v, want %v", s.ID, v, !claims, claims)
+			}
+		}
+		if reaches(g, s, "volumes/prune@node1") {
+			t.Errorf("%s waits for volumes/prune", s.ID)
+		}
+	}
+}
