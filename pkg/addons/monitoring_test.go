@@ -146,6 +146,9 @@ func TestMonitoringChart(t *testing.T) {
 	if !contains(args, "--prometheus-config-reloader="+testMonitoringImages[1]) || !contains(args, "--kubelet-service=kube-system/kubelet") {
 		t.Errorf("operator args %q", args)
 	}
+	if c := container(t, find(t, objs, "Deployment", "prometheus-operator")); c["startupProbe"] == nil {
+		t.Error("the operator has no startupProbe: liveness counts from its first second")
+	}
 	// the reloaders get no CPU limit ("0"), not the operator's 10m
 	for _, a := range []string{"--config-reloader-cpu-request=10m", "--config-reloader-cpu-limit=0", "--config-reloader-memory-limit=50Mi"} {
 		if !contains(args, a) {
