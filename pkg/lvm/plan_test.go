@@ -117,6 +117,16 @@ func TestPlanLV(t *testing.T) {
 	if err != nil || len(p.diff) != 0 || p.script != "" {
 		t.Errorf("done: %v %q %v", p.diff, p.script, err)
 	}
+	// Done and used by a pod: the kubelet's mounts of the same device,
+	// listed after metalk8s's own, change nothing (the lab's second up
+	// once wanted to mount a PV's volume its pod held).
+	used := stateOut(sig, "", vgsFree, lv01, "254:0 /mnt/vg_metalk8s/u-1\n"+
+		"254:0 /var/lib/kubelet/pods/p-1/volumes/kubernetes.io~local-volume/n1-vg-metalk8s-lv01\n"+
+		"254:0 /var/lib/kubelet/pods/p-1/volume-subpaths/n1-vg-metalk8s-lv01/db/0\n", "UUID=u-1 /mnt/vg_metalk8s/u-1\n")
+	p, err = planLV("n1", "vg_metalk8s", lv, mustState(t, used))
+	if err != nil || len(p.diff) != 0 || p.script != "" {
+		t.Errorf("done, used by a pod: %v %q %v", p.diff, p.script, err)
+	}
 	// Grown in the inventory: lvextend -r; smaller: a warning, never a shrink.
 	big := lv
 	big.Size = "60G"

@@ -19,7 +19,7 @@ type State struct {
 	PVs    map[string]string  // PV device -> its VG ("" when none)
 	VGs    map[string]VGState // by name
 	LVs    map[string]*LVState
-	Mounts map[string]string // "MAJ:MIN" -> mount point
+	Mounts map[string][]string // "MAJ:MIN" -> its mount points (a volume a pod uses has the kubelet's too)
 	Fstab  map[string]string // "UUID=..." -> mount point
 }
 
@@ -93,7 +93,7 @@ func readState(ctx context.Context, h steps.Host, drives []string, lvs [][2]stri
 // parseState reads readState's output.
 func parseState(out string) (*State, error) {
 	st := &State{Drives: map[string]*Drive{}, PVs: map[string]string{}, VGs: map[string]VGState{},
-		LVs: map[string]*LVState{}, Mounts: map[string]string{}, Fstab: map[string]string{}}
+		LVs: map[string]*LVState{}, Mounts: map[string][]string{}, Fstab: map[string]string{}}
 	lvSigs := map[string]map[string]string{}
 	sections := map[string]*strings.Builder{}
 	var cur *strings.Builder
@@ -186,7 +186,7 @@ func parseState(out string) (*State, error) {
 	}
 	for _, line := range strings.Split(sectionText(sections, "mounts"), "\n") {
 		if mm, target, ok := strings.Cut(line, " "); ok {
-			st.Mounts[mm] = unescapeMount(target)
+			st.Mounts[mm] = append(st.Mounts[mm], unescapeMount(target))
 		}
 	}
 	for _, line := range strings.Split(sectionText(sections, "fstab"), "\n") {

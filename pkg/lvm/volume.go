@@ -3,6 +3,7 @@ package lvm
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/metalk8s/metalk8s/pkg/inventory"
@@ -122,7 +123,7 @@ func planLV(host, vg string, lv inventory.LV, st *State) (*lvPlan, error) {
 		if st.Fstab["UUID="+uuid] != mp {
 			p.diff = append(p.diff, fmt.Sprintf("+ /etc/fstab: UUID=%s %s %s %s", uuid, mp, fsType, opts))
 		}
-		if cur.MajMin == "" || st.Mounts[cur.MajMin] != mp {
+		if cur.MajMin == "" || !slices.Contains(st.Mounts[cur.MajMin], mp) {
 			p.diff = append(p.diff, fmt.Sprintf("+ mount %s on %s", dev, mp))
 		}
 	}
