@@ -20,7 +20,7 @@ type State struct {
 	VGs    map[string]VGState // by name
 	LVs    map[string]*LVState
 	Mounts map[string][]string // "MAJ:MIN" -> its mount points (a volume a pod uses has the kubelet's too)
-	Fstab  map[string]string // "UUID=..." -> mount point
+	Fstab  map[string]string   // "UUID=..." -> mount point
 }
 
 // Drive is one drive named in the inventory.
