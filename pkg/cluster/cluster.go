@@ -163,7 +163,7 @@ func waitForVolumes(all []*steps.Step, claiming map[string]bool, vols []*steps.S
 }
 
 // kubernetesSteps are kubeadm's steps, the pod network's and the addons'
-// releases (once every node Ready); a node's kubeadm steps come after
+// releases (once every node is Ready); a node's kubeadm steps come after
 // every prepare step of its host in before. claiming holds the IDs of
 // the addons' steps whose objects claim volumes (Addon.ClaimsVolumes).
 func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest, exporters []addons.Target, checkImages bool) (out []*steps.Step, claiming map[string]bool, err error) {
