@@ -62,34 +62,35 @@ func (a *Addon) Render(kubeVersion string) error {
 	return nil
 }
 
-// ClaimsVolumes reports whether a's rendered objects name a StorageClass
-// anywhere (a PersistentVolumeClaim, a StatefulSet's claim template, a
-// Prometheus's or Alertmanager's storage spec): such an addon's pods
-// bind local-lvm volumes, so its step waits for the volumes phase.
-func (a *Addon) ClaimsVolumes() bool {
+// ClaimsVolumes reports whether a's rendered objects name the
+// StorageClass class ("local-lvm") anywhere (a PersistentVolumeClaim, a
+// StatefulSet's claim template, a Prometheus's or Alertmanager's storage
+// spec): such an addon's pods bind its volumes, so its step waits for
+// the volumes phase.
+func (a *Addon) ClaimsVolumes(class string) bool {
 	for _, o := range a.Objects {
-		if namesStorageClass(o.Object) {
+		if namesStorageClass(o.Object, class) {
 			return true
 		}
 	}
 	return false
 }
 
-// namesStorageClass: v holds a non-empty "storageClassName" at any depth.
-func namesStorageClass(v any) bool {
+// namesStorageClass: v holds "storageClassName": class at any depth.
+func namesStorageClass(v any, class string) bool {
 	switch v := v.(type) {
 	case map[string]any:
 		for k, e := range v {
-			if sc, ok := e.(string); ok && k == "storageClassName" && sc != "" {
+			if k == "storageClassName" && e == class {
 				return true
 			}
-			if namesStorageClass(e) {
+			if namesStorageClass(e, class) {
 				return true
 			}
 		}
 	case []any:
 		for _, e := range v {
-			if namesStorageClass(e) {
+			if namesStorageClass(e, class) {
 				return true
 			}
 		}

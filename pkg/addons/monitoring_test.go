@@ -146,8 +146,8 @@ func TestMonitoringChart(t *testing.T) {
 	if !contains(args, "--prometheus-config-reloader="+testMonitoringImages[1]) || !contains(args, "--kubelet-service=kube-system/kubelet") {
 		t.Errorf("operator args %q", args)
 	}
-	if c := container(t, find(t, objs, "Deployment", "prometheus-operator")); c["startupProbe"] == nil {
-		t.Error("the operator has no startupProbe: liveness counts from its first second")
+	if c := container(t, find(t, objs, "Deployment", "prometheus-operator")); fmt.Sprint(c["startupProbe"]) != fmt.Sprint(map[string]any{"failureThreshold": int64(30), "httpGet": map[string]any{"path": "/healthz", "port": "http"}, "periodSeconds": int64(10), "timeoutSeconds": int64(5)}) {
+		t.Errorf("the operator's startupProbe %v, want 5 minutes of 5 s tries", c["startupProbe"])
 	}
 	// the reloaders get no CPU limit ("0"), not the operator's 10m
 	for _, a := range []string{"--config-reloader-cpu-request=10m", "--config-reloader-cpu-limit=0", "--config-reloader-memory-limit=50Mi"} {

@@ -165,7 +165,7 @@ func waitForVolumes(all []*steps.Step, claiming map[string]bool, vols []*steps.S
 // kubernetesSteps are kubeadm's steps, the pod network's and the addons'
 // releases (once every node is Ready); a node's kubeadm steps come after
 // every prepare step of its host in before. claiming holds the IDs of
-// the addons' steps whose objects claim volumes (Addon.ClaimsVolumes).
+// the addons' steps whose objects claim local-lvm volumes (Addon.ClaimsVolumes).
 func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir string, m *bundle.Manifest, exporters []addons.Target, checkImages bool) (out []*steps.Step, claiming map[string]bool, err error) {
 	art := ArtifactsDir(cl)
 	kp, err := kubeadm.ParamsFrom(cl, true)
@@ -209,7 +209,7 @@ func kubernetesSteps(cl *inventory.Cluster, before []*steps.Step, bundleDir stri
 	first := cl.ControlPlane[0].Name
 	claiming = map[string]bool{}
 	for _, a := range ads {
-		if a.Enabled && a.ClaimsVolumes() {
+		if a.Enabled && a.ClaimsVolumes(lvm.DefaultStorageClass) {
 			claiming[addons.StepID(a.Name, first)] = true
 		}
 	}

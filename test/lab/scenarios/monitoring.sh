@@ -38,6 +38,7 @@ VL=$API/victoria-logs:http/proxy
 proxy=
 restore() {
 	[[ -z $proxy ]] || kill "$proxy" 2>/dev/null
+	$KUBECTL -n kube-ops delete ingress scenario --ignore-not-found >/dev/null 2>&1
 	[[ ! -f $OUT/all.yml.orig ]] || cp "$OUT/all.yml.orig" "$VARS"
 }
 trap restore EXIT

@@ -91,12 +91,13 @@ step "preconditions"
 cp "$INV" "$OUT/hosts.ini.full"
 check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
 etcd0=$(members 0)
-case $etcd0 in
-"node1, node2, node3") full=1 rest="node1, node2" rest_cps="node1 node2" ;;
-node1) full=0 rest=node1 rest_cps=node1 ;;
-*) fail "etcd members $etcd0: neither the full lab's (node1, node2, node3) nor the light one's (node1)" && exit 1 ;;
+cps=$(awk '/^\[kube-master\]/ {a = 1; next} /^\[/ {a = 0} a && NF {print $1}' "$INV" | xargs)
+case "$etcd0/$cps" in
+"node1, node2, node3/node1 node2") full=1 rest="node1, node2" rest_cps="node1 node2" ;;
+"node1/node1") full=0 rest=node1 rest_cps=node1 ;;
+*) fail "etcd members $etcd0, control planes $cps: neither the full lab's (node1, node2, node3; node1 node2) nor the light one's (node1; node1)" && exit 1 ;;
 esac
-ok "etcd members $etcd0"
+ok "etcd members $etcd0; control planes $cps"
 ((full)) && mark node2
 mark node3
 echo "   node3's API proxy: $(proxies node3)"
