@@ -98,12 +98,12 @@ func graph(cl *inventory.Cluster, bundleDir string, checkImages bool) (*steps.Gr
 			return nil, err
 		}
 		all = append(all, et...)
-		k8s, claim, err := kubernetesSteps(cl, all, bundleDir, m, exporters, checkImages)
+		var k8s []*steps.Step
+		k8s, claiming, err = kubernetesSteps(cl, all, bundleDir, m, exporters, checkImages)
 		if err != nil {
 			return nil, err
 		}
 		all = append(all, k8s...)
-		claiming = claim
 	}
 	all = append(all, lvm.Steps(cl, ArtifactsDir(cl), all)...)
 	// Last: the volumes phase needs the control plane's ready step (none without a bundle).

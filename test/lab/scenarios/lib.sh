@@ -41,6 +41,8 @@ mk8s() {
 	echo "   metalk8s $1: exit $rc in $((SECONDS - t0)) s ($OUT/$name.log)"
 	return $rc
 }
+# hosts_of GROUP: the hosts the lab's inventory lists under [GROUP], one per line
+hosts_of() { awk -v g="[$1]" '$0 == g {a = 1; next} /^\[/ {a = 0} a && NF {print $1}' "$INV"; }
 nodes() { $KUBECTL get nodes -o jsonpath='{range .items[*]}{.metadata.name}={.status.conditions[?(@.type=="Ready")].status}{" "}{end}'; }
 # members N: etcd's member list as etcd status prints it ("node1, node2"),
 # its whole output in $OUT/etcd-status-N.log. Asked up to 5 times, a

@@ -106,8 +106,7 @@ check "Alertmanager's UI: 200" http200 "$AM/"
 check "VictoriaLogs' UI (/select/vmui/): 200" until_ok 5 http200 "$VL/select/vmui/"
 
 step "3. targets, Watchdog, an operator's PrometheusRule"
-group() { awk -v g="[$1]" '$0 == g {a = 1; next} /^\[/ {a = 0} a && NF' "$INV" | wc -l; } # hosts of group $1
-for want in node-exporter:3 kubelet:3:node "etcd:$(group etcd)" "apiserver:$(group kube-master)"; do
+for want in node-exporter:3 kubelet:3:node "etcd:$(hosts_of etcd | wc -l)" "apiserver:$(hosts_of kube-master | wc -l)"; do
 	IFS=: read -r job n by <<<"$want"
 	check "$n $job targets up" until_ok 10 targets_up "$job" "$n" "$by"
 done

@@ -91,7 +91,7 @@ step "preconditions"
 cp "$INV" "$OUT/hosts.ini.full"
 check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
 etcd0=$(members 0)
-cps=$(awk '/^\[kube-master\]/ {a = 1; next} /^\[/ {a = 0} a && NF {print $1}' "$INV" | xargs)
+cps=$(hosts_of kube-master | xargs)
 case "$etcd0/$cps" in
 "node1, node2, node3/node1 node2") full=1 rest="node1, node2" rest_cps="node1 node2" ;;
 "node1/node1") full=0 rest=node1 rest_cps=node1 ;;

@@ -13,7 +13,7 @@ SCENARIO=reset
 . "$(dirname "$0")/lib.sh"
 
 ART=$LAB_DIR/inventory/artifacts
-hosts=$(awk '/^\[all\]/ {a = 1; next} /^\[/ {a = 0} a && NF {print $1}' "$INV")
+hosts=$(hosts_of all)
 step "preconditions: $(echo $hosts)"
 for n in $hosts; do mark "$n"; done
 
