@@ -40,6 +40,9 @@
 #   LAB_MEM [3072] MiB   LAB_CPUS [1]   LAB_DISK_SIZE [80G] (/dev/vdb, /dev/vdc; sparse)
 #   LAB_CONTROL_PLANES [2]  how many of the first nodes are control planes
 #   LAB_ETCD_MEMBERS [3]    how many of the first nodes are etcd members (with 3+ nodes)
+#   LAB_CONTROL_PLANE_WORKERS [1]  0: control planes are not workers (kept
+#                        out of kube-node, so kubeadm's taint stays and the
+#                        addons' pods run elsewhere)
 #   LAB_BOOT_TIMEOUT [600] seconds for all nodes to answer SSH
 #   LAB_KEEP=1           leave the VMs running when `up` fails (to debug them)
 #   LAB_ACCEL [tcg]  LAB_CPU_MODEL [max,svm=off,vmx=off,la57=off]
@@ -61,6 +64,7 @@ LAB_MEM=${LAB_MEM:-3072}
 LAB_CPUS=${LAB_CPUS:-1}
 LAB_CONTROL_PLANES=${LAB_CONTROL_PLANES:-2}
 LAB_ETCD_MEMBERS=${LAB_ETCD_MEMBERS:-3}
+LAB_CONTROL_PLANE_WORKERS=${LAB_CONTROL_PLANE_WORKERS:-1}
 LAB_DISK_SIZE=${LAB_DISK_SIZE:-80G}
 LAB_BOOT_TIMEOUT=${LAB_BOOT_TIMEOUT:-600}
 LAB_SUITE=${LAB_SUITE:-bookworm}
@@ -362,7 +366,8 @@ write_inventory() {
 		for ((i = 1; i <= n; i++)); do
 			echo "node$i ansible_host=127.0.0.1 ansible_port=$(ssh_port "$i") ansible_user=root ansible_ssh_private_key_file=$CLIENT_KEY ip=$(node_addr "$i")"
 		done
-		# After the seed's quickstart, every node a worker and the first three
+		# After the seed's quickstart, every node a worker (LAB_CONTROL_PLANE_WORKERS=0:
+		# every node but the control planes) and the first three
 		# etcd members; the first LAB_CONTROL_PLANES (2) are control planes,
 		# so the last node reaches the API through its apiserver proxy. Three
 		# apiservers and three etcd members outrun two emulated cores.
@@ -371,7 +376,7 @@ write_inventory() {
 		printf '\n[etcd]\n'
 		for ((i = 1; i <= etcd; i++)); do echo "node$i"; done
 		printf '\n[kube-node]\n'
-		for ((i = 1; i <= n; i++)); do echo "node$i"; done
+		for ((i = LAB_CONTROL_PLANE_WORKERS == 0 ? cps + 1 : 1; i <= n; i++)); do echo "node$i"; done
 		printf '\n[k8s-cluster:children]\nkube-master\nkube-node\n'
 	} >"$INV/hosts.ini"
 	cat >"$INV/group_vars/all.yml" <<-'EOF'
