@@ -175,10 +175,13 @@ func TestMonitoringChart(t *testing.T) {
 		}
 	}
 	// the inventory's retention; values the schema refuses
-	objs = monitoringObjects(t, map[string]any{"prometheus": map[string]any{"retention": "30d", "retentionSize": "8GB"}})
+	objs = monitoringObjects(t, map[string]any{"prometheus": map[string]any{"retention": "30d", "retentionSize": "8GB",
+		"scrapeInterval": "1m30s", "scrapeTimeout": "1m29s500ms"}})
 	prom = find(t, objs, "Prometheus", "prometheus")
-	if r, _, _ := unstructured.NestedString(prom.Object, "spec", "retention"); r != "30d" {
-		t.Errorf("retention %q, want 30d", r)
+	for field, want := range map[string]string{"retention": "30d", "scrapeInterval": "1m30s", "scrapeTimeout": "1m29s500ms"} {
+		if got, _, _ := unstructured.NestedString(prom.Object, "spec", field); got != want {
+			t.Errorf("%s %q, want %s", field, got, want)
+		}
 	}
 	ch, err := LoadChart(assets.Charts, "charts/monitoring")
 	if err != nil {
@@ -189,6 +192,7 @@ func TestMonitoringChart(t *testing.T) {
 		{"prometheus": map[string]any{"storage": map[string]any{"storageClassName": "local-lvm", "size": "lots"}}},
 		{"nodeExporter": map[string]any{"targets": []any{map[string]any{"node": "n1"}}}},
 		{"loki": map[string]any{}},
+		{"prometheus": map[string]any{"scrapeInterval": "30s", "scrapeTimeout": "31s"}},
 	} {
 		if _, err := Render(ch, "monitoring", "kube-ops", "v1.36.3", bad); err == nil {
 			t.Errorf("values %v: accepted", bad)

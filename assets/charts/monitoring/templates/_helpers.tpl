@@ -34,3 +34,14 @@ tolerations:
 {{- define "monitoring.hostPort" -}}
 {{ if contains ":" . }}[{{ . }}]{{ else }}{{ . }}{{ end }}
 {{- end -}}
+
+{{/* A Prometheus duration (values.schema.json's, e.g. 1m30s) in
+seconds. */}}
+{{- define "monitoring.seconds" -}}
+{{- $unit := dict "ms" 0.001 "s" 1.0 "m" 60.0 "h" 3600.0 "d" 86400.0 "w" 604800.0 "y" 31536000.0 }}
+{{- $t := 0.0 }}
+{{- range regexFindAll "[0-9]+(ms|s|m|h|d|w|y)" . -1 }}
+{{- $t = addf $t (mulf (regexFind "^[0-9]+" . | float64) (get $unit (regexReplaceAll "^[0-9]+" . ""))) }}
+{{- end }}
+{{- $t }}
+{{- end -}}
