@@ -95,8 +95,14 @@ mark() {
 	local n=$1
 	vol[$n]=$(on "$n" "findmnt -rn -o TARGET | grep '^/mnt/vg_metalk8s/' | head -1")
 	marker[$n]="metalk8s-$(date +%s)-$RANDOM"
-	on "$n" "echo ${marker[$n]} > ${vol[$n]}/scenario.marker && iptables -N OPERATOR-KEEP 2>/dev/null; iptables -C INPUT -j OPERATOR-KEEP 2>/dev/null || iptables -A INPUT -j OPERATOR-KEEP"
+	on "$n" "echo ${marker[$n]} > ${vol[$n]}/scenario.marker"
 	check "marker written on $n:${vol[$n]}" test -n "${vol[$n]}"
+	chain "$n"
+}
+# chain NODE: the operator's firewall chain OPERATOR-KEEP, jumped to from
+# INPUT (again after a reboot, as the operator's own firewall would).
+chain() {
+	on "$1" "iptables -N OPERATOR-KEEP 2>/dev/null; iptables -C INPUT -j OPERATOR-KEEP 2>/dev/null || iptables -A INPUT -j OPERATOR-KEEP"
 }
 # rollout: wait for every DaemonSet (Traefik's, flannel's) to be ready on
 # a node just joined, so verify does not catch one starting.

@@ -162,6 +162,7 @@ rollout
 verify_ok verify-4 "verify without node3"
 step "3. node3 powered on: a second remove-node resets it"
 test/lab/lab.sh poweron 3
+chain node3 # the operator's firewall, restored at boot by their own means
 cp "$OUT/hosts.ini.full" "$INV"
 remove remove-again "$INV" node3 "${FLAGS[@]}" "${DRAIN[@]}" --yes -v
 check "remove-node on the returned node3: exit 0" test $? = 0 || stop
