@@ -80,24 +80,31 @@ until_nodes() { # until_nodes WANT MINUTES
 # operator's marker, chain and logical volumes, nothing of Kubernetes'.
 host_reset() {
 	local n=$1
-	check "$n: the marker on its volume" test "$(on "$n" "cat ${vol[$n]}/scenario.marker")" = "${marker[$n]}"
-	check "$n: its logical volumes kept" test -n "$(on "$n" "lvs --noheadings vg_metalk8s")"
+	if [[ -n ${vol[$n]} ]]; then
+		check "$n: the marker on its volume" test "$(on "$n" "cat ${vol[$n]}/scenario.marker")" = "${marker[$n]}"
+		check "$n: its logical volumes kept" test -n "$(on "$n" "lvs --noheadings vg_metalk8s")"
+	fi
 	check "$n: /etc/kubernetes gone" test -z "$(on "$n" "ls -A /etc/kubernetes 2>/dev/null")"
 	check "$n: kubelet and etcd stopped" test "$(on "$n" "systemctl is-active kubelet etcd" | grep -cx active)" = 0
 	check "$n: no Kubernetes or flannel chain left" test "$(on "$n" "iptables-save | grep -cE 'KUBE-|FLANNEL'")" = 0
 	check "$n: the operator's chain kept" on "$n" "iptables -C INPUT -j OPERATOR-KEEP"
 	check "$n: no flannel, cni or ipvs link" test -z "$(on "$n" "ip -o link | grep -E 'flannel|cni0|kube-ipvs'")"
 }
-# mark NODE: a file on one of NODE's volumes and a firewall chain of the
-# operator's own, both to outlive remove-node.
+# mark NODE: a file on one of NODE's volumes (a worker's: the others
+# have none) and a firewall chain of the operator's own, both to outlive
+# remove-node.
 declare -A vol marker
 mark() {
 	local n=$1
+	chain "$n"
+	if ! hosts_of kube-node | grep -qx "$n"; then
+		echo "   $n: not in kube-node, no volume of its own"
+		return
+	fi
 	vol[$n]=$(on "$n" "findmnt -rn -o TARGET | grep '^/mnt/vg_metalk8s/' | head -1")
+	check "a volume mounted on $n: ${vol[$n]}" test -n "${vol[$n]}" || return
 	marker[$n]="metalk8s-$(date +%s)-$RANDOM"
 	on "$n" "echo ${marker[$n]} > ${vol[$n]}/scenario.marker"
-	check "marker written on $n:${vol[$n]}" test -n "${vol[$n]}"
-	chain "$n"
 }
 # chain NODE: the operator's firewall chain OPERATOR-KEEP, jumped to from
 # INPUT (again after a reboot, as the operator's own firewall would).
