@@ -70,6 +70,29 @@ func (c Client) Query(q string) (int, error) {
 	return len(series), nil
 }
 
+// QueryRange runs the PromQL query q over the last `over` (up to now),
+// one evaluation every step, as a dashboard's graph does, and returns how
+// many series had at least one point; errors as Query's.
+func (c Client) QueryRange(q string, over, step time.Duration) (int, error) {
+	end := time.Now()
+	v := url.Values{"query": {q},
+		"start": {fmt.Sprint(end.Add(-over).Unix())}, "end": {fmt.Sprint(end.Unix())},
+		"step": {fmt.Sprint(int64(step.Seconds()))}}
+	var d struct {
+		Result []struct{ Values []json.RawMessage }
+	}
+	if err := c.get("/api/v1/query_range", v, &d); err != nil {
+		return 0, fmt.Errorf("%s: %w", q, err)
+	}
+	n := 0
+	for _, s := range d.Result {
+		if len(s.Values) > 0 {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Rules returns every rule Prometheus loaded, group by group.
 func (c Client) Rules() ([]Rule, error) {
 	var d struct {
