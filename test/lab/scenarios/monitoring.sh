@@ -84,7 +84,7 @@ vars metalk8s_monitoring_enabled true
 vars metalk8s_logging_enabled true
 # Scrapes every 2 minutes, with 110 s to answer: node1's apiserver
 # renders its /metrics (31,000 samples) in 22-51 s on the emulated CPU,
-# over Prometheus's 10 s (a try with 10 s: always down) and often over
+# over Prometheus's 10 s (down in the tries with 10 s) and often over
 # 50 s (a try scraping every minute with 50 s: 6 of 18 scrapes done), and
 # each scrape, done or not, is paid for there. The panels' and rules'
 # windows are 5 minutes: two or three samples.
