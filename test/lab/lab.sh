@@ -43,6 +43,8 @@
 #   LAB_CONTROL_PLANE_WORKERS [1]  0: control planes are not workers (kept
 #                        out of kube-node, so kubeadm's taint stays and the
 #                        addons' pods run elsewhere)
+#   LAB_KUBE_NODES       the nodes in kube-node, by number ("2 3"); overrides
+#                        LAB_CONTROL_PLANE_WORKERS
 #   LAB_BOOT_TIMEOUT [600] seconds for all nodes to answer SSH
 #   LAB_KEEP=1           leave the VMs running when `up` fails (to debug them)
 #   LAB_ACCEL [tcg]  LAB_CPU_MODEL [max,svm=off,vmx=off,la57=off]
@@ -376,7 +378,14 @@ write_inventory() {
 		printf '\n[etcd]\n'
 		for ((i = 1; i <= etcd; i++)); do echo "node$i"; done
 		printf '\n[kube-node]\n'
-		for ((i = LAB_CONTROL_PLANE_WORKERS == 0 ? cps + 1 : 1; i <= n; i++)); do echo "node$i"; done
+		if [[ -n ${LAB_KUBE_NODES:-} ]]; then
+			for i in $LAB_KUBE_NODES; do
+				[[ $i =~ ^[1-9][0-9]*$ ]] && ((i <= n)) || die "LAB_KUBE_NODES: $i is not a node of 1..$n"
+				echo "node$i"
+			done
+		else
+			for ((i = LAB_CONTROL_PLANE_WORKERS == 0 ? cps + 1 : 1; i <= n; i++)); do echo "node$i"; done
+		fi
 		printf '\n[k8s-cluster:children]\nkube-master\nkube-node\n'
 	} >"$INV/hosts.ini"
 	cat >"$INV/group_vars/all.yml" <<-'EOF'
