@@ -336,6 +336,12 @@ func Run(ctx context.Context, cl *inventory.Cluster, o Options) (*Result, error)
 
 	wo := steps.Options{Apply: o.Apply, Forks: o.Forks, Only: o.Only, Skip: o.Skip, Pick: o.Pick,
 		Done: journal.Done, Transient: ssh.Transient, Confirm: o.Confirm}
+	if o.Pick != nil {
+		// add-node on an edited inventory (a member removed, a node
+		// back in other roles): what the journal recorded with other
+		// inputs is checked again, read-only.
+		wo.Recheck = journal.Stale
+	}
 	if missing := steps.MissingDeps(g, &wo); len(missing) > 0 {
 		return nil, &SelectionError{Missing: missing, Picked: o.Pick != nil}
 	}

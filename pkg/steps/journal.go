@@ -62,6 +62,16 @@ func (j *Journal) Done(s *Step) bool {
 	return ok && e.Fingerprint == s.Fingerprint() && (e.Status == StatusOK || e.Status == StatusChanged)
 }
 
+// Stale reports whether the step was last found done with other inputs
+// than it has now (an inventory edited since): its check, not the
+// journal, must say whether it is done (Options.Recheck).
+func (j *Journal) Stale(s *Step) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	e, ok := j.entries[s.ID]
+	return ok && e.Fingerprint != s.Fingerprint() && (e.Status == StatusOK || e.Status == StatusChanged)
+}
+
 // Record remembers a finished step (done or applied) and saves the journal.
 func (j *Journal) Record(o *Outcome, run string) error {
 	if o.Status != StatusOK && o.Status != StatusChanged {

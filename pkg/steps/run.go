@@ -48,7 +48,14 @@ type Options struct {
 	Pick func(s *Step) bool
 	// Done reports whether a step recorded in the journal is done with
 	// these inputs: needed when a skipped phase holds a dependency.
-	Done      func(s *Step) bool
+	Done func(s *Step) bool
+	// Recheck, when set, accepts the steps outside the selection that a
+	// selected step needs and the journal recorded done with other
+	// inputs (Journal.Stale: an etcd member's peer list after
+	// remove-node). Such a step runs its check only, never its apply:
+	// ok when it finds nothing to do, else failed ("not done: ...; run up
+	// first"), blocking the steps that need it.
+	Recheck   func(s *Step) bool
 	Transient func(error) bool // errors worth a retry
 	// Confirm, when set, is asked before a destructive change
 	// (Change.Destructive) is applied; its error fails the step.
@@ -89,7 +96,8 @@ func (o *Options) Runs(s *Step) bool {
 }
 
 // MissingDeps lists the steps the selected steps (Runs) need from
-// skipped ones that are not recorded as done.
+// skipped ones that are neither recorded as done nor to be rechecked
+// (Recheck), as "ID (phase P, needed by ID)".
 func MissingDeps(g *Graph, o *Options) []string {
 	var missing []string
 	seen := map[string]bool{}
@@ -102,7 +110,7 @@ func MissingDeps(g *Graph, o *Options) []string {
 			if o.Runs(dep) || seen[d] {
 				continue
 			}
-			if o.Done == nil || !o.Done(dep) {
+			if (o.Done == nil || !o.Done(dep)) && (o.Recheck == nil || !o.Recheck(dep)) {
 				seen[d] = true
 				missing = append(missing, fmt.Sprintf("%s (phase %s, needed by %s)", d, dep.Phase, s.ID))
 			}
@@ -138,6 +146,7 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 		queues[h] = &hostQueue{}
 	}
 	depth := g.depths()
+	recheck := rechecked(g, &o)
 	forks := make(chan struct{}, o.Forks)
 	var wg sync.WaitGroup
 	for order, s := range g.Steps {
@@ -149,7 +158,7 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 			for _, d := range s.Deps {
 				<-done[d]
 			}
-			if !o.Runs(s) {
+			if !o.Runs(s) && !recheck[s.ID] {
 				out.Status = StatusSkipped
 				return
 			}
@@ -184,13 +193,44 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 			defer func() { <-forks }()
 			o.Events.Started(s)
 			start := time.Now()
-			runStep(ctx, s, hosts[s.Host], &o, out)
+			so := &o
+			if recheck[s.ID] {
+				ro := o
+				ro.Apply, ro.Recheck = false, nil
+				so = &ro
+			}
+			runStep(ctx, s, hosts[s.Host], so, out)
+			if recheck[s.ID] && out.Status == StatusPending {
+				out.Status = StatusFailed
+				out.Err = fmt.Errorf("not done (recorded done with other inputs, checked again): %s; run up first",
+					strings.Join(out.Change.Diff, "; "))
+			}
 			out.Took = time.Since(start)
 			o.Events.Finished(out)
 		}()
 	}
 	wg.Wait()
 	return r
+}
+
+// rechecked: the steps outside the selection that Recheck accepts and a
+// selected step needs (Options.Recheck), by ID.
+func rechecked(g *Graph, o *Options) map[string]bool {
+	ids := map[string]bool{}
+	if o.Recheck == nil {
+		return ids
+	}
+	for _, s := range g.Steps {
+		if !o.Runs(s) {
+			continue
+		}
+		for _, d := range s.Deps {
+			if dep := g.byID[d]; !o.Runs(dep) && (o.Done == nil || !o.Done(dep)) && o.Recheck(dep) {
+				ids[d] = true
+			}
+		}
+	}
+	return ids
 }
 
 func runStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) {

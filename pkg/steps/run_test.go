@@ -2,6 +2,7 @@ package steps
 
 import (
 	"context"
+	"fmt"
 	"errors"
 	"strings"
 	"sync"
@@ -359,5 +360,41 @@ func TestConfirmDestructive(t *testing.T) {
 	}
 	if o := r.Outcomes["no@a"]; noSet.Load() || o.Status != StatusFailed || !strings.Contains(o.Err.Error(), "not confirmed: wipe /dev/no@a") {
 		t.Errorf("refused: %s %v", o.Status, o.Err)
+	}
+}
+
+// A step outside the selection recorded done with other inputs (Recheck)
+// is checked, never applied: ok lets the selected steps run, a change
+// needed fails it and blocks them.
+func TestRecheck(t *testing.T) {
+	for _, done := range []bool{true, false} {
+		pre, preSet := toggle("pre@a", "a", "etcd")
+		other, _ := toggle("other@a", "a", "etcd") // stale, but no selected step needs it
+		add, addSet := toggle("add@b", "b", "etcd", "pre@a")
+		preSet.Store(done)
+		g := mustGraph(t, pre, other, add)
+		o := Options{Apply: true, Pick: func(s *Step) bool { return s.Host == "b" },
+			Done: func(*Step) bool { return false }, Recheck: func(*Step) bool { return true }}
+		if m := MissingDeps(g, &o); len(m) != 0 {
+			t.Fatalf("done=%v: a rechecked step counted missing: %v", done, m)
+		}
+		r := Run(context.Background(), g, hostsFor("a", "b"), o)
+		p, a := r.Outcomes["pre@a"], r.Outcomes["add@b"]
+		if st := r.Outcomes["other@a"].Status; st != StatusSkipped {
+			t.Errorf("done=%v: a step no selected step needs was rechecked: %s", done, st)
+		}
+		if done {
+			if p.Status != StatusOK || a.Status != StatusChanged || !addSet.Load() {
+				t.Errorf("rechecked, done: pre=%s %v add=%s", p.Status, p.Err, a.Status)
+			}
+			continue
+		}
+		if p.Status != StatusFailed || !strings.Contains(fmt.Sprint(p.Err), "not done") ||
+			!strings.Contains(fmt.Sprint(p.Err), "+ pre@a") || preSet.Load() {
+			t.Errorf("rechecked, not done: pre=%s %v (applied %v)", p.Status, p.Err, preSet.Load())
+		}
+		if a.Status != StatusBlocked || addSet.Load() {
+			t.Errorf("rechecked, not done: add=%s (applied %v)", a.Status, addSet.Load())
+		}
 	}
 }

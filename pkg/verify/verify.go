@@ -52,6 +52,12 @@ type Cluster struct {
 	// returns its standard output; a non-zero exit is an error. The
 	// volume check removes its file with it; nil skips that check.
 	Host func(ctx context.Context, node, cmd string) ([]byte, error)
+	// MetricsWait is how long the metrics check waits, asking every
+	// 10 s, for an APIService not Available yet or a node without
+	// metrics yet (metrics-server has a node's first figures two
+	// scrapes after its kubelet answers: a node just joined, or
+	// metrics-server just moved off a removed one); 0 is 2 minutes.
+	MetricsWait time.Duration
 }
 
 // podChecks need pods of their own (pods.go), run in this order: the
@@ -214,9 +220,29 @@ func (c Cluster) dns(ctx context.Context) (string, string, error) {
 var apiServices = schema.GroupVersionResource{Group: "apiregistration.k8s.io", Version: "v1", Resource: "apiservices"}
 
 // metricsAPI: the resource metrics API (metrics-server's APIService
-// v1beta1.metrics.k8s.io) is Available and has every node's metrics; skip
-// without metrics-server.
+// v1beta1.metrics.k8s.io) is Available and has every node's metrics,
+// within MetricsWait; skip without metrics-server.
 func (c Cluster) metricsAPI(ctx context.Context) (string, string, error) {
+	wait := c.MetricsWait
+	if wait == 0 {
+		wait = 2 * time.Minute
+	}
+	deadline := time.Now().Add(wait)
+	for {
+		st, detail, err := c.metricsOnce(ctx)
+		if st != Fail || err != nil || time.Now().After(deadline) {
+			return st, detail, err
+		}
+		select {
+		case <-ctx.Done():
+			return st, detail, nil
+		case <-time.After(10 * time.Second):
+		}
+	}
+}
+
+// metricsOnce is metricsAPI's one look.
+func (c Cluster) metricsOnce(ctx context.Context) (string, string, error) {
 	svc, err := c.Client.Dynamic().Resource(apiServices).Get(ctx, "v1beta1.metrics.k8s.io", metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
 		return Skip, "no metrics API (the metrics-server addon is disabled)", nil

@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/metalk8s/metalk8s/pkg/kube"
 	"github.com/metalk8s/metalk8s/pkg/kube/kubetest"
@@ -131,6 +132,24 @@ func TestRunAPI(t *testing.T) {
 		if r := rs[name]; r.Status != Fail || !strings.Contains(r.Detail, want) {
 			t.Errorf("%s: %s %q, want fail %q", name, r.Status, r.Detail, want)
 		}
+	}
+	// metrics-server's APIService, its Service missing: not Available,
+	// asked again until MetricsWait is over, then failed by name.
+	svc := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService",
+		"metadata": map[string]any{"name": "v1beta1.metrics.k8s.io"},
+		"spec": map[string]any{"group": "metrics.k8s.io", "version": "v1beta1", "groupPriorityMinimum": int64(100),
+			"versionPriority": int64(100), "insecureSkipTLSVerify": true,
+			"service": map[string]any{"namespace": "kube-system", "name": "metrics-server"}},
+	}}
+	must(c.Dynamic().Resource(apiServices).Create(ctx, svc, metav1.CreateOptions{}))
+	cl.MetricsWait = 3 * time.Second
+	start := time.Now()
+	if st, detail, err := cl.metricsAPI(ctx); st != Fail || err != nil || !strings.Contains(detail, "not Available") {
+		t.Errorf("metrics-api without metrics-server's Service: %s %q %v", st, detail, err)
+	}
+	if took := time.Since(start); took < cl.MetricsWait {
+		t.Errorf("metrics-api failed after %v, before its wait of %v", took, cl.MetricsWait)
 	}
 	cl.Nodes = append(cl.Nodes, "node3")
 	if r := results()["nodes-ready"]; r.Status != Fail || !strings.Contains(r.Detail, "node3 has no Node") {

@@ -112,11 +112,19 @@ chain() {
 	on "$1" "iptables -N OPERATOR-KEEP 2>/dev/null; iptables -C INPUT -j OPERATOR-KEEP 2>/dev/null || iptables -A INPUT -j OPERATOR-KEEP"
 }
 # rollout: wait for every DaemonSet (Traefik's, flannel's) to be ready on
-# a node just joined, so verify does not catch one starting.
+# a node just joined, and every Deployment to be available again after a
+# node left (metrics-server's pod made anew elsewhere: its APIService is
+# not Available until it serves), so verify does not catch one starting.
 rollout() {
-	$KUBECTL get ds -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' | while IFS=/ read -r ns ds; do
-		$KUBECTL -n "$ns" rollout status ds "$ds" --timeout 10m >/dev/null
+	local kind ns name
+	for kind in ds deploy; do
+		$KUBECTL get "$kind" -A -o jsonpath='{range .items[*]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}' | while IFS=/ read -r ns name; do
+			$KUBECTL -n "$ns" rollout status "$kind" "$name" --timeout 10m >/dev/null
+		done
 	done
+	# The API aggregator marks metrics-server's APIService Available
+	# after its own probe (every 30 s or so).
+	$KUBECTL wait apiservice --all --for condition=Available --timeout 3m >/dev/null 2>&1 || true
 }
 # verify_ok NAME WHAT: metalk8s verify passes, its volume check among
 # them, and leaves no volume claimed; if not, the pods' places and

@@ -10,12 +10,15 @@
 #  3. node3 powered off is removed with --unreachable; powered on again, a
 #     second remove-node cleans it up;
 #  4. node3 comes back as a worker only, is removed and added back as one;
-#  5. verify fails naming CoreDNS scaled to zero; a final plan has nothing
-#     to do. The lab's inventory is left with node3 a worker only (the full
-#     one is in $OUT/hosts.ini.full).
+#  5. verify fails naming CoreDNS scaled to zero; a plan has nothing to do;
+#  6. node3 removed again and added back in all its roles (the members'
+#     etcd/member, recorded with the other [etcd], checked again), and a
+#     final plan on the full inventory has nothing to do: the lab is left
+#     as the scenario found it, ready for another run.
 # On the light lab (LAB_CONTROL_PLANES=1 LAB_ETCD_MEMBERS=1: node1 the one
 # control plane and etcd member, node2 and node3 workers) steps 1 and 2,
-# which need three members and two control planes, are skipped and said so.
+# which need three members and two control planes, are skipped and said so
+# (and 6, which would repeat 4).
 # With LAB_KUBE_NODES="2 3" (node1 a control plane and etcd member only,
 # not a worker: its emulated CPUs left to the API and etcd) every step runs.
 #
@@ -65,18 +68,21 @@ inv_worker() {
 # only_cluster_side LOG HOST...: add-node's steps on HOST (a node already in
 # the cluster) are only its cluster-side ones (pkg/cluster/addnode.go
 # clusterSide) and the check-only ones, and of those only cluster-side
-# ones changed anything.
+# ones changed anything. etcd/member on the members that stay is checked
+# again, read-only, when the inventory's [etcd] differs from the one the
+# journal recorded it with (node3 back as a worker only: Recheck in
+# pkg/steps/run.go).
 only_cluster_side() {
 	local log=$1 others changed bad
 	shift
 	local hosts=" $* "
 	others=$(awk -v hs="$hosts" 'index(hs, " " $2 " ") && $4 != "started" {print $3}' "$log" | sort -u)
 	echo "   steps on $*: $(echo $others)"
-	bad=$(echo "$others" | grep -vE '^(preflight/|prepare/time-sync|pki/recover|etcd/pki|etcd/data|control-plane/node-state|workers/node-state|etcd/health|control-plane/pki|control-plane/ready|workers/apiserver-proxy|workers/nodes-ready|volumes/|addons/)' || true)
+	bad=$(echo "$others" | grep -vE '^(preflight/|prepare/time-sync|pki/recover|etcd/pki|etcd/data|control-plane/node-state|workers/node-state|etcd/health|control-plane/pki|control-plane/ready|workers/apiserver-proxy|workers/nodes-ready|volumes/|addons/|etcd/member)' || true)
 	check "no other step on $*${bad:+: $(echo $bad)}" test -z "$bad"
 	changed=$(awk -v hs="$hosts" 'index(hs, " " $2 " ") && $4 == "changed" {print $3}' "$log" | sort -u)
 	echo "   changed on $*: $(echo $changed)"
-	bad=$(echo "$changed" | grep -E '^(preflight/|prepare/|etcd/data|control-plane/node-state|workers/node-state)' || true)
+	bad=$(echo "$changed" | grep -E '^(preflight/|prepare/|etcd/data|etcd/member|control-plane/node-state|workers/node-state)' || true)
 	check "no check-only step changed anything${bad:+: $(echo $bad)}" test -z "$bad"
 }
 # stop: the rest depends on the command that just failed: the full
@@ -222,6 +228,28 @@ $KUBECTL -n kube-system scale deploy coredns --replicas "${replicas:-2}" >/dev/n
 $KUBECTL -n kube-system rollout status deploy coredns --timeout 10m >/dev/null
 mk8s plan-after plan "$INV" "${FLAGS[@]}"
 check "plan after the scenarios: exit 0 (no changes)" test $? = 0
+
+if ((full)); then
+	step "6. node3 back in all its roles (etcd member, worker)"
+	remove remove-worker3 "$INV" node3 "${FLAGS[@]}" "${DRAIN[@]}" --yes -v
+	check "remove-node (worker) exit 0" test $? = 0 || stop
+	cp "$OUT/hosts.ini.full" "$INV"
+	mk8s add-full add-node "$INV" node3 "${FLAGS[@]}" --yes -v
+	check "add-node (all roles) exit 0" test $? = 0 || stop
+	# The journal recorded node1's and node2's etcd/member with [etcd]
+	# node1, node2: checked again, read-only (Recheck, pkg/steps/run.go).
+	check "node1's and node2's etcd members checked again, unchanged" \
+		test "$(grep -cE '^[0-9:]+ +node[12] +etcd/member +ok' "$OUT/add-full.log")" = 2
+	only_cluster_side "$OUT/add-full.log" node1 node2
+	check "3 nodes Ready" until_nodes "node1=True node2=True node3=True " 10
+	check "etcd members node1, node2, node3" test "$(members 9)" = "node1, node2, node3"
+	check "node3: the marker still there" test "$(on node3 "cat ${vol[node3]}/scenario.marker")" = "${marker[node3]}"
+	mk8s plan-full plan "$INV" "${FLAGS[@]}"
+	check "plan with the full inventory: exit 0 (no changes)" test $? = 0
+else
+	cp "$OUT/hosts.ini.full" "$INV"
+fi
+
 for n in "${!vol[@]}"; do
 	on "$n" "rm -f ${vol[$n]}/scenario.marker; iptables -D INPUT -j OPERATOR-KEEP; iptables -X OPERATOR-KEEP" || true
 done
