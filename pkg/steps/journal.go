@@ -56,20 +56,24 @@ func entryFor(o *Outcome, run string) Entry {
 
 // Done reports whether the step was last found done with the same inputs.
 func (j *Journal) Done(s *Step) bool {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	e, ok := j.entries[s.ID]
-	return ok && e.Fingerprint == s.Fingerprint() && (e.Status == StatusOK || e.Status == StatusChanged)
+	e, ok := j.found(s)
+	return ok && e.Fingerprint == s.Fingerprint()
 }
 
 // Stale reports whether the step was last found done with other inputs
 // than it has now (an inventory edited since): its check, not the
 // journal, must say whether it is done (Options.Recheck).
 func (j *Journal) Stale(s *Step) bool {
+	e, ok := j.found(s)
+	return ok && e.Fingerprint != s.Fingerprint()
+}
+
+// found is the step's entry when it was last found done or applied.
+func (j *Journal) found(s *Step) (Entry, bool) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	e, ok := j.entries[s.ID]
-	return ok && e.Fingerprint != s.Fingerprint() && (e.Status == StatusOK || e.Status == StatusChanged)
+	return e, ok && (e.Status == StatusOK || e.Status == StatusChanged)
 }
 
 // Record remembers a finished step (done or applied) and saves the journal.

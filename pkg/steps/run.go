@@ -101,23 +101,43 @@ func (o *Options) Runs(s *Step) bool {
 func MissingDeps(g *Graph, o *Options) []string {
 	var missing []string
 	seen := map[string]bool{}
+	o.skippedDeps(g, func(s, dep *Step) {
+		if !seen[dep.ID] && (o.Recheck == nil || !o.Recheck(dep)) {
+			seen[dep.ID] = true
+			missing = append(missing, fmt.Sprintf("%s (phase %s, needed by %s)", dep.ID, dep.Phase, s.ID))
+		}
+	})
+	sort.Strings(missing)
+	return missing
+}
+
+// rechecked: the steps outside the selection that a selected step needs,
+// not recorded as done, and that Recheck accepts, by ID.
+func rechecked(g *Graph, o *Options) map[string]bool {
+	ids := map[string]bool{}
+	if o.Recheck != nil {
+		o.skippedDeps(g, func(_, dep *Step) {
+			if o.Recheck(dep) {
+				ids[dep.ID] = true
+			}
+		})
+	}
+	return ids
+}
+
+// skippedDeps calls f for each selected step s (Runs) and each of its
+// dependencies outside the selection that Done does not vouch for.
+func (o *Options) skippedDeps(g *Graph, f func(s, dep *Step)) {
 	for _, s := range g.Steps {
 		if !o.Runs(s) {
 			continue
 		}
 		for _, d := range s.Deps {
-			dep := g.byID[d]
-			if o.Runs(dep) || seen[d] {
-				continue
-			}
-			if (o.Done == nil || !o.Done(dep)) && (o.Recheck == nil || !o.Recheck(dep)) {
-				seen[d] = true
-				missing = append(missing, fmt.Sprintf("%s (phase %s, needed by %s)", d, dep.Phase, s.ID))
+			if dep := g.byID[d]; !o.Runs(dep) && (o.Done == nil || !o.Done(dep)) {
+				f(s, dep)
 			}
 		}
 	}
-	sort.Strings(missing)
-	return missing
 }
 
 // Run walks the graph: a step starts as soon as its own dependencies are
@@ -196,7 +216,7 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 			so := &o
 			if recheck[s.ID] {
 				ro := o
-				ro.Apply, ro.Recheck = false, nil
+				ro.Apply = false
 				so = &ro
 			}
 			runStep(ctx, s, hosts[s.Host], so, out)
@@ -211,26 +231,6 @@ func Run(ctx context.Context, g *Graph, hosts map[string]Host, o Options) *Repor
 	}
 	wg.Wait()
 	return r
-}
-
-// rechecked: the steps outside the selection that Recheck accepts and a
-// selected step needs (Options.Recheck), by ID.
-func rechecked(g *Graph, o *Options) map[string]bool {
-	ids := map[string]bool{}
-	if o.Recheck == nil {
-		return ids
-	}
-	for _, s := range g.Steps {
-		if !o.Runs(s) {
-			continue
-		}
-		for _, d := range s.Deps {
-			if dep := g.byID[d]; !o.Runs(dep) && (o.Done == nil || !o.Done(dep)) && o.Recheck(dep) {
-				ids[d] = true
-			}
-		}
-	}
-	return ids
 }
 
 func runStep(ctx context.Context, s *Step, h Host, o *Options, out *Outcome) {
